@@ -1,0 +1,1 @@
+"""vecpipe benchmarks: `python -m bench`."""

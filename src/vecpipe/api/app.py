@@ -1,0 +1,79 @@
+"""The FastAPI app factory. The lifespan opens the shared resources (or borrows them)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from vecpipe.api.body_limit import BodyLimitMiddleware
+from vecpipe.api.errors import install_error_handlers
+from vecpipe.api.routes import ai_config, embeddings, health, jobs, records, search
+from vecpipe.providers.manager import ProviderFactory
+from vecpipe.resources import Resources, open_resources
+from vecpipe.settings import Settings
+from vecpipe.worker.worker import VectorizationWorker
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    provider_factory: ProviderFactory | None = None,
+    run_worker: bool = False,
+) -> FastAPI:
+    """An app whose lifespan opens every resource and, with run_worker, a worker too."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_resources(settings, provider_factory=provider_factory) as resources:
+            app.state.resources = resources
+            await _warm_up(resources)
+            if not run_worker:
+                yield
+                return
+            worker = VectorizationWorker(resources.pipeline, resources.queue, settings)
+            app.state.worker_task = asyncio.create_task(worker.run(), name="vecpipe-worker")
+            try:
+                yield
+            finally:
+                await stop_worker(worker, app.state.worker_task, settings.shutdown_grace_seconds)
+
+    app = FastAPI(
+        title="vecpipe",
+        version="0.1.0",
+        summary="Keeps a vector index in step with an application's records, for many tenants.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    install_error_handlers(app)
+    for module in (health, ai_config, records, jobs, search, embeddings):
+        app.include_router(module.router)
+    return app
+
+
+async def _warm_up(resources: Resources) -> None:
+    """Load the default model before reporting ready, so the first request is not slow."""
+    async with resources.providers.lease(None):
+        pass
+
+
+async def stop_worker(
+    worker: VectorizationWorker, task: asyncio.Task[None], grace_seconds: float
+) -> None:
+    """Stop taking work; let the batch in flight finish within the grace period, else cancel."""
+    worker.request_stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), grace_seconds)
+    except TimeoutError:
+        log.warning("worker did not finish within %.1fs; releasing in-flight work", grace_seconds)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    except Exception:
+        log.exception("worker stopped with an error")

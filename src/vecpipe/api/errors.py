@@ -1,0 +1,85 @@
+"""Every error leaves the API as {"error": {"code", "message"}} with a fitting status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vecpipe import errors
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    errors.LimitExceeded: 413,
+    errors.ValidationError: 422,
+    errors.NotFound: 404,
+    errors.AuthError: 401,
+    errors.ConfigError: 422,
+    errors.BadProviderResponse: 502,
+    errors.TransientProviderError: 503,
+    errors.ProviderError: 502,
+    errors.StoreError: 503,
+    errors.QueueError: 503,
+    errors.ClosedError: 503,
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def _status_for(exc: errors.VecpipeError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
+
+
+async def _vecpipe_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.VecpipeError)
+    status = _status_for(exc)
+    headers = None
+    retry_after = getattr(exc, "retry_after", None)
+    if status == 503:
+        headers = {"Retry-After": str(max(1, round(retry_after or 1)))}
+    if status >= 500:
+        log.warning("request failed: %s", exc.message)
+    return error_response(status, exc.code, exc.message, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        problems.append(f"{where}: {error.get('msg')}")
+    return error_response(422, "invalid_request", "; ".join(problems))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error"
+    )
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error")
+    return error_response(500, "internal_error", "internal error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.VecpipeError, _vecpipe_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

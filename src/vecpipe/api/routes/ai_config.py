@@ -1,0 +1,45 @@
+"""A tenant's provider chain. GET never returns a secret."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from vecpipe.api.deps import PipelineDep, TenantDep
+from vecpipe.api.schemas import AIConfigResponse
+from vecpipe.errors import NotFound
+from vecpipe.models import AIConfig
+
+router = APIRouter(prefix="/v1/tenants/{tenant_id}/ai-config", tags=["ai-config"])
+
+
+@router.put("", response_model=AIConfigResponse)
+async def put_ai_config(
+    tenant_id: TenantDep, body: AIConfig, pipeline: PipelineDep
+) -> AIConfigResponse:
+    space = await pipeline.set_ai_config(tenant_id, body)
+    config, _ = await pipeline.configs.show(tenant_id)
+    return AIConfigResponse(
+        tenant_id=tenant_id,
+        configured=True,
+        space={"model": space.model, "dimension": space.dimension},
+        config=config,
+    )
+
+
+@router.get("", response_model=AIConfigResponse)
+async def get_ai_config(tenant_id: TenantDep, pipeline: PipelineDep) -> AIConfigResponse:
+    config, configured = await pipeline.configs.show(tenant_id)
+    space = await pipeline.space_of(tenant_id)
+    return AIConfigResponse(
+        tenant_id=tenant_id,
+        configured=configured,
+        space={"model": space.model, "dimension": space.dimension},
+        config=config,
+    )
+
+
+@router.delete("", status_code=204)
+async def delete_ai_config(tenant_id: TenantDep, pipeline: PipelineDep) -> Response:
+    if not await pipeline.delete_ai_config(tenant_id):
+        raise NotFound(f"tenant {tenant_id} has no stored AI config")
+    return Response(status_code=204)

@@ -1,0 +1,20 @@
+"""Semantic search within one tenant: one hit per record."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from vecpipe.api.deps import PipelineDep, TenantDep
+from vecpipe.api.limits import check_query
+from vecpipe.api.schemas import SearchRequest, SearchResponse, SearchResult
+
+router = APIRouter(prefix="/v1/tenants/{tenant_id}/search", tags=["search"])
+
+
+@router.post("", response_model=SearchResponse)
+async def search(
+    tenant_id: TenantDep, body: SearchRequest, pipeline: PipelineDep
+) -> SearchResponse:
+    check_query(body.query, body.limit, pipeline.settings.limits)
+    hits = await pipeline.search(tenant_id, body.query, body.limit, body.filter)
+    return SearchResponse(results=[SearchResult(**hit.model_dump()) for hit in hits])

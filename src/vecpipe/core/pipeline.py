@@ -1,0 +1,197 @@
+"""The library API: what the HTTP API, the worker, the CLI and the sync facade all call.
+
+async with Pipeline.open(settings) as pipeline:
+    await pipeline.ingest("acme", [Record(id="1", text="hello")])
+    hits = await pipeline.search("acme", "greeting")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from vecpipe.core.ai_config import AIConfigService
+from vecpipe.core.ingest import Ingestor, Op, Outcome
+from vecpipe.errors import NotFound, ValidationError
+from vecpipe.models import (
+    AIConfig,
+    BatchResult,
+    DeleteMessage,
+    EmbeddingSpace,
+    Record,
+    SearchHit,
+    StoredRecord,
+    UpsertMessage,
+)
+from vecpipe.providers.manager import ProviderManager
+from vecpipe.queue.base import MessageQueue
+from vecpipe.settings import Settings
+from vecpipe.store.base import VectorStore
+
+if TYPE_CHECKING:
+    from vecpipe.db.jobs import JobRepo, JobStatus
+
+OUTCOME_TO_JOB = {"upserted": "done", "deleted": "done", "unchanged": "unchanged"}
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: VectorStore,
+        providers: ProviderManager,
+        configs: AIConfigService,
+        jobs: JobRepo,
+        queue: MessageQueue,
+        ingestor: Ingestor,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.providers = providers
+        self.configs = configs
+        self.jobs = jobs
+        self.queue = queue
+        self.ingestor = ingestor
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings | None = None) -> AsyncIterator[Pipeline]:
+        from vecpipe.resources import open_resources
+
+        async with AsyncExitStack() as stack:
+            resources = await stack.enter_async_context(open_resources(settings or Settings()))
+            yield resources.pipeline
+
+    # ------------------------------------------------------------------ AI config
+
+    async def set_ai_config(
+        self, tenant_id: str, config: AIConfig | Mapping[str, Any]
+    ) -> EmbeddingSpace:
+        """Validate (opening and probing every provider of the chain), then store."""
+        parsed = config if isinstance(config, AIConfig) else AIConfig.model_validate(config)
+        self.configs.check(parsed)
+        space = await self.providers.validate(parsed)
+        await self.configs.save(tenant_id, parsed)
+        self.providers.forget(tenant_id)
+        return space
+
+    async def delete_ai_config(self, tenant_id: str) -> bool:
+        deleted = await self.configs.delete(tenant_id)
+        self.providers.forget(tenant_id)
+        return deleted
+
+    async def space_of(self, tenant_id: str) -> EmbeddingSpace:
+        async with self.providers.lease(tenant_id) as chain:
+            return chain.space
+
+    # ------------------------------------------------------------------ records
+
+    async def ingest(self, tenant_id: str, records: Sequence[Record]) -> BatchResult:
+        return await self.apply(tenant_id, upserts=records)
+
+    async def delete(self, tenant_id: str, record_ids: Sequence[str]) -> BatchResult:
+        return await self.apply(tenant_id, deletes=record_ids)
+
+    async def apply(
+        self,
+        tenant_id: str,
+        upserts: Sequence[Record] = (),
+        deletes: Sequence[str] = (),
+    ) -> BatchResult:
+        ops = _ops(tenant_id, upserts, deletes)
+        result = BatchResult()
+        for op, outcome in zip(ops, await self.process(ops), strict=True):
+            if outcome.status == "failed":
+                result.failed[op.record_id] = outcome.error or "failed"
+            else:
+                getattr(result, outcome.status).append(op.record_id)
+        return result
+
+    async def process(self, ops: Sequence[Op]) -> list[Outcome]:
+        """Outcomes for ops of any tenants; tenants sharing a chain are embedded together."""
+        outcomes: dict[int, Outcome] = {}
+        async with AsyncExitStack() as stack:
+            groups: dict[int, tuple[Any, list[int]]] = {}
+            chains: dict[str, Any] = {}
+            for index, op in enumerate(ops):
+                if op.tenant_id not in chains:
+                    chains[op.tenant_id] = await stack.enter_async_context(
+                        self.providers.lease(op.tenant_id)
+                    )
+                chain = chains[op.tenant_id]
+                groups.setdefault(id(chain), (chain, []))[1].append(index)
+            for chain, indexes in groups.values():
+                group_outcomes = await self.ingestor.apply(chain, [ops[i] for i in indexes])
+                outcomes.update(zip(indexes, group_outcomes, strict=True))
+        return [outcomes[i] for i in range(len(ops))]
+
+    async def get_record(self, tenant_id: str, record_id: str) -> StoredRecord:
+        space = await self.space_of(tenant_id)
+        await self.store.ensure_space(space)
+        found = await self.store.stored_records(space, tenant_id, [record_id])
+        if record_id not in found:
+            raise NotFound(f"record not found in tenant {tenant_id}")
+        return found[record_id]
+
+    # ------------------------------------------------------------------ search and embed
+
+    async def search(
+        self,
+        tenant_id: str,
+        query: str,
+        limit: int = 10,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[SearchHit]:
+        if not query.strip():
+            raise ValidationError("query must not be empty")
+        async with self.providers.lease(tenant_id) as chain:
+            [vector] = await chain.embed([query])
+            space = chain.space
+        await self.store.ensure_space(space)
+        return await self.store.search(space, tenant_id, vector, limit, filter)
+
+    async def embed(self, texts: Sequence[str], tenant_id: str | None = None) -> list[list[float]]:
+        async with self.providers.lease(tenant_id) as chain:
+            return await chain.embed(list(texts))
+
+    # ------------------------------------------------------------------ jobs
+
+    async def submit_job(
+        self, tenant_id: str, upserts: Sequence[Record] = (), deletes: Sequence[str] = ()
+    ) -> str:
+        """Record the job, then publish one message per record; returns the job id."""
+        ops = _ops(tenant_id, upserts, deletes)
+        items = [(op.record_id, "upsert" if op.record else "delete") for op in ops]
+        job_id = await self.jobs.create(tenant_id, items)
+        await self.queue.publish([message_for(op, job_id) for op in ops])
+        return job_id
+
+    async def job(self, tenant_id: str, job_id: str) -> JobStatus:
+        status = await self.jobs.get(tenant_id, job_id)
+        if status is None:
+            raise NotFound(f"job not found in tenant {tenant_id}")
+        return status
+
+
+def message_for(op: Op, job_id: str | None = None) -> bytes:
+    message: UpsertMessage | DeleteMessage
+    if op.record is not None:
+        message = UpsertMessage(tenant_id=op.tenant_id, record=op.record, job_id=job_id)
+    else:
+        message = DeleteMessage(tenant_id=op.tenant_id, record_id=op.record_id, job_id=job_id)
+    return json.dumps(message.model_dump(mode="json"), separators=(",", ":")).encode()
+
+
+def _ops(tenant_id: str, upserts: Sequence[Record], deletes: Sequence[str]) -> list[Op]:
+    ops = [Op(tenant_id, r.id, r) for r in upserts] + [Op(tenant_id, rid) for rid in deletes]
+    seen: set[str] = set()
+    for op in ops:
+        if op.record_id in seen:
+            raise ValidationError(f"record id appears twice in one request: {op.record_id!r}")
+        seen.add(op.record_id)
+    if not ops:
+        raise ValidationError("nothing to do: give records to upsert or ids to delete")
+    return ops

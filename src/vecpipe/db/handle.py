@@ -1,0 +1,86 @@
+"""The one gate every repository goes through to reach the engine.
+
+It refuses use after the database was closed (a disposed `AsyncEngine` would otherwise
+quietly open a new pool, possibly on another event loop), and it knows how each backend
+wants a write transaction: on SQLite `BEGIN IMMEDIATE`, so that a writer takes the lock up
+front and waits in `busy_timeout` instead of failing on a stale snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vecpipe.errors import ClosedError
+
+# Execution option read by the SQLite "begin" listener in engine.py.
+SQLITE_BEGIN_OPTION = "vecpipe_sqlite_begin"
+
+# PostgreSQL: deadlock detected, serialization failure. Outcome updates are idempotent
+# (`WHERE outcome IS NULL`), so running them again after one of these is exact.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+_MAX_ATTEMPTS = 5
+
+T = TypeVar("T")
+
+
+class DatabaseHandle:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._closed = False
+        if self.dialect == "sqlite":
+            self._write_engine = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        else:
+            self._write_engine = engine
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ClosedError("the database is closed")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction for reads only."""
+        self._check()
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that writes; commits on success, rolls back on error."""
+        self._check()
+        async with self._write_engine.begin() as conn:
+            yield conn
+
+    async def write_retrying(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `work` in a write transaction, again on a deadlock. `work` must be idempotent."""
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                async with self.write() as conn:
+                    return await work(conn)
+            except sa.exc.DBAPIError as exc:
+                sqlstate = getattr(exc.orig, "sqlstate", None)
+                if sqlstate not in _RETRYABLE_SQLSTATES or attempt == _MAX_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

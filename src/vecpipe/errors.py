@@ -1,0 +1,80 @@
+"""The one exception tree of vecpipe.
+
+    VecpipeError
+    ├── ConfigError              settings or a stored config that cannot work (startup errors)
+    ├── ValidationError          bad input from a caller: 4xx, never retried
+    │   └── LimitExceeded        a size or count limit (HTTP 413/422)
+    ├── NotFound                 a tenant, record or job that does not exist (HTTP 404)
+    ├── AuthError                missing or invalid token (HTTP 401)
+    ├── ProviderError            an embedding provider failed
+    │   ├── TransientProviderError   worth retrying: 429, 5xx, timeout, connection
+    │   └── BadProviderResponse      wrong count, wrong dimension, non-finite numbers
+    ├── StoreError               the vector store failed (retryable: nothing was acknowledged)
+    ├── QueueError               the queue failed (publish not confirmed, broker gone)
+    └── ClosedError              a resource used after it was closed
+
+`retryable` says whether the same work may succeed later without a change of input.
+Messages never contain secrets: callers build them from names, never from credentials.
+"""
+
+from __future__ import annotations
+
+
+class VecpipeError(Exception):
+    code = "internal_error"
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(VecpipeError):
+    code = "config_error"
+
+
+class ValidationError(VecpipeError):
+    code = "invalid_request"
+
+
+class LimitExceeded(ValidationError):
+    code = "limit_exceeded"
+
+
+class NotFound(VecpipeError):
+    code = "not_found"
+
+
+class AuthError(VecpipeError):
+    code = "unauthorized"
+
+
+class ProviderError(VecpipeError):
+    code = "provider_error"
+
+
+class TransientProviderError(ProviderError):
+    code = "provider_unavailable"
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BadProviderResponse(ProviderError):
+    code = "bad_provider_response"
+
+
+class StoreError(VecpipeError):
+    code = "store_error"
+    retryable = True
+
+
+class QueueError(VecpipeError):
+    code = "queue_error"
+    retryable = True
+
+
+class ClosedError(VecpipeError):
+    code = "closed"

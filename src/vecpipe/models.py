@@ -1,0 +1,171 @@
+"""The data vecpipe moves around: records, chunks, hits, messages and tenant AI configs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_TENANT_ID = re.compile(TENANT_ID_PATTERN)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, examples=["acme"])]
+
+
+def is_valid_tenant_id(value: str) -> bool:
+    return bool(_TENANT_ID.match(value))
+
+
+def check_record_id(value: str, max_length: int = 512) -> str:
+    """Record ids are any printable text (UUIDs, `jira:PROJ-123`, paths) up to a length."""
+    if not value:
+        raise ValueError("record id must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"record id longer than {max_length} characters")
+    if _CONTROL.search(value):
+        raise ValueError("record id contains control characters")
+    return value
+
+
+class Record(BaseModel):
+    """One application record: what the caller sends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=512)
+    text: str = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _printable_id(cls, value: str) -> str:
+        return check_record_id(value)
+
+
+class SearchHit(BaseModel):
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+    chunk: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """Vectors of one model and one dimension; vectors of two spaces never share an index."""
+
+    model: str
+    dimension: int
+
+    @property
+    def key(self) -> str:
+        """A stable, filesystem- and collection-safe name."""
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.model).strip("-").lower()
+        return f"{slug}-{self.dimension}"
+
+
+@dataclass
+class ChunkPoint:
+    """One chunk of a record, embedded, as written to the store."""
+
+    tenant_id: str
+    record_id: str
+    chunk_index: int
+    chunk_count: int
+    chunk_text: str
+    record_text: str
+    content_hash: str
+    metadata: dict[str, Any]
+    vector: list[float]
+
+
+@dataclass
+class StoredRecord:
+    """What the store knows of a record (read from its first chunk)."""
+
+    tenant_id: str
+    record_id: str
+    text: str
+    metadata: dict[str, Any]
+    content_hash: str
+    chunk_count: int
+
+
+@dataclass
+class BatchResult:
+    """The answer to a bulk operation: each record counted in exactly one bucket."""
+
+    upserted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- queue messages
+
+
+class UpsertMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = 1
+    op: Literal["upsert"] = "upsert"
+    tenant_id: TenantId
+    record: Record
+    job_id: str | None = None
+
+
+class DeleteMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = 1
+    op: Literal["delete"] = "delete"
+    tenant_id: TenantId
+    record_id: str = Field(min_length=1, max_length=512)
+    job_id: str | None = None
+
+    @field_validator("record_id")
+    @classmethod
+    def _printable_id(cls, value: str) -> str:
+        return check_record_id(value)
+
+
+QueueMessage = Annotated[UpsertMessage | DeleteMessage, Field(discriminator="op")]
+
+
+# ---------------------------------------------------------------------------- tenant AI config
+
+
+class LocalProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["local"] = "local"
+    model: str = "all-MiniLM-L6-v2"
+
+
+class OpenAIProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["openai"] = "openai"
+    base_url: str
+    model: str
+    api_key: str | None = None
+    dimensions: int | None = Field(default=None, ge=1, le=65536)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    max_batch_size: int = Field(default=256, ge=1, le=4096)
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    max_input_tokens: int = Field(default=8191, ge=16)
+
+
+ProviderConfig = Annotated[LocalProviderConfig | OpenAIProviderConfig, Field(discriminator="kind")]
+
+
+class AIConfig(BaseModel):
+    """A tenant's provider chain: a primary and ordered fallbacks in one embedding space."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    primary: ProviderConfig = Field(default_factory=LocalProviderConfig)
+    fallbacks: list[ProviderConfig] = Field(default_factory=list, max_length=4)

@@ -1,0 +1,1 @@
+"""Embedding providers: local sentence-transformers, OpenAI-compatible gateways, the chain."""

@@ -1,0 +1,56 @@
+"""The queue contract, shared by the SQLite and RabbitMQ backends.
+
+At-least-once: a received message stays owned by the receiver until it is acked, retried,
+dead-lettered or released; a receiver that dies loses its lease and the message returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass
+class Delivery:
+    body: bytes
+    attempts: int  # deliveries so far, this one included (1 on first delivery)
+    tag: Any  # backend handle (row id and lease token, or a broker message)
+
+
+@dataclass
+class DeadLetter:
+    id: str
+    body: bytes
+    reason: str
+    attempts: int
+    failed_at: datetime | None
+
+
+class MessageQueue(Protocol):
+    async def publish(self, bodies: Sequence[bytes]) -> None:
+        """Durably enqueue; returns only once the backend has the messages (or raises)."""
+
+    async def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        """Up to max_messages, waiting at most timeout seconds for the first one."""
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def retry(self, delivery: Delivery, delay: float, reason: str) -> None:
+        """Give the message back to be delivered again after `delay` seconds."""
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None: ...
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give messages back at once, not counting this delivery as a failed attempt."""
+
+    async def depth(self) -> int:
+        """Messages waiting or in flight."""
+
+    async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def replay_dead_letters(self, ids: Sequence[str] | None = None) -> int:
+        """Requeue dead letters (all when ids is None); returns how many."""
+
+    async def aclose(self) -> None: ...

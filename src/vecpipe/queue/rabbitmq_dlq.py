@@ -1,0 +1,116 @@
+"""Dead-letter and depth operations of the RabbitMQ queue, on a short-lived raw channel.
+
+They use a plain aiormq channel of their own, not one of the queue's robust channels: a failed
+passive declare closes its channel, and a robust channel would try to restore it. Messages taken
+with ``basic.get`` stay unacknowledged until this code settles them, so if anything fails
+midway, closing the channel hands them back to the DLQ: nothing is lost, at worst reordered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import aio_pika
+import aiormq.abc
+from aio_pika.message import IncomingMessage
+from aiormq import spec
+
+from vecpipe.queue.base import DeadLetter
+from vecpipe.queue.rabbitmq_topology import REASON_HEADER, Topology, dead_letter_from, message_key
+
+LAST_ERROR_HEADER = "x-vecpipe-last-error"
+
+
+async def queue_depth(channel: aiormq.abc.AbstractChannel, names: Sequence[str]) -> int:
+    """Ready messages in the named queues (passive declares: a missing queue raises)."""
+    total = 0
+    for name in names:
+        declared = await channel.queue_declare(name, passive=True)
+        total += declared.message_count or 0
+    return total
+
+
+async def _get(channel: aiormq.abc.AbstractChannel, queue: str) -> IncomingMessage | None:
+    delivered = await channel.basic_get(queue, no_ack=False)
+    if isinstance(delivered.delivery, spec.Basic.GetEmpty):
+        return None
+    return IncomingMessage(delivered, no_ack=False)
+
+
+async def _requeue(messages: Sequence[IncomingMessage]) -> None:
+    for message in messages:
+        await message.nack(requeue=True)
+
+
+async def peek_dead_letters(
+    channel: aiormq.abc.AbstractChannel, topology: Topology, limit: int
+) -> list[DeadLetter]:
+    """Up to `limit` dead letters, left in the DLQ (taken unacked, then requeued)."""
+    held: list[IncomingMessage] = []
+    try:
+        while len(held) < limit:
+            message = await _get(channel, topology.dlq)
+            if message is None:
+                break
+            held.append(message)
+        return [dead_letter_from(m.message_id, m.body, m.headers or {}) for m in held]
+    finally:
+        if not channel.is_closed:
+            await _requeue(held)
+
+
+def replay_copy(message: IncomingMessage) -> aio_pika.Message:
+    """A fresh message for the work queue: attempts reset, the last reason kept for humans."""
+    headers = message.headers or {}
+    fresh = {k: v for k, v in headers.items() if not k.startswith("x-")}
+    reason = headers.get(REASON_HEADER)
+    if reason is not None:
+        fresh[LAST_ERROR_HEADER] = reason
+    return aio_pika.Message(
+        message.body,
+        headers=fresh,
+        message_id=message_key(message.message_id, message.body),
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        correlation_id=message.correlation_id,
+        timestamp=datetime.now(UTC),
+        app_id=message.app_id,
+        type=message.type,
+    )
+
+
+async def replay_dead_letters(
+    channel: aiormq.abc.AbstractChannel, topology: Topology, ids: Sequence[str] | None
+) -> int:
+    """Move dead letters (all, or those whose id is in `ids`) back to the work queue.
+
+    Each one is published with confirms and `mandatory`, and only then acked in the DLQ.
+    Skipped ones stay unacknowledged (so `basic.get` moves past them) until the scan has
+    reached the end of the DLQ, and are requeued then.
+    """
+    wanted = None if ids is None else set(ids)
+    if wanted is not None and not wanted:
+        return 0
+    skipped: list[IncomingMessage] = []
+    replayed = 0
+    try:
+        while (message := await _get(channel, topology.dlq)) is not None:
+            if wanted is not None and message_key(message.message_id, message.body) not in wanted:
+                skipped.append(message)
+                continue
+            copy = replay_copy(message)
+            await channel.basic_publish(
+                copy.body,
+                exchange="",
+                routing_key=topology.queue,
+                properties=copy.properties,
+                mandatory=True,
+            )
+            await message.ack()
+            replayed += 1
+        return replayed
+    finally:
+        if not channel.is_closed:
+            await _requeue(skipped)

@@ -1,0 +1,116 @@
+"""The one resource builder shared by the API and the worker.
+
+Opens settings -> database -> store -> providers -> queue on the running loop and closes
+them in reverse on the same loop. Nothing here is created at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from vecpipe.core.ai_config import AIConfigService
+from vecpipe.core.embed_cache import EmbeddingCache
+from vecpipe.core.ingest import Ingestor
+from vecpipe.core.pipeline import Pipeline
+from vecpipe.db.engine import Database, open_database
+from vecpipe.models import OpenAIProviderConfig, ProviderConfig
+from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.manager import ProviderFactory, ProviderManager
+from vecpipe.providers.url_policy import GatewayUrlPolicy
+from vecpipe.queue.base import MessageQueue
+from vecpipe.secrets import SecretBox
+from vecpipe.settings import Settings
+from vecpipe.store.base import VectorStore
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    database: Database
+    store: VectorStore
+    providers: ProviderManager
+    queue: MessageQueue
+    pipeline: Pipeline
+
+
+@asynccontextmanager
+async def open_resources(
+    settings: Settings, *, provider_factory: ProviderFactory | None = None
+) -> AsyncIterator[Resources]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
+    box = SecretBox(settings.secret_key.get_secret_value()) if settings.secret_key else None
+    async with AsyncExitStack() as stack:
+        database = await stack.enter_async_context(open_database(settings.resolved_database_url))
+        store = await stack.enter_async_context(open_store(settings))
+        factory = provider_factory or default_provider_factory(settings, policy)
+        configs = AIConfigService(database.configs, policy, box, settings.default_model)
+        await configs.check_startup()
+        providers = await stack.enter_async_context(
+            ProviderManager(factory, configs.load, default=configs.default)
+        )
+        queue = await stack.enter_async_context(open_queue(settings))
+        cache = EmbeddingCache(settings.embed_cache_items) if settings.embed_cache_items else None
+        pipeline = Pipeline(
+            settings=settings,
+            store=store,
+            providers=providers,
+            configs=configs,
+            jobs=database.jobs,
+            queue=queue,
+            ingestor=Ingestor(store, cache),
+        )
+        yield Resources(settings, database, store, providers, queue, pipeline)
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[VectorStore]:
+    if settings.store == "qdrant":
+        from vecpipe.store.qdrant import QdrantStore
+
+        async with QdrantStore.from_settings(settings) as qdrant:
+            yield qdrant
+    else:
+        from vecpipe.store.edge import EdgeStore
+
+        async with EdgeStore(settings.data_dir) as edge:
+            yield edge
+
+
+@asynccontextmanager
+async def open_queue(settings: Settings) -> AsyncIterator[MessageQueue]:
+    if settings.queue == "rabbitmq":
+        from vecpipe.queue.rabbitmq import RabbitQueue
+
+        async with RabbitQueue(
+            settings.rabbitmq_url,
+            settings.rabbitmq_queue,
+            max_retry_delay=settings.retry_max_seconds,
+        ) as rabbit:
+            yield rabbit
+    else:
+        from vecpipe.queue.sqlite import SqliteQueue
+
+        async with SqliteQueue(
+            settings.data_dir / "queue.db", lease_seconds=settings.lease_seconds
+        ) as sqlite:
+            yield sqlite
+
+
+def default_provider_factory(settings: Settings, policy: GatewayUrlPolicy) -> ProviderFactory:
+    async def build(config: ProviderConfig) -> EmbeddingProvider:
+        if isinstance(config, OpenAIProviderConfig):
+            from vecpipe.providers.openai_compat import OpenAICompatibleProvider
+
+            return await OpenAICompatibleProvider.open(config, policy=policy)
+        from vecpipe.providers.local import LocalProvider
+
+        return await LocalProvider.open(
+            config.model,
+            batch_size=settings.local_batch_size,
+            overlap_tokens=settings.chunk_overlap_tokens,
+        )
+
+    return build

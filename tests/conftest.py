@@ -1,0 +1,61 @@
+"""Suite-wide lifecycle hygiene.
+
+pyproject's filterwarnings turns ResourceWarning, unraisable exceptions and thread exceptions
+into failures; this file adds the asyncio logger: any ERROR record from it ("Task exception
+was never retrieved", "Event loop is closed", "Unclosed ...") fails the test that produced it,
+after a garbage collection so that leaks show up where they happen.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+pytest_plugins = ["tests.support.app"]
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class _ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_asyncio_errors = _ErrorCollector()
+logging.getLogger("asyncio").addHandler(_asyncio_errors)
+
+
+def asyncio_error_messages() -> list[str]:
+    return [r.getMessage() for r in _asyncio_errors.records]
+
+
+@pytest.fixture(autouse=True)
+def _no_asyncio_errors() -> Iterator[None]:
+    _asyncio_errors.records.clear()
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        gc.collect()
+    errors = asyncio_error_messages()
+    _asyncio_errors.records.clear()
+    if errors:
+        pytest.fail("asyncio logged errors:\n" + "\n".join(errors), pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    gc.collect()
+    errors = asyncio_error_messages()
+    if errors:
+        print("\nasyncio logged errors after the last test:\n" + "\n".join(errors))
+        session.exitstatus = 1
