@@ -1,0 +1,85 @@
+"""Optimize (index) a closed Edge shard in a child process.
+
+`EdgeShard.optimize()` holds the GIL for its whole run (measured: a `time.sleep(0.001)` in
+another thread returned only after the 10 s optimize of 20k x 384-d points ended), so run in a
+thread it would freeze the event loop, health checks included. A child process does the work
+instead: the caller closes its shard (the WAL lock allows one open per directory), the child
+loads, optimizes, flushes and closes it, and the caller reopens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from vecpipe.errors import StoreError
+
+# Self-contained on purpose: the child needs qdrant_edge only, not vecpipe on its path.
+_CHILD = """
+import json, sys, time
+import qdrant_edge
+shard = qdrant_edge.EdgeShard.load(sys.argv[1])
+try:
+    started = time.perf_counter()
+    changed = shard.optimize()
+    shard.flush()
+    info = shard.info()
+    report = {
+        "changed": changed,
+        "seconds": time.perf_counter() - started,
+        "points": info.points_count,
+        "indexed_vectors": info.indexed_vectors_count,
+        "segments": info.segments_count,
+    }
+finally:
+    shard.close()
+print(json.dumps(report))
+"""
+
+
+@dataclass(frozen=True)
+class OptimizeReport:
+    changed: bool
+    seconds: float
+    points: int
+    indexed_vectors: int
+    segments: int
+
+
+async def optimize_closed_shard(path: Path) -> OptimizeReport:
+    """Run the optimizer on the shard at `path`, which no process may have open."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(path),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await proc.communicate()
+    except BaseException:
+        # Cancelled: the child must not outlive us holding the WAL lock.
+        if proc.returncode is None:
+            proc.kill()
+        await asyncio.shield(proc.wait())
+        raise
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        reason = lines[-1][:200] if lines else "no output"
+        raise StoreError(f"edge optimizer exited with {proc.returncode}: {reason}")
+    try:
+        data = json.loads(out.decode().strip().splitlines()[-1])
+        return OptimizeReport(
+            changed=bool(data["changed"]),
+            seconds=float(data["seconds"]),
+            points=int(data["points"]),
+            indexed_vectors=int(data["indexed_vectors"]),
+            segments=int(data["segments"]),
+        )
+    except (ValueError, KeyError, IndexError) as exc:
+        raise StoreError("edge optimizer gave no report") from exc

@@ -1,0 +1,95 @@
+"""One search hit per record, for any backend that returns scored chunk points.
+
+A record is split into chunks and each chunk is a point, so the nearest points can be many
+chunks of few records. `search_records` over-fetches chunks (limit x 4, growing while too few
+distinct records turn up), keeps each record's best chunk, and reads the full text of the
+records whose best chunk is not chunk 0 with one batched fetch of their chunk 0s.
+
+The top `limit` records are exact whenever `limit` distinct records are found: a record not
+seen among the best F chunks has no chunk scoring above the F-th, so it ranks below them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vecpipe.models import SearchHit
+from vecpipe.store.payload import CHUNK_INDEX, CHUNK_TEXT, METADATA, RECORD_ID, TEXT, belongs_to
+
+OVERFETCH = 4
+MAX_FETCH = 4096
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """One scored chunk point with (at least) the payload fields in `SEARCH_FIELDS`."""
+
+    score: float
+    payload: Mapping[str, Any]
+
+    @property
+    def record_id(self) -> str:
+        return str(self.payload[RECORD_ID])
+
+    @property
+    def chunk_index(self) -> int:
+        return int(self.payload.get(CHUNK_INDEX, 0))
+
+
+QueryChunks = Callable[[int], Awaitable[Sequence[ChunkHit]]]
+"""Given a chunk limit, the tenant's best chunk points, best first."""
+
+FetchChunkZero = Callable[[Sequence[str]], Awaitable[Mapping[str, Mapping[str, Any]]]]
+"""Given record ids, the payloads of their chunk 0 that belong to the tenant, by record id."""
+
+
+async def search_records(
+    query_chunks: QueryChunks,
+    fetch_chunk_zero: FetchChunkZero,
+    tenant_id: str,
+    limit: int,
+) -> list[SearchHit]:
+    """The best `limit` records, each with its best chunk, best first."""
+    if limit <= 0:
+        return []
+    best = await best_chunks(query_chunks, tenant_id, limit)
+    missing = [hit.record_id for hit in best if TEXT not in hit.payload]
+    chunk_zeros = await fetch_chunk_zero(missing) if missing else {}
+    return [_search_hit(hit, chunk_zeros.get(hit.record_id)) for hit in best]
+
+
+async def best_chunks(query_chunks: QueryChunks, tenant_id: str, limit: int) -> list[ChunkHit]:
+    """Each record's best chunk among the nearest chunks, fetching more while needed."""
+    fetch = limit * OVERFETCH
+    max_fetch = max(MAX_FETCH, fetch)
+    while True:
+        hits = await query_chunks(fetch)
+        best = best_per_record(hits, tenant_id)
+        if len(best) >= limit or len(hits) < fetch or fetch >= max_fetch:
+            return best[:limit]
+        fetch = min(fetch * OVERFETCH, max_fetch)
+
+
+def best_per_record(hits: Iterable[ChunkHit], tenant_id: str) -> list[ChunkHit]:
+    """The first (best) hit of each record, best first; another tenant's points are dropped."""
+    ranked = sorted(hits, key=lambda hit: -hit.score)
+    seen: dict[str, ChunkHit] = {}
+    for hit in ranked:
+        if belongs_to(hit.payload, tenant_id) and hit.record_id not in seen:
+            seen[hit.record_id] = hit
+    return list(seen.values())
+
+
+def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None) -> SearchHit:
+    chunk_text = str(best.payload.get(CHUNK_TEXT, ""))
+    source = best.payload if TEXT in best.payload else chunk_zero
+    text = str(source[TEXT]) if source is not None and TEXT in source else chunk_text
+    return SearchHit(
+        id=best.record_id,
+        score=best.score,
+        text=text,
+        metadata=dict(best.payload.get(METADATA) or {}),
+        chunk=chunk_text,
+    )

@@ -1,0 +1,406 @@
+"""QdrantStore: the VectorStore on a Qdrant server or cluster, through qdrant-client.
+
+One collection per embedding space (`<prefix><space.key>`, cosine), with the payload layout
+of `payload.py` shared with the Edge adapter, so both stores answer alike (see
+tests/store/test_congruence.py). Tenancy is payload partitioning: a `tenant_id` keyword
+index with `is_tenant=True`, and every read, write and delete carries the tenant filter.
+
+Durability: every write is sent with `wait=True`, so it returns only once Qdrant has applied
+it (written to its WAL); `flush()` has nothing left to do.
+
+The client is `AsyncQdrantClient`; it is created on first use (on the running loop) unless a
+ready one is handed in, and the store owns it either way: `aclose()` lets the calls in flight
+finish, then awaits `client.close()`. qdrant-client's local mode (`location=":memory:"` or a
+directory) speaks the same API and serves the tests; it is brute force and runs on the loop
+thread, so it is for tests only.
+
+Errors from qdrant-client or httpx become `StoreError` (retryable); their messages are
+bounded and never carry the API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import SecretStr
+from qdrant_client import AsyncQdrantClient, models
+
+from vecpipe.errors import ClosedError, ConfigError, StoreError, ValidationError, VecpipeError
+from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
+from vecpipe.store import qdrant_filters as qf
+from vecpipe.store.grouping import ChunkHit, search_records
+from vecpipe.store.payload import (
+    METADATA,
+    RECORD_ID,
+    SEARCH_FIELDS,
+    belongs_to,
+    checked_vector,
+    chunk_payload,
+    parse_metadata_filter,
+    point_id,
+    stored_record,
+)
+from vecpipe.store.qdrant_errors import describe_error, is_not_found
+
+if TYPE_CHECKING:
+    from vecpipe.settings import Settings
+
+T = TypeVar("T")
+ClientFactory = Callable[[], AsyncQdrantClient]
+
+BATCH_SIZE = 256
+"""Points per upsert request, ids per retrieve or delete request."""
+
+DEFAULT_TIMEOUT_SECONDS = 10
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+class QdrantStore:
+    """A Qdrant server through qdrant-client; use as `async with QdrantStore(url=...) as store`.
+
+    Give exactly one of: `client` (a ready `AsyncQdrantClient`, or a zero-argument factory
+    called on first use), `url` (with `api_key`, `timeout` in seconds and further
+    `client_options` for `AsyncQdrantClient`, e.g. `prefer_grpc`), or `location`
+    (qdrant-client's local mode: `":memory:"` or a directory, for tests). The store owns and
+    closes the client.
+    """
+
+    def __init__(
+        self,
+        client: AsyncQdrantClient | ClientFactory | None = None,
+        *,
+        url: str | None = None,
+        api_key: SecretStr | str | None = None,
+        location: str | Path | None = None,
+        timeout: int = DEFAULT_TIMEOUT_SECONDS,
+        client_options: Mapping[str, Any] | None = None,
+        collection_prefix: str = "vecpipe_",
+    ) -> None:
+        if sum(given is not None for given in (client, url, location)) != 1:
+            raise ConfigError("QdrantStore needs exactly one of client, url or location")
+        if url is None and (api_key is not None or client_options):
+            raise ConfigError("api_key and client_options go with url")
+        if not _PREFIX.match(collection_prefix):
+            raise ConfigError("collection_prefix may hold only letters, digits, '_' and '-'")
+        secret = SecretStr(api_key) if isinstance(api_key, str) else api_key
+        self._secret = secret.get_secret_value() if secret is not None else ""
+        self._target = _describe(client, url, location)
+        self._client: AsyncQdrantClient | None = None
+        if isinstance(client, AsyncQdrantClient):
+            self._client = client
+        options = {"timeout": timeout, **(client_options or {})}
+        self._factory = _factory(client, url, secret, location, options)
+        self._prefix = collection_prefix
+        self._known: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QdrantStore:
+        """From `VECPIPE_QDRANT_URL` and `VECPIPE_QDRANT_API_KEY`."""
+        if not settings.qdrant_url:
+            raise ConfigError("VECPIPE_QDRANT_URL is required when VECPIPE_STORE=qdrant")
+        return cls(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"collections={sorted(self._known)}"
+        return f"QdrantStore({self._target}, prefix={self._prefix!r}, {state})"
+
+    async def __aenter__(self) -> Self:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def collection_name(self, space: EmbeddingSpace) -> str:
+        return self._prefix + space.key
+
+    # ------------------------------------------------------------------------ the protocol
+
+    async def ensure_space(self, space: EmbeddingSpace) -> None:
+        await self._collection(space)
+
+    async def stored_records(
+        self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
+    ) -> dict[str, StoredRecord]:
+        self._check_open()
+        wanted = list(dict.fromkeys(record_ids))
+        if not wanted:
+            return {}
+        name = await self._collection(space)
+        payloads = await self._chunk_zeros(name, tenant_id, wanted, None)
+        return {record_id: stored_record(p) for record_id, p in payloads.items()}
+
+    async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
+        self._check_open()
+        vectors = [checked_vector(point.vector, space.dimension) for point in points]
+        if not points:
+            return
+        name = await self._collection(space)
+        for start in range(0, len(points), BATCH_SIZE):
+            batch = points[start : start + BATCH_SIZE]
+            rows = models.Batch(
+                ids=[point_id(p.tenant_id, p.record_id, p.chunk_index) for p in batch],
+                vectors=vectors[start : start + BATCH_SIZE],
+                payloads=[chunk_payload(p) for p in batch],
+            )
+            async with self._using("upsert", name) as client:
+                await client.upsert(name, rows, wait=True)
+
+    async def delete_stale_chunks(
+        self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int
+    ) -> None:
+        self._check_open()
+        if keep < 0:
+            raise ValidationError("keep must be >= 0")
+        name = await self._collection(space)
+        await self._delete_where(name, qf.chunks_from_filter(tenant_id, record_id, keep))
+
+    async def update_metadata(
+        self, space: EmbeddingSpace, tenant_id: str, record_id: str, metadata: Mapping[str, Any]
+    ) -> None:
+        self._check_open()
+        name = await self._collection(space)
+        chunks = models.FilterSelector(filter=qf.records_filter(tenant_id, [record_id]))
+        # No `key`: a top-level key is replaced whole. With key="metadata" Qdrant would merge
+        # into the stored object and keep the keys the new metadata no longer has.
+        payload = {METADATA: dict(metadata)}
+        async with self._using("set_payload", name) as client:
+            await client.set_payload(name, payload, chunks, wait=True)
+
+    async def delete_records(
+        self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
+    ) -> None:
+        self._check_open()
+        wanted = list(dict.fromkeys(record_ids))
+        if not wanted:
+            return
+        name = await self._collection(space)
+        for batch in _batched(wanted, BATCH_SIZE):
+            await self._delete_where(name, qf.records_filter(tenant_id, batch))
+
+    async def search(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        vector: Sequence[float],
+        limit: int,
+        metadata_filter: Mapping[str, Any] | None = None,
+    ) -> list[SearchHit]:
+        self._check_open()
+        query = checked_vector(vector, space.dimension)
+        flt = qf.search_filter(tenant_id, parse_metadata_filter(metadata_filter))
+        name = await self._collection(space)
+
+        async def query_chunks(fetch: int) -> list[ChunkHit]:
+            async with self._using("query", name) as client:
+                response = await client.query_points(
+                    name,
+                    query=query,
+                    query_filter=flt,
+                    limit=fetch,
+                    with_payload=list(SEARCH_FIELDS),
+                    with_vectors=False,
+                )
+            return [ChunkHit(point.score, point.payload or {}) for point in response.points]
+
+        async def fetch_chunk_zero(record_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+            return await self._chunk_zeros(name, tenant_id, record_ids, SEARCH_FIELDS)
+
+        return await search_records(query_chunks, fetch_chunk_zero, tenant_id, limit)
+
+    async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
+        self._check_open()
+        name = await self._collection(space)
+        flt = qf.tenant_filter(tenant_id) if tenant_id is not None else None
+        async with self._using("count", name) as client:
+            result = await client.count(name, count_filter=flt, exact=True)
+        return result.count
+
+    async def flush(self, space: EmbeddingSpace) -> None:
+        """Nothing to do: every write was sent with wait=True and applied before it returned."""
+        self._check_open()
+
+    async def check_ready(self) -> None:
+        self._check_open()
+        async with self._using("", failure="qdrant unreachable") as client:
+            await client.get_collections()
+
+    async def aclose(self) -> None:
+        """Refuse new calls, let the calls in flight finish, close the client."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._idle.wait()
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.close()
+            except Exception as exc:
+                raise StoreError(f"qdrant close failed: {self._reason(exc)}") from exc
+
+    # ------------------------------------------------------------------------ collections
+
+    async def _collection(self, space: EmbeddingSpace) -> str:
+        """The space's collection, created with its payload indexes on first use."""
+        self._check_open()
+        name = self.collection_name(space)
+        if name in self._known:
+            return name
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            if name not in self._known:
+                await self._create_collection(name, space)
+                self._known.add(name)
+        return name
+
+    async def _create_collection(self, name: str, space: EmbeddingSpace) -> None:
+        """Create the collection unless it exists; another process may create it meanwhile."""
+        if not await self._exists(name):
+            params = qf.vector_params(space.dimension)
+            try:
+                async with self._using("create", name) as client:
+                    await client.create_collection(name, vectors_config=params)
+            except StoreError:
+                if not await self._exists(name):
+                    raise
+        async with self._using("open", name) as client:
+            info = await client.get_collection(name)
+        qf.check_vector_params(name, info, space.dimension)
+        for field, schema in qf.PAYLOAD_INDEXES.items():
+            if field not in info.payload_schema:
+                async with self._using("create index", name) as client:
+                    await client.create_payload_index(name, field, schema, wait=True)
+
+    async def _exists(self, name: str) -> bool:
+        async with self._using("open", name) as client:
+            return await client.collection_exists(name)
+
+    # ------------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the qdrant store is closed")
+
+    async def _chunk_zeros(
+        self,
+        name: str,
+        tenant_id: str,
+        record_ids: Sequence[str],
+        fields: Sequence[str] | None,
+    ) -> dict[str, Mapping[str, Any]]:
+        """Chunk 0 payloads of these records, by record id; other tenants' points dropped."""
+        found: dict[str, Mapping[str, Any]] = {}
+        wanted = set(record_ids)
+        selector: bool | list[str] = list(fields) if fields is not None else True
+        for batch in _batched(record_ids, BATCH_SIZE):
+            ids: list[models.ExtendedPointId] = [point_id(tenant_id, rid, 0) for rid in batch]
+            async with self._using("retrieve", name) as client:
+                points = await client.retrieve(name, ids, with_payload=selector, with_vectors=False)
+            for point in points:
+                payload = point.payload
+                record_id = payload.get(RECORD_ID) if payload else None
+                if payload and belongs_to(payload, tenant_id) and record_id in wanted:
+                    found[str(record_id)] = payload
+        return found
+
+    async def _delete_where(self, name: str, flt: models.Filter) -> None:
+        selector = models.FilterSelector(filter=flt)
+        async with self._using("delete", name) as client:
+            await client.delete(name, selector, wait=True)
+
+    @asynccontextmanager
+    async def _using(
+        self, op: str, name: str | None = None, failure: str | None = None
+    ) -> AsyncIterator[AsyncQdrantClient]:
+        """The client for one call, counted in flight for `aclose()`; errors become StoreError.
+
+        The error reads `<failure>: <reason>`, by default `qdrant <op> failed on collection ...`.
+        """
+        self._check_open()
+        client = self._get_client()
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield client
+        except VecpipeError:
+            raise
+        except Exception as exc:
+            if name is not None and is_not_found(exc):
+                self._known.discard(name)  # deleted behind our back: recreate on next use
+            if failure is None:
+                where = f" on collection {name}" if name is not None else ""
+                failure = f"qdrant {op} failed{where}"
+            raise StoreError(f"{failure}: {self._reason(exc)}") from exc
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    def _get_client(self) -> AsyncQdrantClient:
+        if self._client is None:
+            try:
+                self._client = self._factory()
+            except Exception as exc:
+                raise ConfigError(f"cannot set up the qdrant client: {self._reason(exc)}") from exc
+        return self._client
+
+    def _reason(self, exc: BaseException) -> str:
+        """What went wrong, one bounded line, with the API key scrubbed should it appear."""
+        return describe_error(exc, self._secret)
+
+
+def _factory(
+    client: AsyncQdrantClient | ClientFactory | None,
+    url: str | None,
+    api_key: SecretStr | None,
+    location: str | Path | None,
+    options: Mapping[str, Any],
+) -> ClientFactory:
+    if isinstance(client, AsyncQdrantClient):
+        ready = client
+        return lambda: ready
+    if client is not None:
+        return client
+    if url is not None:
+        key = api_key.get_secret_value() if api_key is not None else None
+        # check_compatibility would start a thread doing a blocking request at construction.
+        kwargs = {"check_compatibility": False, **options}
+        return lambda: AsyncQdrantClient(url=url, api_key=key, **kwargs)
+    if str(location) == ":memory:":
+        return lambda: AsyncQdrantClient(location=":memory:")
+    return lambda: AsyncQdrantClient(path=str(location))
+
+
+def _describe(
+    client: AsyncQdrantClient | ClientFactory | None, url: str | None, location: str | Path | None
+) -> str:
+    """Where the store points, for reprs: a URL without its user info, never the key."""
+    if url is not None:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        return repr(urlunsplit((parts.scheme, host, parts.path, "", "")))
+    if location is not None:
+        return f"local={str(location)!r}"
+    return "client"
+
+
+def _batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

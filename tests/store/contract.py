@@ -1,0 +1,332 @@
+"""The contract every `VectorStore` keeps, as a test class to subclass.
+
+A backend's test module runs the whole suite by subclassing and providing one fixture that
+yields an open, empty store and closes it afterwards (closing twice must be harmless):
+
+    class TestEdgeStoreContract(VectorStoreContract):
+        @pytest.fixture
+        async def store(self, tmp_path) -> AsyncIterator[VectorStore]:
+            async with EdgeStore(tmp_path / "data") as store:
+                yield store
+
+Vectors are 8-d and built from the axes (`vec(x=...)`), so which chunk is nearest to a query
+is plain to see. Only the protocol in vecpipe.store.base is used here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from vecpipe.errors import ClosedError, ValidationError
+from vecpipe.models import ChunkPoint, EmbeddingSpace
+from vecpipe.store.base import VectorStore
+
+SPACE = EmbeddingSpace(model="contract/test-Model", dimension=8)
+AXES = "abcdefgh"
+
+
+def vec(**weights: float) -> list[float]:
+    """An 8-d vector from named axes: vec(a=1, b=0.2)."""
+    return [float(weights.get(axis, 0.0)) for axis in AXES]
+
+
+def record_points(
+    tenant_id: str,
+    record_id: str,
+    vectors: Sequence[list[float]],
+    metadata: dict[str, Any] | None = None,
+    content_hash: str = "hash-1",
+    chunks: Sequence[str] | None = None,
+) -> list[ChunkPoint]:
+    """The chunk points of one record, one per vector; chunk texts default to `<id>#<i>`."""
+    texts = (
+        list(chunks) if chunks is not None else [f"{record_id}#{i}" for i in range(len(vectors))]
+    )
+    return [
+        ChunkPoint(
+            tenant_id=tenant_id,
+            record_id=record_id,
+            chunk_index=index,
+            chunk_count=len(vectors),
+            chunk_text=texts[index],
+            record_text=" ".join(texts),
+            content_hash=content_hash,
+            metadata=dict(metadata or {}),
+            vector=vector,
+        )
+        for index, vector in enumerate(vectors)
+    ]
+
+
+async def put(store: VectorStore, *records: list[ChunkPoint]) -> None:
+    await store.upsert_chunks(SPACE, [point for points in records for point in points])
+    await store.flush(SPACE)
+
+
+class VectorStoreContract:
+    """Subclass and provide a `store` fixture: an open, empty VectorStore."""
+
+    # ------------------------------------------------------------------------ spaces
+
+    async def test_ensure_space_is_idempotent_and_concurrent(self, store: VectorStore) -> None:
+        await asyncio.gather(*(store.ensure_space(SPACE) for _ in range(5)))
+        await store.ensure_space(SPACE)
+        assert await store.count(SPACE) == 0
+
+    async def test_spaces_are_separate(self, store: VectorStore) -> None:
+        other = EmbeddingSpace(model="contract/other-model", dimension=4)
+        await put(store, record_points("t1", "r1", [vec(a=1)]))
+        await store.upsert_chunks(other, record_points("t1", "r1", [[1.0, 0, 0, 0]]))
+        assert await store.count(SPACE) == 1
+        assert await store.count(other) == 1
+        await store.delete_records(other, "t1", ["r1"])
+        assert await store.count(SPACE) == 1
+
+    # ------------------------------------------------------------------------ writes, reads
+
+    async def test_stored_records_read_chunk_zero(self, store: VectorStore) -> None:
+        meta = {"lang": "en", "n": 3, "tags": ["x", "y"], "nested": {"k": True}}
+        await put(store, record_points("t1", "r1", [vec(a=1), vec(b=1)], meta, "h-r1"))
+        got = await store.stored_records(SPACE, "t1", ["r1", "missing"])
+        assert set(got) == {"r1"}
+        stored = got["r1"]
+        assert (stored.tenant_id, stored.record_id) == ("t1", "r1")
+        assert stored.text == "r1#0 r1#1"
+        assert stored.metadata == meta
+        assert (stored.content_hash, stored.chunk_count) == ("h-r1", 2)
+
+    async def test_stored_records_of_nothing(self, store: VectorStore) -> None:
+        assert await store.stored_records(SPACE, "t1", []) == {}
+        assert await store.stored_records(SPACE, "t1", ["nope"]) == {}
+
+    async def test_rewrite_overwrites_the_same_points(self, store: VectorStore) -> None:
+        await put(store, record_points("t1", "r1", [vec(a=1), vec(b=1)], content_hash="old"))
+        await put(store, record_points("t1", "r1", [vec(a=1), vec(c=1)], content_hash="new"))
+        assert await store.count(SPACE, "t1") == 2
+        assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].content_hash == "new"
+
+    async def test_wrong_dimension_is_refused(self, store: VectorStore) -> None:
+        with pytest.raises(ValidationError):
+            await store.upsert_chunks(SPACE, record_points("t1", "r1", [[1.0, 0.0]]))
+        with pytest.raises(ValidationError):
+            await store.search(SPACE, "t1", [1.0, 0.0], 3)
+        assert await store.count(SPACE) == 0
+
+    # ------------------------------------------------------------------------ search
+
+    async def test_search_of_an_empty_space(self, store: VectorStore) -> None:
+        assert await store.search(SPACE, "t1", vec(a=1), 5) == []
+
+    async def test_one_hit_per_record_with_its_best_chunk(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "near", [vec(b=1), vec(a=1, b=0.1), vec(a=1, b=0.5)], {"k": 1}),
+            record_points("t1", "far", [vec(a=0.2, c=1)], {"k": 2}),
+        )
+        hits = await store.search(SPACE, "t1", vec(a=1), 10)
+        assert [hit.id for hit in hits] == ["near", "far"]
+        best = hits[0]
+        assert best.chunk == "near#1"
+        assert best.text == "near#0 near#1 near#2"  # full text, from chunk 0
+        assert best.metadata == {"k": 1}
+        assert best.score == pytest.approx(1 / (1 + 0.1**2) ** 0.5, rel=1e-4)
+        assert hits[0].score > hits[1].score
+        assert (hits[1].chunk, hits[1].text) == ("far#0", "far#0")
+
+    async def test_search_limit_keeps_the_best(self, store: VectorStore) -> None:
+        await put(store, *(record_points("t1", f"r{i}", [vec(a=1, b=i)]) for i in range(6)))
+        hits = await store.search(SPACE, "t1", vec(a=1), 3)
+        assert [hit.id for hit in hits] == ["r0", "r1", "r2"]
+        assert await store.search(SPACE, "t1", vec(a=1), 0) == []
+
+    async def test_search_reaches_past_a_record_with_many_chunks(self, store: VectorStore) -> None:
+        flood = record_points("t1", "flood", [vec(a=1, b=0.01 * i) for i in range(40)])
+        others = [record_points("t1", f"o{i}", [vec(a=1, c=1 + i)]) for i in range(3)]
+        await put(store, flood, *others)
+        hits = await store.search(SPACE, "t1", vec(a=1), 3)
+        assert [hit.id for hit in hits] == ["flood", "o0", "o1"]
+        assert hits[0].chunk == "flood#0"
+
+    async def test_filter_on_exact_values(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1)], {"lang": "en", "n": 1, "ok": True}),
+            record_points("t1", "r2", [vec(a=1, b=0.1)], {"lang": "de", "n": 2, "ok": False}),
+            record_points(
+                "t1", "r3", [vec(a=1, b=0.2)], {"lang": "en", "n": 3, "deep": {"x": "y"}}
+            ),
+        )
+
+        async def ids(flt: dict[str, Any]) -> list[str]:
+            return [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 10, flt)]
+
+        assert await ids({"lang": "en"}) == ["r1", "r3"]
+        assert await ids({"n": 2}) == ["r2"]
+        assert await ids({"ok": True}) == ["r1"]
+        assert await ids({"ok": False}) == ["r2"]
+        assert await ids({"lang": "en", "n": 3}) == ["r3"]
+        assert await ids({"deep.x": "y"}) == ["r3"]
+        assert await ids({"lang": "fr"}) == []
+        assert await ids({"n": "1"}) == []  # no type coercion
+        assert await ids({}) == ["r1", "r2", "r3"]
+
+    async def test_filter_with_a_list_matches_any(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1)], {"lang": "en", "n": 1, "ok": True}),
+            record_points("t1", "r2", [vec(a=1, b=0.1)], {"lang": "de", "n": 2, "ok": False}),
+            record_points("t1", "r3", [vec(a=1, b=0.2)], {"lang": "fr", "n": 3, "tags": ["x"]}),
+        )
+
+        async def ids(flt: dict[str, Any]) -> list[str]:
+            return [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 10, flt)]
+
+        assert await ids({"lang": ["en", "fr"]}) == ["r1", "r3"]
+        assert await ids({"n": [2, 3, 99]}) == ["r2", "r3"]
+        assert await ids({"ok": [True, False]}) == ["r1", "r2"]
+        assert await ids({"lang": ["de", 3]}) == ["r2"]
+        assert await ids({"tags": "x"}) == ["r3"]  # a stored list matches by any item
+
+    @pytest.mark.parametrize("key", ["", "a b", "a..b", ".a", "a.", "x/y", "$k", "é", "a*"])
+    async def test_filter_keys_are_checked(self, store: VectorStore, key: str) -> None:
+        with pytest.raises(ValidationError):
+            await store.search(SPACE, "t1", vec(a=1), 3, {key: "v"})
+
+    @pytest.mark.parametrize("value", [1.5, None, {"a": 1}, [], [1.5], [None], 2**70])
+    async def test_filter_values_are_checked(self, store: VectorStore, value: Any) -> None:
+        with pytest.raises(ValidationError):
+            await store.search(SPACE, "t1", vec(a=1), 3, {"k": value})
+
+    # ------------------------------------------------------------------------ updates, deletes
+
+    async def test_delete_stale_chunks(self, store: VectorStore) -> None:
+        vectors = [vec(a=1), vec(b=1), vec(c=1), vec(d=1)]
+        await put(store, record_points("t1", "r1", vectors), record_points("t1", "r2", vectors))
+        await store.delete_stale_chunks(SPACE, "t1", "r1", keep=2)
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 6
+        hits = await store.search(SPACE, "t1", vec(d=1), 10)
+        assert {hit.id: hit.chunk for hit in hits}["r1"] in {"r1#0", "r1#1"}
+        assert {hit.id: hit.chunk for hit in hits}["r2"] == "r2#3"
+
+    async def test_update_metadata_replaces_it_on_every_chunk(self, store: VectorStore) -> None:
+        await put(store, record_points("t1", "r1", [vec(a=1, b=1), vec(a=1)], {"old": 1}))
+        before = await store.search(SPACE, "t1", vec(a=1), 5)
+        await store.update_metadata(SPACE, "t1", "r1", {"new": "yes"})
+        await store.flush(SPACE)
+        assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {"new": "yes"}
+        after = await store.search(SPACE, "t1", vec(a=1), 5, {"new": "yes"})
+        assert [(h.id, h.chunk, h.metadata) for h in after] == [("r1", "r1#1", {"new": "yes"})]
+        assert after[0].score == pytest.approx(before[0].score)  # vectors untouched
+        assert await store.search(SPACE, "t1", vec(b=1), 5, {"old": 1}) == []
+        assert await store.count(SPACE, "t1") == 2
+
+    async def test_delete_records_removes_every_chunk(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1), vec(b=1), vec(c=1)]),
+            record_points("t1", "r2", [vec(a=1)]),
+        )
+        await store.delete_records(SPACE, "t1", ["r1", "missing", "r1"])
+        await store.delete_records(SPACE, "t1", [])
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 1
+        assert set(await store.stored_records(SPACE, "t1", ["r1", "r2"])) == {"r2"}
+        assert [hit.id for hit in await store.search(SPACE, "t1", vec(b=1), 5)] == ["r2"]
+
+    async def test_count_per_tenant_and_in_all(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1), vec(b=1)]),
+            record_points("t2", "r1", [vec(a=1)]),
+        )
+        assert await store.count(SPACE, "t1") == 2
+        assert await store.count(SPACE, "t2") == 1
+        assert await store.count(SPACE, "t3") == 0
+        assert await store.count(SPACE) == 3
+
+    # ------------------------------------------------------------------------ tenants
+
+    async def test_tenants_never_see_each_other(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("alpha", "same", [vec(a=1), vec(b=1)], {"k": "a"}, "h-alpha"),
+            record_points("beta", "same", [vec(a=1)], {"k": "b"}, "h-beta"),
+            record_points("alpha", "only-alpha", [vec(a=1, c=0.1)], {"k": "a"}),
+        )
+        hits = await store.search(SPACE, "beta", vec(a=1), 10)
+        assert [(hit.id, hit.metadata) for hit in hits] == [("same", {"k": "b"})]
+        assert await store.search(SPACE, "beta", vec(a=1), 10, {"k": "a"}) == []
+        got = await store.stored_records(SPACE, "beta", ["same", "only-alpha"])
+        assert {rid: r.content_hash for rid, r in got.items()} == {"same": "h-beta"}
+
+        await store.update_metadata(SPACE, "beta", "same", {"k": "changed"})
+        await store.update_metadata(SPACE, "beta", "only-alpha", {"k": "changed"})
+        await store.delete_stale_chunks(SPACE, "beta", "same", keep=0)
+        await store.delete_records(SPACE, "beta", ["only-alpha"])
+        await store.flush(SPACE)
+
+        assert await store.count(SPACE, "beta") == 0
+        assert await store.count(SPACE, "alpha") == 3
+        alpha = await store.stored_records(SPACE, "alpha", ["same", "only-alpha"])
+        assert {rid: r.metadata for rid, r in alpha.items()} == {
+            "same": {"k": "a"},
+            "only-alpha": {"k": "a"},
+        }
+        hits = await store.search(SPACE, "alpha", vec(b=1), 10)
+        assert [(hit.id, hit.chunk) for hit in hits] == [
+            ("same", "same#1"),
+            ("only-alpha", "only-alpha#0"),
+        ]
+
+    async def test_deleting_a_tenant_record_leaves_the_other_tenants(
+        self, store: VectorStore
+    ) -> None:
+        await put(
+            store,
+            record_points("alpha", "r1", [vec(a=1), vec(b=1)]),
+            record_points("beta", "r1", [vec(a=1), vec(b=1)]),
+        )
+        await store.delete_records(SPACE, "alpha", ["r1"])
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "alpha") == 0
+        assert await store.count(SPACE, "beta") == 2
+        assert [hit.id for hit in await store.search(SPACE, "beta", vec(a=1), 5)] == ["r1"]
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    async def test_concurrent_writes_and_searches(self, store: VectorStore) -> None:
+        writes = [
+            store.upsert_chunks(SPACE, record_points("t1", f"r{i}", [vec(a=1, b=i), vec(c=1)]))
+            for i in range(20)
+        ]
+        searches = [store.search(SPACE, "t1", vec(a=1), 5) for _ in range(20)]
+        await asyncio.gather(*writes, *searches)
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 40
+        hits = await store.search(SPACE, "t1", vec(a=1), 5)
+        assert [hit.id for hit in hits] == ["r0", "r1", "r2", "r3", "r4"]
+
+    async def test_flush_and_readiness(self, store: VectorStore) -> None:
+        await store.flush(SPACE)  # nothing written yet: fine
+        await put(store, record_points("t1", "r1", [vec(a=1)]))
+        await store.check_ready()
+
+    async def test_use_after_close_raises_closed_error(self, store: VectorStore) -> None:
+        await put(store, record_points("t1", "r1", [vec(a=1)]))
+        await store.aclose()
+        await store.aclose()  # idempotent
+        with pytest.raises(ClosedError):
+            await store.search(SPACE, "t1", vec(a=1), 3)
+        with pytest.raises(ClosedError):
+            await store.upsert_chunks(SPACE, record_points("t1", "r2", [vec(a=1)]))
+        with pytest.raises(ClosedError):
+            await store.stored_records(SPACE, "t1", ["r1"])
+        with pytest.raises(ClosedError):
+            await store.ensure_space(SPACE)
+        with pytest.raises(ClosedError):
+            await store.check_ready()

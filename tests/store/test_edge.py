@@ -1,0 +1,269 @@
+"""EdgeStore: the VectorStore contract, plus what only the embedded Qdrant Edge store does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qdrant_edge as qe
+
+from tests.store.contract import SPACE, VectorStoreContract, put, record_points, vec
+from vecpipe.errors import ClosedError, StoreError
+from vecpipe.store import edge_shard
+from vecpipe.store.base import VectorStore
+from vecpipe.store.edge import EdgeStore
+from vecpipe.store.payload import point_id
+
+
+class TestEdgeStoreContract(VectorStoreContract):
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[VectorStore]:
+        async with EdgeStore(tmp_path / "data") as store:
+            yield store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[EdgeStore]:
+    async with EdgeStore(tmp_path / "data") as store:
+        yield store
+
+
+def shard_dir(data_dir: Path) -> Path:
+    return data_dir / "shards" / SPACE.key
+
+
+@contextlib.contextmanager
+def raw_shard(data_dir: Path) -> Iterator[qe.EdgeShard]:
+    """The space's shard opened directly (only while no EdgeStore has it open)."""
+    shard = qe.EdgeShard.load(str(shard_dir(data_dir)))
+    try:
+        yield shard
+    finally:
+        shard.close()
+
+
+def raw_vectors(data_dir: Path, ids: list[str]) -> dict[str, list[float]]:
+    with raw_shard(data_dir) as shard:
+        return {str(r.id): list(r.vector) for r in shard.retrieve(ids, False, True)}  # type: ignore[arg-type]
+
+
+async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    async with EdgeStore(data_dir) as store:
+        await put(store, record_points("t1", "r1", [vec(a=1), vec(b=1)], {"k": "v"}))
+    assert shard_dir(data_dir).is_dir()
+    async with EdgeStore(data_dir) as store:
+        assert await store.count(SPACE, "t1") == 2
+        assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {"k": "v"}
+        hits = await store.search(SPACE, "t1", vec(b=1), 3)
+        assert [(hit.id, hit.chunk) for hit in hits] == [("r1", "r1#1")]
+
+
+async def test_a_data_dir_has_one_owner(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    async with EdgeStore(data_dir) as first:
+        await first.ensure_space(SPACE)
+        async with EdgeStore(data_dir) as second:
+            with pytest.raises(StoreError, match="open failed"):
+                await second.ensure_space(SPACE)
+    async with EdgeStore(data_dir) as third:
+        await third.ensure_space(SPACE)
+
+
+async def test_points_and_indexes_on_disk(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    async with EdgeStore(data_dir) as store:
+        await put(store, record_points("t1", "r1", [vec(a=1), vec(b=1)], {"k": 1}))
+    with raw_shard(data_dir) as shard:
+        schema = shard.info().payload_schema
+        assert schema["tenant_id"].data_type == qe.PayloadSchemaType.Keyword
+        assert isinstance(schema["tenant_id"].params, qe.KeywordIndexParams)
+        assert schema["tenant_id"].params.is_tenant is True
+        assert schema["record_id"].data_type == qe.PayloadSchemaType.Keyword
+        assert schema["chunk_index"].data_type == qe.PayloadSchemaType.Integer
+        ids = [point_id("t1", "r1", 0), point_id("t1", "r1", 1)]
+        payloads = {str(r.id): r.payload for r in shard.retrieve(ids, True, False)}  # type: ignore[arg-type]
+    assert payloads[ids[0]] == {
+        "tenant_id": "t1",
+        "record_id": "r1",
+        "chunk_index": 0,
+        "chunk_count": 2,
+        "content_hash": "hash-1",
+        "metadata": {"k": 1},
+        "chunk_text": "r1#0",
+        "text": "r1#0 r1#1",
+    }
+    assert "text" not in (payloads[ids[1]] or {})
+
+
+async def test_metadata_update_leaves_vectors_untouched(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ids = [point_id("t1", "r1", 0), point_id("t1", "r1", 1)]
+    async with EdgeStore(data_dir) as store:
+        await put(store, record_points("t1", "r1", [vec(a=1, b=2), vec(c=3)], {"v": 1}))
+    before = raw_vectors(data_dir, ids)
+    async with EdgeStore(data_dir) as store:
+        await store.update_metadata(SPACE, "t1", "r1", {"v": 2})
+        await store.flush(SPACE)
+    assert raw_vectors(data_dir, ids) == before
+    async with EdgeStore(data_dir) as store:
+        assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {"v": 2}
+
+
+async def test_retrieve_by_id_checks_the_tenant(tmp_path: Path) -> None:
+    """A point written under another tenant's id (never by EdgeStore) is still not served."""
+    data_dir = tmp_path / "data"
+    async with EdgeStore(data_dir) as store:
+        await store.ensure_space(SPACE)
+    with raw_shard(data_dir) as shard:
+        forged = {"tenant_id": "alpha", "record_id": "r1", "chunk_index": 0, "text": "secret"}
+        point = qe.Point(point_id("beta", "r1", 0), vec(a=1), forged)
+        shard.update(qe.UpdateOperation.upsert_points([point]))
+        shard.flush()
+    async with EdgeStore(data_dir) as store:
+        assert await store.stored_records(SPACE, "beta", ["r1"]) == {}
+        assert await store.search(SPACE, "beta", vec(a=1), 3) == []
+        assert list(await store.stored_records(SPACE, "alpha", ["r1"])) == []
+
+
+async def test_optimize_in_a_child_process_keeps_serving(store: EdgeStore) -> None:
+    await put(store, *(record_points("t1", f"r{i}", [vec(a=1, b=i)]) for i in range(5)))
+    report = await store.optimize(SPACE)
+    assert report.points == 5
+    status = await store.index_status(SPACE)
+    assert (status.points, status.segments >= 1) == (5, True)
+    assert status.unindexed == status.points - status.indexed_vectors
+    await put(store, record_points("t1", "r9", [vec(a=1, b=0.5)]))
+    hits = await store.search(SPACE, "t1", vec(a=1), 2)
+    assert [hit.id for hit in hits] == ["r0", "r9"]
+
+
+async def test_cancelled_optimize_leaves_the_store_usable(store: EdgeStore) -> None:
+    await put(store, record_points("t1", "r1", [vec(a=1)]))
+    task = asyncio.create_task(store.optimize(SPACE))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 2)] == ["r1"]
+    assert await store.count(SPACE) == 1
+
+
+async def test_close_waits_for_calls_in_flight(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "data")
+    await put(store, *(record_points("t1", f"r{i}", [vec(a=1, b=i)]) for i in range(20)))
+    calls = [asyncio.create_task(store.search(SPACE, "t1", vec(a=1), 5)) for _ in range(30)]
+    await asyncio.sleep(0)
+    await store.aclose()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, list | ClosedError) for r in results), results
+    with pytest.raises(ClosedError):
+        await store.optimize(SPACE)
+    with pytest.raises(ClosedError):
+        await store.index_status(SPACE)
+    with pytest.raises(ClosedError):
+        await store.flush(SPACE)
+
+
+async def test_readiness_names_the_reason(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir should be")
+    async with EdgeStore(blocker) as store:
+        with pytest.raises(StoreError, match="not writable"):
+            await store.check_ready()
+    async with EdgeStore(tmp_path / "fresh") as store:
+        await store.check_ready()
+        assert (tmp_path / "fresh" / "shards").is_dir()
+
+
+async def test_large_upserts_go_in_batches(store: EdgeStore) -> None:
+    points = [p for i in range(700) for p in record_points("t1", f"r{i}", [vec(a=1, b=i)])]
+    await store.upsert_chunks(SPACE, points)
+    await store.flush(SPACE)
+    assert await store.count(SPACE, "t1") == 700
+    assert len(await store.stored_records(SPACE, "t1", [f"r{i}" for i in range(700)])) == 700
+    await store.delete_records(SPACE, "t1", [f"r{i}" for i in range(600)])
+    assert await store.count(SPACE, "t1") == 100
+
+
+async def test_cancelling_optimize_kills_the_child(
+    store: EdgeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "child.pid"
+    child = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD", child)
+    await put(store, record_points("t1", "r1", [vec(a=1)]))
+    task = asyncio.create_task(store.optimize(SPACE))
+    for _ in range(500):  # the child is up once it wrote its pid
+        if marker.exists() and marker.read_text():
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(marker.read_text()), 0)  # killed and reaped
+    assert [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 2)] == ["r1"]
+
+
+async def test_a_failed_optimize_reopens_the_shard(
+    store: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD", "import sys; sys.exit('boom')")
+    await put(store, record_points("t1", "r1", [vec(a=1)]))
+    with pytest.raises(StoreError, match="exited with 1: boom"):
+        await store.optimize(SPACE)
+    assert await store.count(SPACE, "t1") == 1
+
+
+async def test_flushes_are_shared_and_skipped_when_clean(
+    store: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ops: list[str] = []
+    run = EdgeStore._run
+
+    async def spy(self: EdgeStore, op: str, *args: Any) -> Any:
+        ops.append(op)
+        return await run(self, op, *args)
+
+    monkeypatch.setattr(EdgeStore, "_run", spy)
+    await store.upsert_chunks(SPACE, record_points("t1", "r1", [vec(a=1)]))
+    await asyncio.gather(*(store.flush(SPACE) for _ in range(5)))
+    await store.flush(SPACE)
+    assert ops.count("flush") == 1
+    await store.delete_records(SPACE, "t1", ["r1"])
+    await store.flush(SPACE)
+    assert ops.count("flush") == 2
+
+
+async def test_a_cancelled_caller_does_not_orphan_an_open_shard(store: EdgeStore) -> None:
+    caller = asyncio.create_task(store.ensure_space(SPACE))
+    await asyncio.sleep(0)  # the open is under way on the Edge thread
+    caller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller
+    assert await store.count(SPACE) == 0  # the open landed; no second open hit the WAL lock
+
+
+async def test_a_failed_reopen_is_retried_and_reported(
+    store: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await put(store, record_points("t1", "r1", [vec(a=1)]))
+    real_open = edge_shard.open_shard
+
+    def broken_open(path: Path, dimension: int) -> qe.EdgeShard:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(edge_shard, "open_shard", broken_open)
+    with pytest.raises(StoreError, match=r"open failed.*disk on fire"):
+        await store.optimize(SPACE)
+    with pytest.raises(StoreError, match="not open"):
+        await store.check_ready()
+    monkeypatch.setattr(edge_shard, "open_shard", real_open)
+    assert await store.count(SPACE, "t1") == 1
+    await store.check_ready()
