@@ -47,6 +47,9 @@ def _no_asyncio_errors() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
         gc.collect()
+    # What survived is alive (modules, models, session fixtures): freezing it keeps the next
+    # test's collection to the objects that test made, which is what we want to inspect.
+    gc.freeze()
     errors = asyncio_error_messages()
     _asyncio_errors.records.clear()
     if errors:

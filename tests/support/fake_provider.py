@@ -26,6 +26,7 @@ from vecpipe.errors import ClosedError, ProviderError, TransientProviderError
 from vecpipe.models import EmbeddingSpace
 
 _WORD = re.compile(r"\w+")
+DEFAULT_SPACE = EmbeddingSpace("fake-model", 8)
 
 
 def fake_vector(text: str, dimension: int) -> list[float]:
@@ -53,7 +54,7 @@ def _word_vector(word: str, dimension: int) -> list[float]:
 class FakeProvider:
     def __init__(
         self,
-        space: EmbeddingSpace = EmbeddingSpace("fake-model", 8),
+        space: EmbeddingSpace = DEFAULT_SPACE,
         *,
         fail_times: int = 0,
         failure: Callable[[], Exception] | None = None,

@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 
 __all__ = ["CharChunker", "Chunker", "TokenChunker", "split_chars", "split_tokens"]
 
-_SENTENCE_END = frozenset(".!?;:。！？")
+_SENTENCE_END = frozenset(".!?;:\u3002\uff01\uff1f")  # with the CJK full stop, ! and ?
 
 # A cut scores 2 at a sentence end, 1 at a word boundary, 0 inside a word.
 Score = Callable[[int], int]

@@ -167,7 +167,7 @@ class SqliteQueue:
             await self._call(lambda conn: ops.insert(conn, bodies))
             self._wakeup.set()
 
-    async def receive(self, max_messages: int, timeout: float) -> list[Delivery]:  # noqa: ASYNC109
+    async def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
         loop = asyncio.get_running_loop()
