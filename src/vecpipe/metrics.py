@@ -1,30 +1,93 @@
-"""Prometheus metrics. Labels carry tenant ids (validated alphabet) and provider names only."""
+"""Prometheus metrics: the events vecpipe counts, and state gauges refreshed on each scrape.
+
+Labels carry tenant ids (the validated alphabet, anything else becomes "invalid") and
+provider names (`local:<model>`, `openai:<host>/<model>`) only: never a record id, a text,
+a URL's credentials or a key. Counters and histograms are updated where things happen
+(core/ingest, providers/chain, worker, api routes); gauges describing state (queue depth,
+dead letters, circuit breakers, jobs) are set by `refresh()` when `/metrics` is scraped.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+import re
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import sqlalchemy as sa
 from prometheus_client import Counter, Gauge, Histogram
 
+from vecpipe.models import TENANT_ID_PATTERN
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from vecpipe.resources import Resources
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_TENANT = re.compile(TENANT_ID_PATTERN)
+_PROVIDER_MAX = 160
+NO_PROVIDER = "none"
+UNKNOWN_TENANT = "unknown"
+DEAD_LETTER_SCAN = 100  # a scrape peeks at most this many dead letters (the gauge caps there)
+SLOW_REFRESH_SECONDS = 15.0  # dead letters and job counts: at most this often per queue
+BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
 RECORDS = Counter(
-    "vecpipe_records_total", "Records processed, by outcome", ["tenant", "outcome", "path"]
+    "vecpipe_records",
+    "Record operations applied, by outcome (upserted|unchanged|deleted|failed)",
+    ["tenant", "provider", "outcome"],
 )
-DEAD_LETTERS = Counter("vecpipe_dead_letters_total", "Messages dead-lettered")
-RETRIES = Counter("vecpipe_retries_total", "Messages given back for a delayed retry")
+DEAD_LETTERS = Counter(
+    "vecpipe_dead_letters", "Messages dead-lettered by the worker", ["tenant", "provider"]
+)
+RETRIES = Counter("vecpipe_retries", "Messages given back for a delayed retry", ["tenant"])
+WORKER_BATCHES = Counter("vecpipe_worker_batches", "Micro-batches handled by the worker")
 EMBED_SECONDS = Histogram(
     "vecpipe_embed_seconds",
-    "Time to embed one batch",
+    "Time of one successful provider call",
     ["provider"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 EMBED_BATCH = Histogram(
     "vecpipe_embed_batch_size",
-    "Texts per provider call",
+    "Texts per successful provider call",
     ["provider"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
-PROVIDER_TEXTS = Counter(
-    "vecpipe_provider_texts_total", "Texts embedded, by provider", ["provider"]
+PROVIDER_TEXTS = Counter("vecpipe_provider_texts", "Texts embedded, by provider", ["provider"])
+PROVIDER_FAILURES = Counter("vecpipe_provider_failures", "Provider calls that failed", ["provider"])
+FALLBACKS = Counter(
+    "vecpipe_fallbacks",
+    "Provider calls served by a fallback (labelled with the fallback that served)",
+    ["provider"],
+)
+BREAKER_STATE = Gauge(
+    "vecpipe_circuit_breaker_state",
+    "Circuit breaker of each open provider: 0 closed, 1 half-open, 2 open",
+    ["provider"],
+)
+STORE_SECONDS = Histogram(
+    "vecpipe_store_seconds",
+    "Vector store call latency, by operation",
+    ["op"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 QUEUE_DEPTH = Gauge("vecpipe_queue_depth", "Messages waiting or in flight")
+IN_FLIGHT = Gauge("vecpipe_in_flight", "Messages this process's worker is processing")
+DEAD_LETTER_DEPTH = Gauge(
+    "vecpipe_dead_letter_depth", f"Dead letters waiting (counted up to {DEAD_LETTER_SCAN})"
+)
+JOBS = Gauge("vecpipe_jobs", "Jobs by state (queued|running|completed)", ["state"])
+JOBS_SUBMITTED = Counter("vecpipe_jobs_submitted", "Jobs submitted over HTTP", ["tenant"])
+SEARCHES = Counter("vecpipe_searches", "Searches served", ["tenant"])
 SEARCH_SECONDS = Histogram(
     "vecpipe_search_seconds",
     "Search latency, query embedding included",
@@ -32,6 +95,125 @@ SEARCH_SECONDS = Histogram(
 )
 
 
-def count_outcomes(tenant_id: str, statuses: list[str], path: str) -> None:
-    for status in set(statuses):
-        RECORDS.labels(tenant=tenant_id, outcome=status, path=path).inc(statuses.count(status))
+def tenant_label(tenant_id: str | None) -> str:
+    if not tenant_id:
+        return UNKNOWN_TENANT
+    return tenant_id if _TENANT.match(tenant_id) else "invalid"
+
+
+def provider_label(name: str | None) -> str:
+    return (name or NO_PROVIDER)[:_PROVIDER_MAX]
+
+
+def count_records(tenant_id: str, provider: str | None, outcome: str, n: int = 1) -> None:
+    if n:
+        RECORDS.labels(tenant_label(tenant_id), provider_label(provider), outcome).inc(n)
+
+
+@contextmanager
+def store_timer(op: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        STORE_SECONDS.labels(op).observe(time.perf_counter() - started)
+
+
+class _TimedStore:
+    """Times each coroutine method of the wrapped store: store_seconds{op=<method name>}."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"timed({self._store!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        @functools.wraps(attr)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            with store_timer(name):
+                return await attr(*args, **kwargs)
+
+        return timed
+
+
+def timed_store(store: T) -> T:
+    return cast(T, _TimedStore(store))
+
+
+def set_breaker_states(states: dict[str, str]) -> None:
+    """Replace every breaker series: providers no longer open disappear from the scrape."""
+    BREAKER_STATE.clear()
+    for name, state in states.items():
+        BREAKER_STATE.labels(provider_label(name)).set(BREAKER_VALUES.get(state, 0))
+
+
+# ---------------------------------------------------------------------------- on scrape
+
+_last_slow_refresh: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+async def refresh(resources: Resources) -> None:
+    """Set the state gauges; a part that fails is logged and left at its last value."""
+    from vecpipe.providers.chain import breaker_states
+
+    set_breaker_states(breaker_states())
+    await _guarded("queue depth", _refresh_depth(resources))
+    now = time.monotonic()
+    if now - _last_slow_refresh.get(resources.queue, -SLOW_REFRESH_SECONDS) < SLOW_REFRESH_SECONDS:
+        return
+    _last_slow_refresh[resources.queue] = now
+    await _guarded("dead letters", _refresh_dead_letters(resources))
+    await _guarded("jobs", _refresh_jobs(resources.database.engine))
+
+
+async def _guarded(part: str, work: Any) -> None:
+    try:
+        await work
+    except Exception as exc:  # a scrape must answer even when a backend is down
+        log.warning("metrics: could not read %s (%s)", part, type(exc).__name__)
+
+
+async def _refresh_depth(resources: Resources) -> None:
+    QUEUE_DEPTH.set(await resources.queue.depth())
+
+
+async def _refresh_dead_letters(resources: Resources) -> None:
+    DEAD_LETTER_DEPTH.set(await dead_letter_count(resources.queue))
+
+
+async def dead_letter_count(queue: Any, limit: int = DEAD_LETTER_SCAN) -> int:
+    """Dead letters waiting; a queue offering `dead_letter_count()` answers exactly."""
+    exact = getattr(queue, "dead_letter_count", None)
+    if exact is not None:
+        return int(await exact())
+    return len(await queue.list_dead_letters(limit))
+
+
+async def _refresh_jobs(engine: AsyncEngine) -> None:
+    for state, count in (await job_counts(engine)).items():
+        JOBS.labels(state).set(count)
+
+
+async def job_counts(engine: AsyncEngine) -> dict[str, int]:
+    """Jobs by state; only the items of unfinished jobs are scanned."""
+    from vecpipe.db.tables import job_items, jobs
+
+    unfinished = (
+        sa.select(job_items.c.job_id).where(job_items.c.outcome.is_(None)).distinct().subquery()
+    )
+    progress = (
+        sa.select(job_items.c.job_id, sa.func.count(job_items.c.outcome))
+        .where(job_items.c.job_id.in_(sa.select(unfinished.c.job_id)))
+        .group_by(job_items.c.job_id)
+    )
+    async with engine.connect() as conn:
+        total = (await conn.execute(sa.select(sa.func.count()).select_from(jobs))).scalar_one()
+        counted = [row[1] for row in await conn.execute(progress)]
+    running = sum(1 for n in counted if n)
+    queued = len(counted) - running
+    return {"queued": queued, "running": running, "completed": int(total) - len(counted)}

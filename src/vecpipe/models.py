@@ -10,13 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# control characters and lone surrogates (which no valid UTF-8 can carry)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+MAX_VERSION = 2**53  # versions are compared as float64 by Qdrant range filters: exact up to here
 
 TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, examples=["acme"])]
 
 
 def is_valid_tenant_id(value: str) -> bool:
-    return bool(_TENANT_ID.match(value))
+    return bool(_TENANT_ID.fullmatch(value))
 
 
 def check_record_id(value: str, max_length: int = 512) -> str:
@@ -38,6 +41,9 @@ class Record(BaseModel):
     id: str = Field(min_length=1, max_length=512)
     text: str = Field(min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Writes are conditional on it: an older version never overwrites a newer one. Left out,
+    # vecpipe assigns the time it accepted the record (microseconds since the epoch).
+    version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
 
     @field_validator("id")
     @classmethod
@@ -80,6 +86,7 @@ class ChunkPoint:
     content_hash: str
     metadata: dict[str, Any]
     vector: list[float]
+    version: int = 0
 
 
 @dataclass
@@ -92,6 +99,7 @@ class StoredRecord:
     metadata: dict[str, Any]
     content_hash: str
     chunk_count: int
+    version: int = 0
 
 
 @dataclass

@@ -41,6 +41,7 @@ def record_points(
     metadata: dict[str, Any] | None = None,
     content_hash: str = "hash-1",
     chunks: Sequence[str] | None = None,
+    version: int = 0,
 ) -> list[ChunkPoint]:
     """The chunk points of one record, one per vector; chunk texts default to `<id>#<i>`."""
     texts = (
@@ -57,6 +58,7 @@ def record_points(
             content_hash=content_hash,
             metadata=dict(metadata or {}),
             vector=vector,
+            version=version,
         )
         for index, vector in enumerate(vectors)
     ]
@@ -206,17 +208,42 @@ class VectorStoreContract:
     async def test_delete_stale_chunks(self, store: VectorStore) -> None:
         vectors = [vec(a=1), vec(b=1), vec(c=1), vec(d=1)]
         await put(store, record_points("t1", "r1", vectors), record_points("t1", "r2", vectors))
-        await store.delete_stale_chunks(SPACE, "t1", "r1", keep=2)
+        await store.delete_stale_chunks(SPACE, "t1", "r1", keep=2, version=0)
         await store.flush(SPACE)
         assert await store.count(SPACE, "t1") == 6
         hits = await store.search(SPACE, "t1", vec(d=1), 10)
         assert {hit.id: hit.chunk for hit in hits}["r1"] in {"r1#0", "r1#1"}
         assert {hit.id: hit.chunk for hit in hits}["r2"] == "r2#3"
 
+    async def test_an_older_version_never_overwrites_a_newer_one(self, store: VectorStore) -> None:
+        await put(store, record_points("t1", "r1", [vec(a=1)], chunks=["new"], version=5))
+        await put(
+            store, record_points("t1", "r1", [vec(b=1), vec(c=1)], chunks=["o", "ld"], version=3)
+        )
+        stored = (await store.stored_records(SPACE, "t1", ["r1"]))["r1"]
+        assert (stored.text, stored.version) == ("new", 5)
+        # the loser's extra chunk was inserted (no newer point stood there): it cleans it up
+        assert await store.count(SPACE, "t1") == 2
+        await store.delete_record_version(SPACE, "t1", "r1", 3)
+        await store.update_metadata(SPACE, "t1", "r1", {"stale": True}, version=4)
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 1
+        assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {}
+
+    async def test_delete_older_versions_keeps_the_current_one(self, store: VectorStore) -> None:
+        await put(store, record_points("t1", "r1", [vec(a=1)] * 3, version=1))
+        await put(store, record_points("t1", "r2", [vec(a=1)] * 2, version=1))
+        await put(store, record_points("t1", "r1", [vec(b=1)], version=2))
+        await put(store, record_points("t2", "r1", [vec(b=1)] * 2, version=1))
+        await store.delete_older_versions(SPACE, "t1", {"r1": 2, "r2": 1})
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 3  # r1: its one v2 chunk; r2 untouched
+        assert await store.count(SPACE, "t2") == 2  # another tenant is never touched
+
     async def test_update_metadata_replaces_it_on_every_chunk(self, store: VectorStore) -> None:
         await put(store, record_points("t1", "r1", [vec(a=1, b=1), vec(a=1)], {"old": 1}))
         before = await store.search(SPACE, "t1", vec(a=1), 5)
-        await store.update_metadata(SPACE, "t1", "r1", {"new": "yes"})
+        await store.update_metadata(SPACE, "t1", "r1", {"new": "yes"}, version=0)
         await store.flush(SPACE)
         assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {"new": "yes"}
         after = await store.search(SPACE, "t1", vec(a=1), 5, {"new": "yes"})
@@ -249,6 +276,36 @@ class VectorStoreContract:
         assert await store.count(SPACE, "t3") == 0
         assert await store.count(SPACE) == 3
 
+    async def test_scroll_records_pages_through_one_tenant(self, store: VectorStore) -> None:
+        many = [record_points("t1", f"r{i}", [vec(a=1), vec(b=1)], version=i) for i in range(7)]
+        await put(store, *many, record_points("t2", "other", [vec(a=1)]))
+        seen: list[str] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            page, cursor = await store.scroll_records(SPACE, "t1", cursor, 3)
+            pages += 1
+            assert len(page) <= 3
+            seen += [record.record_id for record in page]
+            if cursor is None:
+                break
+        assert sorted(seen) == sorted(f"r{i}" for i in range(7)) and pages >= 3
+        first, _ = await store.scroll_records(SPACE, "t1", None, 10)
+        by_id = {record.record_id: record for record in first}
+        assert by_id["r3"].version == 3 and by_id["r3"].text == "r3#0 r3#1"
+        assert await store.scroll_records(SPACE, "nobody", None, 10) == ([], None)
+
+    async def test_delete_tenant_leaves_the_other_tenants(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1), vec(b=1)]),
+            record_points("t2", "r1", [vec(a=1)]),
+        )
+        await store.delete_tenant(SPACE, "t1")
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 0
+        assert await store.count(SPACE, "t2") == 1
+
     # ------------------------------------------------------------------------ tenants
 
     async def test_tenants_never_see_each_other(self, store: VectorStore) -> None:
@@ -264,9 +321,9 @@ class VectorStoreContract:
         got = await store.stored_records(SPACE, "beta", ["same", "only-alpha"])
         assert {rid: r.content_hash for rid, r in got.items()} == {"same": "h-beta"}
 
-        await store.update_metadata(SPACE, "beta", "same", {"k": "changed"})
-        await store.update_metadata(SPACE, "beta", "only-alpha", {"k": "changed"})
-        await store.delete_stale_chunks(SPACE, "beta", "same", keep=0)
+        await store.update_metadata(SPACE, "beta", "same", {"k": "changed"}, version=0)
+        await store.update_metadata(SPACE, "beta", "only-alpha", {"k": "changed"}, version=0)
+        await store.delete_stale_chunks(SPACE, "beta", "same", keep=0, version=0)
         await store.delete_records(SPACE, "beta", ["only-alpha"])
         await store.flush(SPACE)
 

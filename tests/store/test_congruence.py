@@ -69,17 +69,19 @@ async def apply_scenario(store: VectorStore) -> None:
     # A rewrite that shrinks rec-0 of acme (5 chunks -> 2), as the pipeline does it.
     shrunk = record_points("acme", "rec-0", [unit_vector(rng), unit_vector(rng)], {"v": 2}, "h2")
     await store.upsert_chunks(SPACE, shrunk)
-    await store.delete_stale_chunks(SPACE, "acme", "rec-0", keep=2)
+    await store.delete_stale_chunks(SPACE, "acme", "rec-0", keep=2, version=0)
     # A redelivery of an unchanged record overwrites, never duplicates.
     await store.upsert_chunks(SPACE, [p for p in points if p.record_id == "rec-3"])
     # Metadata-only updates; globex's update of an acme-only id changes nothing.
-    await store.update_metadata(SPACE, "acme", "rec-7", {"lang": "de", "n": 99, "ok": False})
-    await store.update_metadata(SPACE, "globex", "rec-10", {"lang": "en", "tags": ["x"]})
-    await store.update_metadata(SPACE, "globex", "rec-no-such", {"lang": "en"})
+    await store.update_metadata(
+        SPACE, "acme", "rec-7", {"lang": "de", "n": 99, "ok": False}, version=0
+    )
+    await store.update_metadata(SPACE, "globex", "rec-10", {"lang": "en", "tags": ["x"]}, version=0)
+    await store.update_metadata(SPACE, "globex", "rec-no-such", {"lang": "en"}, version=0)
     # Deletes, with ids the tenant does not have.
     await store.delete_records(SPACE, "acme", ["rec-5", "rec-12", "rec-77", "missing"])
     await store.delete_records(SPACE, "globex", [f"rec-{i}" for i in range(90, 100)])
-    await store.delete_stale_chunks(SPACE, "globex", "rec-17", keep=1)
+    await store.delete_stale_chunks(SPACE, "globex", "rec-17", keep=1, version=0)
     await store.flush(SPACE)
 
 

@@ -97,6 +97,7 @@ async def test_points_and_indexes_on_disk(tmp_path: Path) -> None:
         "metadata": {"k": 1},
         "chunk_text": "r1#0",
         "text": "r1#0 r1#1",
+        "version": 0,
     }
     assert "text" not in (payloads[ids[1]] or {})
 
@@ -108,7 +109,7 @@ async def test_metadata_update_leaves_vectors_untouched(tmp_path: Path) -> None:
         await put(store, record_points("t1", "r1", [vec(a=1, b=2), vec(c=3)], {"v": 1}))
     before = raw_vectors(data_dir, ids)
     async with EdgeStore(data_dir) as store:
-        await store.update_metadata(SPACE, "t1", "r1", {"v": 2})
+        await store.update_metadata(SPACE, "t1", "r1", {"v": 2}, version=0)
         await store.flush(SPACE)
     assert raw_vectors(data_dir, ids) == before
     async with EdgeStore(data_dir) as store:

@@ -66,6 +66,7 @@ async def test_points_have_the_shared_payload_layout(client: AsyncQdrantClient) 
         "metadata": {"k": 1},
         "chunk_text": "r1#0",
         "text": "r1#0 r1#1",
+        "version": 0,
     }
     assert "text" not in (payloads[ids[1]] or {})
 

@@ -7,16 +7,19 @@ Every operation gets exactly one outcome; one bad record fails alone.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from vecpipe import metrics
 from vecpipe.core.embed_cache import EmbeddingCache
 from vecpipe.core.hashing import content_hash
 from vecpipe.errors import ProviderError, VecpipeError
 from vecpipe.models import ChunkPoint, EmbeddingSpace, Record, StoredRecord
-from vecpipe.providers.chain import ProviderChain
+from vecpipe.providers.chain import ProviderChain, track_served
 from vecpipe.store.base import VectorStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,10 @@ class Op:
     def key(self) -> tuple[str, str]:
         return (self.tenant_id, self.record_id)
 
+    @property
+    def version(self) -> int:
+        return (self.record.version or 0) if self.record else 0
+
 
 @dataclass
 class Outcome:
@@ -41,6 +48,8 @@ class Outcome:
     error: str | None = None
     retryable: bool = False
     retry_after: float | None = None
+    # who embedded the batch, else the chain's primary: a label for metrics and logs
+    provider: str | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def failure(cls, exc: VecpipeError) -> Outcome:
@@ -49,14 +58,21 @@ class Outcome:
 
 class Ingestor:
     def __init__(self, store: VectorStore, cache: EmbeddingCache | None = None) -> None:
-        self.store = store
+        self.store = metrics.timed_store(store)  # store_seconds{op} for every call
         self.cache = cache
         self.provider_texts = 0  # chunk texts sent to a provider, for tests and metrics
 
     async def apply(self, chain: ProviderChain, ops: Sequence[Op]) -> list[Outcome]:
         """One outcome per op, in order. Later ops on the same record supersede earlier ones."""
-        last = {op.key: i for i, op in enumerate(ops)}
-        effective = [op for i, op in enumerate(ops) if last[op.key] == i]
+        with track_served() as served:
+            outcomes = await self._apply(chain, ops)
+        provider = _provider_of(served, chain.primary.name)
+        _count_outcomes(ops, outcomes, provider)
+        return [dataclasses.replace(outcome, provider=provider) for outcome in outcomes]
+
+    async def _apply(self, chain: ProviderChain, ops: Sequence[Op]) -> list[Outcome]:
+        winner = _winners(ops)
+        effective = [op for i, op in enumerate(ops) if winner[op.key] == i]
         try:
             by_key = await self._apply_effective(chain, effective)
         except VecpipeError as exc:
@@ -65,7 +81,7 @@ class Ingestor:
         outcomes = []
         for i, op in enumerate(ops):
             outcome = by_key[op.key]
-            if last[op.key] != i and outcome.status != "failed":
+            if winner[op.key] != i and outcome.status != "failed":
                 # superseded within the batch: it was applied, then overwritten
                 outcome = Outcome("upserted" if op.record else "deleted")
             outcomes.append(outcome)
@@ -85,12 +101,15 @@ class Ingestor:
             if op.record is None:
                 outcomes[op.key] = Outcome("deleted" if old else "unchanged")
                 continue
+            if old and old.version > op.version:
+                outcomes[op.key] = Outcome("unchanged")  # a newer version is stored already
+                continue
             if old and old.content_hash == content_hash(op.record.text):
                 if old.metadata == op.record.metadata:
                     outcomes[op.key] = Outcome("unchanged")
                 else:
                     await self.store.update_metadata(
-                        space, op.tenant_id, op.record_id, op.record.metadata
+                        space, op.tenant_id, op.record_id, op.record.metadata, op.version
                     )
                     outcomes[op.key] = Outcome("upserted")
                     wrote = True
@@ -140,20 +159,53 @@ class Ingestor:
         embedded = await self._embed_isolating(chain, chunks)
         outcomes: dict[tuple[str, str], Outcome] = {}
         points: list[ChunkPoint] = []
-        shrunk: list[tuple[Op, int]] = []
+        written: list[tuple[Op, int]] = []
         for op, record_chunks, result in zip(ops, chunks, embedded, strict=True):
             if isinstance(result, Outcome):
                 outcomes[op.key] = result
                 continue
             points.extend(_points(op, record_chunks, result))
-            outcomes[op.key] = Outcome("upserted")
-            old = stored.get(op.key)
-            if old and old.chunk_count > len(record_chunks):
-                shrunk.append((op, len(record_chunks)))
+            written.append((op, len(record_chunks)))
         if points:
             await self.store.upsert_chunks(chain.space, points)
-        for op, keep in shrunk:
-            await self.store.delete_stale_chunks(chain.space, op.tenant_id, op.record_id, keep)
+        outcomes.update(await self._settle(chain.space, written, stored))
+        return outcomes
+
+    async def _settle(
+        self,
+        space: EmbeddingSpace,
+        written: Sequence[tuple[Op, int]],
+        before: dict[tuple[str, str], StoredRecord],
+    ) -> dict[tuple[str, str], Outcome]:
+        """After a conditional write: drop what lost to a newer version, then stale chunks.
+
+        Chunk 0 is the arbiter: whoever's version it holds owns the record. A write that
+        lost a race removes the points it wrote; the winner removes every point of the
+        record older than its own version (chunks past its count, leftovers of a loser).
+        """
+        if not written:
+            return {}
+        now = await self._stored(space, [op for op, _ in written])
+        outcomes: dict[tuple[str, str], Outcome] = {}
+        won: dict[str, dict[str, int]] = {}
+        for op, chunk_count in written:
+            current = now.get(op.key)
+            if current is not None and current.version != op.version:
+                await self.store.delete_record_version(
+                    space, op.tenant_id, op.record_id, op.version
+                )
+                outcomes[op.key] = Outcome("unchanged")  # superseded by a newer version
+                continue
+            won.setdefault(op.tenant_id, {})[op.record_id] = op.version
+            old = before.get(op.key)
+            if old and old.version == op.version and old.chunk_count > chunk_count:
+                # same version rewritten shorter: older-version cleanup would not catch it
+                await self.store.delete_stale_chunks(
+                    space, op.tenant_id, op.record_id, chunk_count, op.version
+                )
+            outcomes[op.key] = Outcome("upserted")
+        for tenant_id, versions in won.items():
+            await self.store.delete_older_versions(space, tenant_id, versions)
         return outcomes
 
     async def _embed_isolating(
@@ -191,6 +243,31 @@ class Ingestor:
         return await self.cache.embed(chain.space, texts, call_provider)
 
 
+def _provider_of(served: Sequence[str], primary: str) -> str:
+    """The provider that embedded most of a batch (after any fallback), else the primary."""
+    return collections.Counter(served).most_common(1)[0][0] if served else primary
+
+
+def _count_outcomes(ops: Sequence[Op], outcomes: Sequence[Outcome], provider: str) -> None:
+    pairs = zip(ops, outcomes, strict=True)
+    tally = collections.Counter((op.tenant_id, outcome.status) for op, outcome in pairs)
+    for (tenant_id, status), n in tally.items():
+        metrics.count_records(tenant_id, provider, status, n)
+
+
+def _winners(ops: Sequence[Op]) -> dict[tuple[str, str], int]:
+    """Per record, the index of the op that decides its state in a batch: the last one if
+    it is a delete, else the highest-version upsert since the last delete."""
+    winner: dict[tuple[str, str], int] = {}
+    for i, op in enumerate(ops):
+        current = winner.get(op.key)
+        if current is None or op.record is None or ops[current].record is None:
+            winner[op.key] = i  # first sight, a delete, or an upsert after a delete
+        elif op.version >= ops[current].version:
+            winner[op.key] = i
+    return winner
+
+
 def _points(op: Op, chunks: list[str], vectors: list[list[float]]) -> list[ChunkPoint]:
     assert op.record is not None
     digest = content_hash(op.record.text)
@@ -205,6 +282,7 @@ def _points(op: Op, chunks: list[str], vectors: list[list[float]]) -> list[Chunk
             content_hash=digest,
             metadata=op.record.metadata,
             vector=vector,
+            version=op.version,
         )
         for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True))
     ]

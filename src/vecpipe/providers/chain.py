@@ -2,20 +2,54 @@
 
 Each provider sits behind a circuit breaker: after `failure_threshold` consecutive failures
 the chain stops calling it for `cooldown` seconds, then lets one call through as a probe.
+
+Metrics: every successful call is timed by provider, a call served by a fallback counts as
+one, and each breaker's state is a gauge (`breaker_states()` reads all live chains).
+`track_served()` tells a caller which providers embedded its texts.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from vecpipe import metrics
 from vecpipe.errors import BadProviderResponse, ProviderError, TransientProviderError
 from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
 
 log = logging.getLogger(__name__)
+
+_live_chains: weakref.WeakSet[ProviderChain] = weakref.WeakSet()
+_served: ContextVar[list[str] | None] = ContextVar("vecpipe_served", default=None)
+
+
+@contextmanager
+def track_served() -> Iterator[list[str]]:
+    """Collects the name of the provider serving each chain call made in this task."""
+    names: list[str] = []
+    token = _served.set(names)
+    try:
+        yield names
+    finally:
+        _served.reset(token)
+
+
+def breaker_states() -> dict[str, str]:
+    """Each open provider's breaker state; the worst one when chains share a provider."""
+    worst: dict[str, str] = {}
+    rank = metrics.BREAKER_VALUES
+    for chain in list(_live_chains):
+        for provider, breaker in zip(chain.providers, chain.breakers, strict=True):
+            state = breaker.state
+            if rank[state] >= rank.get(worst.get(provider.name, "closed"), 0):
+                worst[provider.name] = state
+    return worst
 
 
 @dataclass
@@ -66,6 +100,7 @@ class ProviderChain:
         self.providers = list(providers)
         self.breakers = list(breakers)
         self.served_by = ServedBy()
+        _live_chains.add(self)
 
     @property
     def primary(self) -> EmbeddingProvider:
@@ -86,16 +121,23 @@ class ProviderChain:
         for provider, breaker in zip(self.providers, self.breakers, strict=True):
             if not breaker.allows_call():
                 continue
+            started = time.perf_counter()
             try:
                 vectors = await provider.embed(texts)
                 _check_space(provider, vectors, self.space)
             except ProviderError as exc:
                 breaker.record_failure()
+                _observe_failure(provider.name, breaker)
                 log.warning("provider %s failed: %s", provider.name, exc.message)
                 errors.append(exc)
                 continue
             breaker.record_success()
             self.served_by.add(provider.name, len(texts))
+            _observe_success(provider.name, len(texts), time.perf_counter() - started)
+            if provider is not self.primary:
+                metrics.FALLBACKS.labels(metrics.provider_label(provider.name)).inc()
+            if (served := _served.get()) is not None:
+                served.append(provider.name)
             return vectors
         if not errors:
             raise TransientProviderError("every provider in the chain is paused after failures")
@@ -107,6 +149,20 @@ class ProviderChain:
                 or None,
             )
         raise errors[-1]
+
+
+def _observe_success(name: str, texts: int, seconds: float) -> None:
+    label = metrics.provider_label(name)
+    metrics.EMBED_SECONDS.labels(label).observe(seconds)
+    metrics.EMBED_BATCH.labels(label).observe(texts)
+    metrics.PROVIDER_TEXTS.labels(label).inc(texts)
+    metrics.BREAKER_STATE.labels(label).set(0)
+
+
+def _observe_failure(name: str, breaker: CircuitBreaker) -> None:
+    label = metrics.provider_label(name)
+    metrics.PROVIDER_FAILURES.labels(label).inc()
+    metrics.BREAKER_STATE.labels(label).set(metrics.BREAKER_VALUES[breaker.state])
 
 
 def _check_space(

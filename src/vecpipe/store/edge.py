@@ -42,6 +42,7 @@ from vecpipe.store.payload import (
     METADATA,
     RECORD_ID,
     SEARCH_FIELDS,
+    VERSION,
     belongs_to,
     checked_vector,
     chunk_payload,
@@ -134,30 +135,58 @@ class EdgeStore:
         if not points:
             return
         target = await self._space(space)
-        for batch in batched(points, BATCH_SIZE):
-            rows = [
-                (point_id(p.tenant_id, p.record_id, p.chunk_index), p.vector, chunk_payload(p))
-                for p in batch
-            ]
-            await self._write(target, "upsert", edge_shard.upsert, rows)
+        by_version: dict[int, list[ChunkPoint]] = {}
+        for point in points:
+            by_version.setdefault(point.version, []).append(point)
+        for version, same_version in by_version.items():
+            for batch in batched(same_version, BATCH_SIZE):
+                rows = [
+                    (point_id(p.tenant_id, p.record_id, p.chunk_index), p.vector, chunk_payload(p))
+                    for p in batch
+                ]
+                await self._write(target, "upsert", edge_shard.upsert, rows, version)
 
     async def delete_stale_chunks(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int
+        self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int, version: int
     ) -> None:
         self._check_open()
         if keep < 0:
             raise ValidationError("keep must be >= 0")
         target = await self._space(space)
-        stale = edge_shard.chunks_from_filter(tenant_id, record_id, keep)
+        stale = edge_shard.chunks_from_filter(tenant_id, record_id, keep, version)
         await self._write(target, "delete", edge_shard.delete_where, stale)
 
-    async def update_metadata(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, metadata: Mapping[str, Any]
+    async def delete_older_versions(
+        self, space: EmbeddingSpace, tenant_id: str, versions: Mapping[str, int]
+    ) -> None:
+        self._check_open()
+        if not versions:
+            return
+        target = await self._space(space)
+        for batch in batched(list(versions.items()), BATCH_SIZE):
+            older = edge_shard.older_versions_filter(tenant_id, dict(batch))
+            await self._write(target, "delete", edge_shard.delete_where, older)
+
+    async def delete_record_version(
+        self, space: EmbeddingSpace, tenant_id: str, record_id: str, version: int
     ) -> None:
         self._check_open()
         target = await self._space(space)
-        chunks = edge_shard.records_filter(tenant_id, [record_id])
-        payload = {METADATA: dict(metadata)}
+        lost = edge_shard.record_filter(tenant_id, record_id, edge_shard.version_is(version))
+        await self._write(target, "delete", edge_shard.delete_where, lost)
+
+    async def update_metadata(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        record_id: str,
+        metadata: Mapping[str, Any],
+        version: int,
+    ) -> None:
+        self._check_open()
+        target = await self._space(space)
+        chunks = edge_shard.record_filter(tenant_id, record_id, edge_shard.not_newer_than(version))
+        payload = {METADATA: dict(metadata), VERSION: version}
         await self._write(target, "set_payload", edge_shard.set_payload_where, chunks, payload)
 
     async def delete_records(
@@ -171,6 +200,24 @@ class EdgeStore:
         for batch in batched(wanted, BATCH_SIZE):
             chunks = edge_shard.records_filter(tenant_id, batch)
             await self._write(target, "delete", edge_shard.delete_where, chunks)
+
+    async def scroll_records(
+        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+    ) -> tuple[list[StoredRecord], str | None]:
+        self._check_open()
+        target = await self._space(space)
+        flt = edge_shard.chunk_zeros_filter(tenant_id)
+        payloads, cursor = await self._call(
+            target, "scroll", edge_shard.scroll_payloads, flt, after, limit
+        )
+        found = [stored_record(p) for p in payloads if belongs_to(p, tenant_id)]
+        return found, cursor
+
+    async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
+        self._check_open()
+        target = await self._space(space)
+        flt = edge_shard.tenant_filter(tenant_id)
+        await self._write(target, "delete", edge_shard.delete_where, flt)
 
     async def search(
         self,

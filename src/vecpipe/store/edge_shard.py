@@ -29,6 +29,7 @@ from vecpipe.store.payload import (
     RECORD_ID,
     SEARCH_FIELDS,
     TENANT_ID,
+    VERSION,
     MetadataMatch,
 )
 
@@ -102,12 +103,13 @@ def records_filter(tenant_id: str, record_ids: Sequence[str]) -> qe.Filter:
     return tenant_filter(tenant_id, any_record)
 
 
-def chunks_from_filter(tenant_id: str, record_id: str, first_chunk: int) -> qe.Filter:
-    """The record's chunks whose index is >= first_chunk."""
+def chunks_from_filter(tenant_id: str, record_id: str, first_chunk: int, version: int) -> qe.Filter:
+    """The record's chunks whose index is >= first_chunk, of versions up to `version`."""
     return tenant_filter(
         tenant_id,
         _equals(RECORD_ID, record_id),
         qe.FieldCondition(key=CHUNK_INDEX, range=qe.RangeFloat(gte=first_chunk)),
+        not_newer_than(version),
     )
 
 
@@ -140,9 +142,49 @@ def _metadata_condition(match: MetadataMatch) -> qe.FieldCondition | qe.Filter:
 # ---------------------------------------------------------------------------- calls
 
 
-def upsert(shard: qe.EdgeShard, points: Sequence[tuple[str, list[float], dict[str, Any]]]) -> None:
+def upsert(
+    shard: qe.EdgeShard, points: Sequence[tuple[str, list[float], dict[str, Any]]], version: int
+) -> None:
+    """Insert new points; replace existing ones only where their version is not newer."""
     batch = [qe.Point(pid, vector, payload) for pid, vector, payload in points]
-    shard.update(qe.UpdateOperation.upsert_points(batch))
+    shard.update(qe.UpdateOperation.upsert_points(batch, not_newer_than(version)))
+
+
+def not_newer_than(version: int) -> qe.Filter:
+    """Points written before versions existed have none: they count as oldest."""
+    return qe.Filter(
+        should=[
+            qe.IsEmptyCondition(VERSION),
+            qe.FieldCondition(key=VERSION, range=qe.RangeFloat(lte=float(version))),
+        ]
+    )
+
+
+def older_versions_filter(tenant_id: str, versions: Mapping[str, int]) -> qe.Filter:
+    """Points of each named record whose version is older than the one given for it."""
+    per_record: list[qe.ConditionType] = [
+        qe.Filter(
+            must=[_equals(RECORD_ID, record_id)],
+            should=[
+                qe.IsEmptyCondition(VERSION),
+                qe.FieldCondition(key=VERSION, range=qe.RangeFloat(lt=float(version))),
+            ],
+        )
+        for record_id, version in versions.items()
+    ]
+    return tenant_filter(tenant_id, qe.Filter(should=per_record))
+
+
+def version_is(version: int) -> qe.FieldCondition:
+    return qe.FieldCondition(
+        key=VERSION, range=qe.RangeFloat(gte=float(version), lte=float(version))
+    )
+
+
+def record_filter(
+    tenant_id: str, record_id: str, *conditions: qe.FieldCondition | qe.Filter
+) -> qe.Filter:
+    return tenant_filter(tenant_id, _equals(RECORD_ID, record_id), *conditions)
 
 
 def query_chunks(
@@ -177,3 +219,19 @@ def set_payload_where(shard: qe.EdgeShard, flt: qe.Filter, payload: dict[str, An
 
 def count(shard: qe.EdgeShard, flt: qe.Filter | None) -> int:
     return shard.count(qe.CountRequest(exact=True, filter=flt))
+
+
+def chunk_zeros_filter(tenant_id: str) -> qe.Filter:
+    return tenant_filter(tenant_id, _equals(CHUNK_INDEX, 0))
+
+
+def scroll_payloads(
+    shard: qe.EdgeShard, flt: qe.Filter, cursor: str | None, limit: int
+) -> tuple[list[Mapping[str, Any]], str | None]:
+    """One page of payloads in point-id order, and where the next page starts."""
+    request = qe.ScrollRequest(
+        offset=cursor, limit=limit, filter=flt, with_payload=True, with_vector=False
+    )
+    records, next_id = shard.scroll(request)
+    payloads: list[Mapping[str, Any]] = [r.payload for r in records if r.payload is not None]
+    return payloads, None if next_id is None else str(next_id)

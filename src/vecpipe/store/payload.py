@@ -13,6 +13,7 @@ request types. One point per chunk of a record:
     metadata      the record's JSON metadata (filters match `metadata.<key>`)
     chunk_text    the text of this chunk
     text          the full record text, on chunk 0 only
+    version       the record version written; writes only replace points of an older version
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ CONTENT_HASH = "content_hash"
 METADATA = "metadata"
 CHUNK_TEXT = "chunk_text"
 TEXT = "text"
+VERSION = "version"
 
 SEARCH_FIELDS = [TENANT_ID, RECORD_ID, CHUNK_INDEX, METADATA, CHUNK_TEXT, TEXT]
 """Payload a search reads per chunk (not content_hash or chunk_count)."""
@@ -67,6 +69,7 @@ def chunk_payload(point: ChunkPoint) -> dict[str, Any]:
         CONTENT_HASH: point.content_hash,
         METADATA: dict(point.metadata),
         CHUNK_TEXT: point.chunk_text,
+        VERSION: point.version,
     }
     if point.chunk_index == 0:
         payload[TEXT] = point.record_text
@@ -87,6 +90,7 @@ def stored_record(payload: Mapping[str, Any]) -> StoredRecord:
         metadata=dict(payload.get(METADATA) or {}),
         content_hash=str(payload.get(CONTENT_HASH, "")),
         chunk_count=int(payload.get(CHUNK_COUNT, 1)),
+        version=int(payload.get(VERSION, 0)),
     )
 
 

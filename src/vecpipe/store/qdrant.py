@@ -40,6 +40,7 @@ from vecpipe.store.payload import (
     METADATA,
     RECORD_ID,
     SEARCH_FIELDS,
+    VERSION,
     belongs_to,
     checked_vector,
     chunk_payload,
@@ -153,34 +154,64 @@ class QdrantStore:
         if not points:
             return
         name = await self._collection(space)
-        for start in range(0, len(points), BATCH_SIZE):
-            batch = points[start : start + BATCH_SIZE]
-            rows = models.Batch(
-                ids=[point_id(p.tenant_id, p.record_id, p.chunk_index) for p in batch],
-                vectors=vectors[start : start + BATCH_SIZE],
-                payloads=[chunk_payload(p) for p in batch],
-            )
-            async with self._using("upsert", name) as client:
-                await client.upsert(name, rows, wait=True)
+        by_version: dict[int, list[int]] = {}
+        for index, point in enumerate(points):
+            by_version.setdefault(point.version, []).append(index)
+        for version, indexes in by_version.items():
+            for batch in _batched(indexes, BATCH_SIZE):
+                rows = models.Batch(
+                    ids=[_point_id(points[i]) for i in batch],
+                    vectors=[vectors[i] for i in batch],
+                    payloads=[chunk_payload(points[i]) for i in batch],
+                )
+                async with self._using("upsert", name) as client:
+                    await client.upsert(
+                        name, rows, wait=True, update_filter=qf.not_newer_than(version)
+                    )
 
     async def delete_stale_chunks(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int
+        self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int, version: int
     ) -> None:
         self._check_open()
         if keep < 0:
             raise ValidationError("keep must be >= 0")
         name = await self._collection(space)
-        await self._delete_where(name, qf.chunks_from_filter(tenant_id, record_id, keep))
+        stale = qf.chunks_from_filter(tenant_id, record_id, keep, version)
+        await self._delete_where(name, stale)
 
-    async def update_metadata(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, metadata: Mapping[str, Any]
+    async def delete_older_versions(
+        self, space: EmbeddingSpace, tenant_id: str, versions: Mapping[str, int]
+    ) -> None:
+        self._check_open()
+        if not versions:
+            return
+        name = await self._collection(space)
+        items = list(versions.items())
+        for batch in _batched(items, BATCH_SIZE):
+            await self._delete_where(name, qf.older_versions_filter(tenant_id, dict(batch)))
+
+    async def delete_record_version(
+        self, space: EmbeddingSpace, tenant_id: str, record_id: str, version: int
     ) -> None:
         self._check_open()
         name = await self._collection(space)
-        chunks = models.FilterSelector(filter=qf.records_filter(tenant_id, [record_id]))
+        await self._delete_where(name, qf.record_version_filter(tenant_id, record_id, version))
+
+    async def update_metadata(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        record_id: str,
+        metadata: Mapping[str, Any],
+        version: int,
+    ) -> None:
+        self._check_open()
+        name = await self._collection(space)
+        current = qf.record_filter(tenant_id, record_id, qf.not_newer_than(version))
+        chunks = models.FilterSelector(filter=current)
         # No `key`: a top-level key is replaced whole. With key="metadata" Qdrant would merge
         # into the stored object and keep the keys the new metadata no longer has.
-        payload = {METADATA: dict(metadata)}
+        payload = {METADATA: dict(metadata), VERSION: version}
         async with self._using("set_payload", name) as client:
             await client.set_payload(name, payload, chunks, wait=True)
 
@@ -194,6 +225,32 @@ class QdrantStore:
         name = await self._collection(space)
         for batch in _batched(wanted, BATCH_SIZE):
             await self._delete_where(name, qf.records_filter(tenant_id, batch))
+
+    async def scroll_records(
+        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+    ) -> tuple[list[StoredRecord], str | None]:
+        self._check_open()
+        name = await self._collection(space)
+        async with self._using("scroll", name) as client:
+            points, cursor = await client.scroll(
+                name,
+                scroll_filter=qf.chunk_zeros_filter(tenant_id),
+                limit=limit,
+                offset=after,
+                with_payload=True,
+                with_vectors=False,
+            )
+        found = [
+            stored_record(point.payload)
+            for point in points
+            if point.payload and belongs_to(point.payload, tenant_id)
+        ]
+        return found, None if cursor is None else str(cursor)
+
+    async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
+        self._check_open()
+        name = await self._collection(space)
+        await self._delete_where(name, qf.tenant_filter(tenant_id))
 
     async def search(
         self,
@@ -399,6 +456,10 @@ def _describe(
     if location is not None:
         return f"local={str(location)!r}"
     return "client"
+
+
+def _point_id(point: ChunkPoint) -> str:
+    return point_id(point.tenant_id, point.record_id, point.chunk_index)
 
 
 def _batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -6,12 +6,19 @@ adapter (`edge_shard.py` builds the same filters from Qdrant Edge's types).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from qdrant_client import models
 
 from vecpipe.errors import ConfigError
-from vecpipe.store.payload import CHUNK_INDEX, RECORD_ID, TENANT_ID, FilterValue, MetadataMatch
+from vecpipe.store.payload import (
+    CHUNK_INDEX,
+    RECORD_ID,
+    TENANT_ID,
+    VERSION,
+    FilterValue,
+    MetadataMatch,
+)
 
 PAYLOAD_INDEXES: dict[str, models.KeywordIndexParams | models.IntegerIndexParams] = {
     TENANT_ID: models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
@@ -43,18 +50,59 @@ def tenant_filter(tenant_id: str, *conditions: models.Condition) -> models.Filte
     return models.Filter(must=[_equals(TENANT_ID, tenant_id), *conditions])
 
 
+def chunk_zeros_filter(tenant_id: str) -> models.Filter:
+    return tenant_filter(tenant_id, _equals(CHUNK_INDEX, 0))
+
+
 def records_filter(tenant_id: str, record_ids: Sequence[str]) -> models.Filter:
     any_record = models.FieldCondition(key=RECORD_ID, match=models.MatchAny(any=list(record_ids)))
     return tenant_filter(tenant_id, any_record)
 
 
-def chunks_from_filter(tenant_id: str, record_id: str, first_chunk: int) -> models.Filter:
-    """The record's chunks whose index is >= first_chunk."""
+def chunks_from_filter(
+    tenant_id: str, record_id: str, first_chunk: int, version: int
+) -> models.Filter:
+    """The record's chunks whose index is >= first_chunk, of versions up to `version`."""
     return tenant_filter(
         tenant_id,
         _equals(RECORD_ID, record_id),
         models.FieldCondition(key=CHUNK_INDEX, range=models.Range(gte=first_chunk)),
+        not_newer_than(version),
     )
+
+
+def not_newer_than(version: int) -> models.Filter:
+    """Points written before versions existed have none: they count as oldest."""
+    return models.Filter(
+        should=[
+            models.IsEmptyCondition(is_empty=models.PayloadField(key=VERSION)),
+            models.FieldCondition(key=VERSION, range=models.Range(lte=version)),
+        ]
+    )
+
+
+def older_versions_filter(tenant_id: str, versions: Mapping[str, int]) -> models.Filter:
+    """Points of each named record whose version is older than the one given for it."""
+    per_record: list[models.Condition] = [
+        models.Filter(
+            must=[_equals(RECORD_ID, record_id)],
+            should=[
+                models.IsEmptyCondition(is_empty=models.PayloadField(key=VERSION)),
+                models.FieldCondition(key=VERSION, range=models.Range(lt=version)),
+            ],
+        )
+        for record_id, version in versions.items()
+    ]
+    return tenant_filter(tenant_id, models.Filter(should=per_record))
+
+
+def record_version_filter(tenant_id: str, record_id: str, version: int) -> models.Filter:
+    exactly = models.FieldCondition(key=VERSION, range=models.Range(gte=version, lte=version))
+    return tenant_filter(tenant_id, _equals(RECORD_ID, record_id), exactly)
+
+
+def record_filter(tenant_id: str, record_id: str, *conditions: models.Condition) -> models.Filter:
+    return tenant_filter(tenant_id, _equals(RECORD_ID, record_id), *conditions)
 
 
 def search_filter(tenant_id: str, matches: Sequence[MetadataMatch]) -> models.Filter:

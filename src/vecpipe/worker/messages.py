@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from vecpipe.core.ingest import Op
+from vecpipe.core.pipeline import new_version, with_version
 from vecpipe.models import QueueMessage, UpsertMessage
 
 _adapter: TypeAdapter[QueueMessage] = TypeAdapter(QueueMessage)
@@ -31,7 +32,9 @@ def parse_message(body: bytes) -> ParsedMessage:
     except PydanticValidationError as exc:
         raise PoisonMessage(_describe(exc)) from None
     if isinstance(message, UpsertMessage):
-        op = Op(message.tenant_id, message.record.id, message.record)
+        # a message published without a version is versioned when it is first read
+        record = with_version(message.record, new_version())
+        op = Op(message.tenant_id, record.id, record)
     else:
         op = Op(message.tenant_id, message.record_id)
     return ParsedMessage(op, message.job_id)
