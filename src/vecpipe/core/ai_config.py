@@ -34,7 +34,14 @@ class AIConfigService:
 
     async def load(self, tenant_id: str) -> AIConfig:
         """The tenant's config with secrets decrypted (for building providers only)."""
-        stored = await self._repo.get(tenant_id)
+        return self.unseal(await self._repo.get(tenant_id))
+
+    async def stored(self, tenant_id: str) -> dict[str, Any] | None:
+        """The config exactly as stored (keys encrypted); None when the default applies."""
+        return await self._repo.get(tenant_id)
+
+    def unseal(self, stored: dict[str, Any] | None) -> AIConfig:
+        """A stored config with its secrets decrypted; None is the default config."""
         if stored is None:
             return self.default
         config = AIConfig.model_validate(stored)
@@ -42,6 +49,14 @@ class AIConfigService:
             if provider.api_key:
                 provider.api_key = self._require_box().decrypt(provider.api_key)
         return config
+
+    def seal(self, config: AIConfig) -> dict[str, Any]:
+        """The config as it is stored: gateway keys encrypted."""
+        sealed = config.model_copy(deep=True)
+        for provider in _gateways(sealed):
+            if provider.api_key:
+                provider.api_key = self._require_box().encrypt(provider.api_key)
+        return sealed.model_dump(mode="json")
 
     async def show(self, tenant_id: str) -> tuple[dict[str, Any], bool]:
         """The config as callers may see it (secrets redacted), and whether it was set."""
@@ -57,11 +72,7 @@ class AIConfigService:
                 raise ConfigError("VECPIPE_SECRET_KEY must be set to store gateway API keys")
 
     async def save(self, tenant_id: str, config: AIConfig) -> None:
-        sealed = config.model_copy(deep=True)
-        for provider in _gateways(sealed):
-            if provider.api_key:
-                provider.api_key = self._require_box().encrypt(provider.api_key)
-        await self._repo.put(tenant_id, sealed.model_dump(mode="json"))
+        await self._repo.put(tenant_id, self.seal(config))
 
     async def delete(self, tenant_id: str) -> bool:
         return await self._repo.delete(tenant_id)
@@ -74,6 +85,26 @@ class AIConfigService:
             for provider in _gateways(config):
                 if provider.api_key:
                     self._require_box().decrypt(provider.api_key)
+
+    async def rotate_secrets(self) -> int:
+        """Re-encrypt every stored gateway key under the current VECPIPE_SECRET_KEY.
+
+        The box must also hold the old keys (VECPIPE_SECRET_KEY_OLD) that values were
+        encrypted with. Returns how many keys were re-encrypted; plaintexts never change.
+        """
+        rotated = 0
+        for tenant_id in await self._repo.list_tenants():
+            stored = await self._repo.get(tenant_id)
+            if stored is None:
+                continue
+            config = AIConfig.model_validate(stored)
+            keyed = [p for p in _gateways(config) if p.api_key]
+            for provider in keyed:
+                provider.api_key = self._require_box().rotate(provider.api_key or "")
+            if keyed:
+                await self._repo.put(tenant_id, config.model_dump(mode="json"))
+                rotated += len(keyed)
+        return rotated
 
     def _require_box(self) -> SecretBox:
         if self._box is None:

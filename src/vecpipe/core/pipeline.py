@@ -8,6 +8,7 @@ async with Pipeline.open(settings) as pipeline:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from vecpipe.models import (
     SearchHit,
     StoredRecord,
     UpsertMessage,
+    check_record_id,
+    is_valid_tenant_id,
 )
 from vecpipe.providers.manager import ProviderManager
 from vecpipe.queue.base import MessageQueue
@@ -31,6 +34,7 @@ from vecpipe.settings import Settings
 from vecpipe.store.base import VectorStore
 
 if TYPE_CHECKING:
+    from vecpipe.core.migration import Migrations
     from vecpipe.db.jobs import JobRepo, JobStatus
 
 OUTCOME_TO_JOB = {"upserted": "done", "deleted": "done", "unchanged": "unchanged"}
@@ -47,7 +51,9 @@ class Pipeline:
         jobs: JobRepo,
         queue: MessageQueue,
         ingestor: Ingestor,
+        migrations: Migrations | None = None,
     ) -> None:
+        self.migrations = migrations
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -70,15 +76,34 @@ class Pipeline:
     async def set_ai_config(
         self, tenant_id: str, config: AIConfig | Mapping[str, Any]
     ) -> EmbeddingSpace:
-        """Validate (opening and probing every provider of the chain), then store."""
+        """Validate (opening and probing every provider of the chain), then store; when the
+        space changes and the tenant has points, start a migration to it instead."""
         parsed = config if isinstance(config, AIConfig) else AIConfig.model_validate(config)
         self.configs.check(parsed)
         space = await self.providers.validate(parsed)
+        if self.migrations is not None:
+            self.providers.forget(tenant_id)  # the current space, freshly loaded
+            current_space = await self.space_of(tenant_id)
+            if await self.migrations.begin(tenant_id, parsed, space, current_space):
+                self.providers.forget(tenant_id)  # a migration started: see core/migration.py
+                return space
         await self.configs.save(tenant_id, parsed)
         self.providers.forget(tenant_id)
         return space
 
+    async def cancel_migration(self, tenant_id: str) -> None:
+        """Stop the tenant's migration: the old config stays, the partial new space goes."""
+        if self.migrations is None or await self.migrations.cancel(tenant_id) is None:
+            raise NotFound(f"tenant {tenant_id} has no migration in progress")
+        self.providers.forget(tenant_id)
+
+    async def migration_status(self, tenant_id: str) -> dict[str, Any] | None:
+        """The tenant's latest migration (state, spaces, progress), None when it had none."""
+        return None if self.migrations is None else await self.migrations.status(tenant_id)
+
     async def delete_ai_config(self, tenant_id: str) -> bool:
+        if self.migrations is not None:
+            await self.migrations.cancel(tenant_id)  # else its switch would store the target
         deleted = await self.configs.delete(tenant_id)
         self.providers.forget(tenant_id)
         return deleted
@@ -114,19 +139,34 @@ class Pipeline:
         """Outcomes for ops of any tenants; tenants sharing a chain are embedded together."""
         outcomes: dict[int, Outcome] = {}
         async with AsyncExitStack() as stack:
-            groups: dict[int, tuple[Any, list[int]]] = {}
-            chains: dict[str, Any] = {}
+            # passes[0]: each tenant's chain; passes[1]: a migrating tenant's new space
+            passes: list[dict[int, tuple[Any, list[int]]]] = [{}, {}]
+            chains: dict[str, list[Any]] = {}
             for index, op in enumerate(ops):
                 if op.tenant_id not in chains:
-                    chains[op.tenant_id] = await stack.enter_async_context(
-                        self.providers.lease(op.tenant_id)
-                    )
-                chain = chains[op.tenant_id]
-                groups.setdefault(id(chain), (chain, []))[1].append(index)
-            for chain, indexes in groups.values():
-                group_outcomes = await self.ingestor.apply(chain, [ops[i] for i in indexes])
-                outcomes.update(zip(indexes, group_outcomes, strict=True))
+                    chains[op.tenant_id] = await self._write_chains(stack, op.tenant_id)
+                for depth, chain in enumerate(chains[op.tenant_id]):
+                    passes[depth].setdefault(id(chain), (chain, []))[1].append(index)
+            for depth, groups in enumerate(passes):  # the old space before the new one
+                for chain, indexes in groups.values():
+                    if depth:  # only what the old space took
+                        indexes = [i for i in indexes if outcomes[i].status != "failed"]
+                    if not indexes:
+                        continue
+                    group_outcomes = await self.ingestor.apply(chain, [ops[i] for i in indexes])
+                    for i, outcome in zip(indexes, group_outcomes, strict=True):
+                        if not depth or outcome.status == "failed":
+                            outcomes[i] = outcome
         return [outcomes[i] for i in range(len(ops))]
+
+    async def _write_chains(self, stack: AsyncExitStack, tenant_id: str) -> list[Any]:
+        configs = await self.migrations.write_configs(tenant_id) if self.migrations else None
+        if configs is None:
+            return [await stack.enter_async_context(self.providers.lease(tenant_id))]
+        return [
+            await stack.enter_async_context(self.providers.lease_config(config))
+            for config in configs
+        ]
 
     async def get_record(self, tenant_id: str, record_id: str) -> StoredRecord:
         space = await self.space_of(tenant_id)
@@ -145,6 +185,7 @@ class Pipeline:
         limit: int = 10,
         filter: Mapping[str, Any] | None = None,
     ) -> list[SearchHit]:
+        check_tenant_id(tenant_id)
         if not query.strip():
             raise ValidationError("query must not be empty")
         async with self.providers.lease(tenant_id) as chain:
@@ -185,8 +226,33 @@ def message_for(op: Op, job_id: str | None = None) -> bytes:
     return json.dumps(message.model_dump(mode="json"), separators=(",", ":")).encode()
 
 
+def new_version() -> int:
+    """The version vecpipe gives a record sent without one: when it was accepted, in us."""
+    return time.time_ns() // 1000
+
+
+def with_version(record: Record, version: int) -> Record:
+    return record if record.version is not None else record.model_copy(update={"version": version})
+
+
+def check_tenant_id(tenant_id: str) -> str:
+    if not is_valid_tenant_id(tenant_id):
+        raise ValidationError(
+            "tenant ids are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return tenant_id
+
+
 def _ops(tenant_id: str, upserts: Sequence[Record], deletes: Sequence[str]) -> list[Op]:
-    ops = [Op(tenant_id, r.id, r) for r in upserts] + [Op(tenant_id, rid) for rid in deletes]
+    check_tenant_id(tenant_id)
+    for record_id in deletes:
+        try:
+            check_record_id(record_id)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+    version = new_version()
+    ops = [Op(tenant_id, r.id, with_version(r, version)) for r in upserts]
+    ops += [Op(tenant_id, rid) for rid in deletes]
     seen: set[str] = set()
     for op in ops:
         if op.record_id in seen:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from vecpipe.db.configs import ConfigRepo
 from vecpipe.db.handle import SQLITE_BEGIN_OPTION, DatabaseHandle
 from vecpipe.db.jobs import JobRepo
+from vecpipe.db.migrations_repo import MigrationRepo
 from vecpipe.db.tokens import TokenRepo
 from vecpipe.errors import ConfigError
 
@@ -56,6 +57,7 @@ class Database:
     jobs: JobRepo
     tokens: TokenRepo
     _handle: DatabaseHandle
+    migrations: MigrationRepo
 
     @property
     def url(self) -> str:
@@ -164,7 +166,14 @@ async def open_database(url: str) -> AsyncIterator[Database]:
             reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             raise ConfigError(f"cannot open database {shown}: {reason}") from exc
         log.debug("database ready: %s", engine.url.render_as_string(hide_password=True))
-        yield Database(engine, ConfigRepo(handle), JobRepo(handle), TokenRepo(handle), handle)
+        yield Database(
+            engine,
+            ConfigRepo(handle),
+            JobRepo(handle),
+            TokenRepo(handle),
+            handle,
+            MigrationRepo(handle),
+        )
     finally:
         handle.close()
         await engine.dispose()

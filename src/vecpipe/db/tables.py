@@ -70,3 +70,24 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index(None, "tenant_id"),
 )
+
+MIGRATION_STATES = ("running", "switched", "done", "cancelled")
+
+migrations = sa.Table(
+    "migrations",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("from_config", sa.JSON(), nullable=True),  # null: the tenant had the default
+    sa.Column("to_config", sa.JSON(), nullable=False),
+    sa.Column("from_space", sa.JSON(), nullable=False),
+    sa.Column("to_space", sa.JSON(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("total", sa.Integer(), nullable=False),
+    sa.Column("done", sa.Integer(), nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("delete_old_after", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("state IN ('running', 'switched', 'done', 'cancelled')", name="state"),
+    sa.Index(None, "state"),
+)

@@ -81,6 +81,25 @@ class ProviderManager:
             if entry.active == 0 and not self._closed:
                 await self._collect()
 
+    @asynccontextmanager
+    async def lease_config(self, config: AIConfig) -> AsyncIterator[ProviderChain]:
+        """The chain of an explicit config (a migration's), kept open while in use."""
+        if self._closed:
+            raise ClosedError("provider manager is closed")
+        try:
+            async with self._lock:
+                entry = self._chains[await self._ensure_chain(config)]
+                entry.active += 1
+        except BaseException:
+            await self._collect()
+            raise
+        try:
+            yield entry.chain
+        finally:
+            entry.active -= 1
+            if entry.active == 0 and not self._closed:
+                await self._collect()
+
     async def validate(self, config: AIConfig) -> EmbeddingSpace:
         """Open the chain's providers (probing gateways) and check they share one space."""
         try:
