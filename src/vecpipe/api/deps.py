@@ -1,16 +1,74 @@
-"""Request dependencies: the pipeline and the caller's right to a tenant."""
+"""Request dependencies: the pipeline, who the caller is, and which tenant it may touch.
+
+Who (`authenticate`), from `Authorization: Bearer <token>`:
+- the admin token (VECPIPE_ADMIN_TOKEN) may do everything;
+- a tenant token (`vp_…`, see db/tokens.py) reaches only its own tenant;
+- with no admin token configured the server listens on loopback only (runtime.check_bind),
+  and a request without a tenant token acts as the admin there: whoever can reach loopback
+  can read the data dir too. A `vp_` token presented there still confines the caller to its
+  tenant, and an unknown or revoked one is refused, so a token never grants more than it says.
+
+Missing or invalid token: 401. A tenant token on another tenant's path: 404, the same
+answer whether that tenant exists or not (no enumeration). Admin-only routes answer a
+tenant's token on its own path with 403.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-from typing import Annotated
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import unquote, unquote_to_bytes
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from starlette.convertors import PathConvertor, register_url_convertor
 
+from vecpipe.api.errors import error_response
 from vecpipe.core.pipeline import Pipeline
-from vecpipe.errors import AuthError
-from vecpipe.models import TENANT_ID_PATTERN
+from vecpipe.core.quotas import QuotaExceeded, QuotaService
+from vecpipe.db.tokens import TOKEN_PREFIX
+from vecpipe.errors import AuthError, NotFound, ValidationError
+from vecpipe.models import TENANT_ID_PATTERN, check_record_id
 from vecpipe.resources import Resources
+
+MAX_TOKEN_LENGTH = 256
+TENANT_ID_RULE = "tenant ids are 1-64 of A-Z a-z 0-9 . _ - and start with a letter or digit"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_TENANT_ID = re.compile(TENANT_ID_PATTERN)
+
+
+class AnyPathConvertor(PathConvertor):
+    """`path` that also matches line breaks: an id holding one gets its 422, not a 404."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("anypath", AnyPathConvertor())
+
+
+class Forbidden(AuthError):
+    """Authenticated, but this route needs the admin token (HTTP 403)."""
+
+    code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the admin (tenant_id None) or one tenant."""
+
+    tenant_id: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.tenant_id is None
+
+
+ADMIN = Principal(None)
 
 
 def get_resources(request: Request) -> Resources:
@@ -22,30 +80,192 @@ def get_pipeline(request: Request) -> Pipeline:
     return get_resources(request).pipeline
 
 
+def get_quotas(request: Request) -> QuotaService:
+    """The app's quota service, made on first use (buckets are plain in-process state)."""
+    quotas: QuotaService | None = getattr(request.app.state, "quotas", None)
+    if quotas is None:
+        quotas = QuotaService(get_resources(request).settings.quotas)
+        request.app.state.quotas = quotas
+    return quotas
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def require_token(request: Request) -> None:
-    """With VECPIPE_ADMIN_TOKEN set, every /v1 call must present it (constant-time check)."""
-    expected = get_resources(request).settings.admin_token
-    if expected is None:
-        return
+def _same(presented: str, expected: str) -> bool:
+    """Constant-time equality that does not leak the expected length either."""
+    return hmac.compare_digest(
+        hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest(),
+        hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest(),
+    )
+
+
+async def authenticate(request: Request) -> Principal:
+    resources = get_resources(request)
+    admin = resources.settings.admin_token
     presented = _bearer(request)
-    if presented is None or not hmac.compare_digest(
-        presented.encode(), expected.get_secret_value().encode()
-    ):
-        raise AuthError("missing or invalid bearer token")
+    if presented is not None and admin is not None and _same(presented, admin.get_secret_value()):
+        return ADMIN
+    if presented is not None and presented.startswith(TOKEN_PREFIX):
+        tenant_id = None
+        if len(presented) <= MAX_TOKEN_LENGTH:
+            # A lookup by SHA-256: the hash of a guess says nothing about the stored tokens.
+            tenant_id = await resources.database.tokens.verify(presented)
+        if tenant_id is None:
+            raise AuthError("missing or invalid bearer token")
+        return Principal(tenant_id)
+    if admin is None:
+        return ADMIN
+    raise AuthError("missing or invalid bearer token")
 
 
-def tenant_path(
-    tenant_id: Annotated[str, Path(pattern=TENANT_ID_PATTERN, max_length=64)],
-    _auth: Annotated[None, Depends(require_token)],
-) -> str:
+require_token = authenticate
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+async def tenant_access(request: Request, tenant_id: str, principal: PrincipalDep) -> str:
+    """The path's tenant, when the caller may touch it."""
+    if principal.tenant_id is not None and tenant_id != principal.tenant_id:
+        raise NotFound("not found")
+    _check_tenant_id(tenant_id)
+    await check_body_unicode(request)
     return tenant_id
 
 
+async def admin_tenant(tenant_id: str, principal: PrincipalDep) -> str:
+    """The path's tenant, on routes only the admin may use."""
+    if principal.tenant_id is not None:
+        if tenant_id != principal.tenant_id:
+            raise NotFound("not found")
+        raise Forbidden("this route needs the admin token")
+    _check_tenant_id(tenant_id)
+    return tenant_id
+
+
+TenantDep = Annotated[str, Depends(tenant_access)]
+AdminTenantDep = Annotated[str, Depends(admin_tenant)]
+
+
+async def embeddings_tenant(
+    request: Request,
+    principal: PrincipalDep,
+    x_vecpipe_tenant: Annotated[str | None, Header()] = None,
+) -> str | None:
+    """Whose chain /v1/embeddings uses: a tenant token's own; for the admin, the header's."""
+    if principal.tenant_id is not None:
+        if x_vecpipe_tenant is not None and x_vecpipe_tenant != principal.tenant_id:
+            raise NotFound("not found")
+        tenant_id: str | None = principal.tenant_id
+    else:
+        tenant_id = x_vecpipe_tenant
+        if tenant_id is not None and not is_valid_tenant_id(tenant_id):
+            raise ValidationError(f"X-Vecpipe-Tenant is not a valid tenant id: {TENANT_ID_RULE}")
+    await check_body_unicode(request)
+    return tenant_id
+
+
+def record_id_path(request: Request, tenant_id: TenantDep, record_id: str) -> str:
+    """The record id of the path, decoded strictly: invalid UTF-8 is a 422, not U+FFFD."""
+    raw = _raw_record_id(request, tenant_id)
+    if raw is not None:
+        try:
+            record_id = unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError("record id is not valid UTF-8") from None
+    try:
+        return check_record_id(record_id, get_resources(request).settings.limits.max_id_length)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _raw_record_id(request: Request, tenant_id: str) -> bytes | None:
+    """The still percent-encoded id after `/tenants/<tenant>/records/` in the raw path."""
+    raw_path = request.scope.get("raw_path")
+    if not isinstance(raw_path, bytes):
+        return None
+    segments = raw_path.split(b"/")
+    for i in range(len(segments) - 3):
+        if segments[i] != b"tenants" or segments[i + 2] != b"records":
+            continue
+        if unquote(segments[i + 1].decode("ascii", "replace")) == tenant_id:
+            return b"/".join(segments[i + 3 :])
+    return None
+
+
+def require_metrics_token(request: Request) -> None:
+    """With VECPIPE_METRICS_TOKEN set, /metrics takes it (or the admin token)."""
+    settings = get_resources(request).settings
+    if settings.metrics_token is None:
+        return
+    presented = _bearer(request)
+    accepted = [t.get_secret_value() for t in (settings.metrics_token, settings.admin_token) if t]
+    if presented is None or not any([_same(presented, token) for token in accepted]):
+        raise AuthError("missing or invalid bearer token")
+
+
+async def check_body_unicode(request: Request) -> None:
+    """JSON may escape lone UTF-16 surrogates (\\ud800) that no UTF-8 text can hold: 422."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    body = await request.body()
+    if not _SURROGATE_ESCAPE.search(body):
+        return
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return  # not JSON: the body's own validation answers
+    if _has_lone_surrogate(data):
+        raise ValidationError("the body holds a lone UTF-16 surrogate: not valid Unicode text")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def is_valid_tenant_id(value: str) -> bool:
+    """fullmatch: `$` alone would also accept a trailing newline."""
+    return _TENANT_ID.fullmatch(value) is not None
+
+
+def _check_tenant_id(tenant_id: str) -> None:
+    if not is_valid_tenant_id(tenant_id):
+        raise ValidationError(f"invalid tenant id: {TENANT_ID_RULE}")
+
+
+async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AuthError)
+    if isinstance(exc, Forbidden):
+        return error_response(403, exc.code, exc.message)
+    return error_response(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
+
+
+async def _quota_exceeded(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QuotaExceeded)
+    retry_after = str(max(1, round(exc.retry_after)))
+    return error_response(429, exc.code, exc.message, {"Retry-After": retry_after})
+
+
+def install_security_errors(app: FastAPI) -> None:
+    """401 with WWW-Authenticate, 403, and 429 with Retry-After."""
+    app.add_exception_handler(AuthError, _unauthorized)
+    app.add_exception_handler(QuotaExceeded, _quota_exceeded)
+
+
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
-TenantDep = Annotated[str, Depends(tenant_path)]
+QuotasDep = Annotated[QuotaService, Depends(get_quotas)]
+RecordIdDep = Annotated[str, Depends(record_id_path)]
+EmbeddingsTenantDep = Annotated[str | None, Depends(embeddings_tenant)]

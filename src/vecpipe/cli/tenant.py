@@ -1,17 +1,26 @@
-"""`vecpipe tenant …`: a tenant's AI config."""
+"""`vecpipe tenant …`: a tenant's AI config, its API tokens, and secret-key rotation."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from vecpipe.cli.common import load_settings, run
+from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.pipeline import Pipeline
+from vecpipe.db.engine import open_database
+from vecpipe.errors import ValidationError
+from vecpipe.models import TENANT_ID_PATTERN
+from vecpipe.providers.url_policy import GatewayUrlPolicy
+from vecpipe.resources import secret_box
 
-app = typer.Typer(help="Show or set a tenant's AI config.", no_args_is_help=True)
+app = typer.Typer(help="Show or set a tenant's AI config; manage its tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="Issue, revoke and list tenant API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 
 
 @app.command("show")
@@ -36,5 +45,95 @@ def set_config(tenant: str, config_file: Annotated[Path, typer.Argument(exists=T
         typer.echo(
             json.dumps({"tenant_id": tenant, "model": space.model, "dimension": space.dimension})
         )
+
+    run(main())
+
+
+@app.command("migrate-status")
+def migrate_status(tenant: str) -> None:
+    """Print the tenant's latest model migration: state, spaces, progress (or null)."""
+
+    async def main() -> None:
+        from vecpipe.core.migration import describe
+
+        settings = load_settings()
+        async with open_database(settings.resolved_database_url) as db:
+            row = await db.migrations.get(_tenant(tenant))
+        shown = describe(row) if row is not None else None
+        typer.echo(json.dumps({"tenant_id": tenant, "migration": shown}))
+
+    run(main())
+
+
+def _tenant(value: str) -> str:
+    if re.fullmatch(TENANT_ID_PATTERN, value) is None:  # `$` alone accepts a final \n
+        raise ValidationError(
+            "invalid tenant id: 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"
+        )
+    return value
+
+
+@token_app.command("create")
+def token_create(tenant: str) -> None:
+    """Issue a token for the tenant; it is printed once and stored only as a hash."""
+
+    async def main() -> None:
+        settings = load_settings()
+        async with open_database(settings.resolved_database_url) as db:
+            info, token = await db.tokens.create(_tenant(tenant))
+        typer.echo(json.dumps({"token": token, "token_id": info.id, "tenant_id": tenant}))
+
+    run(main())
+
+
+@token_app.command("revoke")
+def token_revoke(tenant: str, token_id: str) -> None:
+    """Revoke one of the tenant's tokens."""
+
+    async def main() -> None:
+        settings = load_settings()
+        async with open_database(settings.resolved_database_url) as db:
+            revoked = await db.tokens.revoke(token_id, _tenant(tenant))
+        if not revoked:
+            raise ValidationError("no active token with that id for this tenant")
+        typer.echo(json.dumps({"revoked": token_id}))
+
+    run(main())
+
+
+@token_app.command("list")
+def token_list(tenant: Annotated[str | None, typer.Argument()] = None) -> None:
+    """The tokens (ids and dates, never the tokens) of one tenant or of all."""
+
+    async def main() -> None:
+        settings = load_settings()
+        async with open_database(settings.resolved_database_url) as db:
+            infos = await db.tokens.list(_tenant(tenant) if tenant else None)
+        for info in infos:
+            revoked = info.revoked_at.isoformat() if info.revoked_at else None
+            row = {"token_id": info.id, "tenant_id": info.tenant_id, "revoked_at": revoked}
+            typer.echo(json.dumps({**row, "created_at": info.created_at.isoformat()}))
+
+    run(main())
+
+
+@app.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Re-encrypt every stored gateway key under VECPIPE_SECRET_KEY.
+
+    Run with the new key in VECPIPE_SECRET_KEY and the old one(s) in VECPIPE_SECRET_KEY_OLD.
+    Only the database is opened, so it may run while `vecpipe serve` does.
+    """
+
+    async def main() -> None:
+        settings = load_settings()
+        box = secret_box(settings)
+        if box is None:
+            raise ValidationError("set VECPIPE_SECRET_KEY (the new key) to rotate secrets")
+        policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
+        async with open_database(settings.resolved_database_url) as db:
+            service = AIConfigService(db.configs, policy, box, settings.default_model)
+            rotated = await service.rotate_secrets()
+        typer.echo(json.dumps({"rotated": rotated}))
 
     run(main())

@@ -1,21 +1,21 @@
 """POST /v1/embeddings in OpenAI's request and response shapes.
 
-The tenant is chosen with the `X-Vecpipe-Tenant` header (its configured chain embeds);
-without it the default local model serves. `model` must name the served model.
+A tenant token embeds with its own tenant's chain; the admin picks a tenant with the
+`X-Vecpipe-Tenant` header, and without it the default local model serves. `model` must
+name the served model.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends
 
-from vecpipe.api.deps import PipelineDep, require_token
+from vecpipe.api.deps import EmbeddingsTenantDep, PipelineDep, require_token
 from vecpipe.api.schemas import EmbeddingsRequest
 from vecpipe.errors import LimitExceeded, ValidationError
-from vecpipe.models import is_valid_tenant_id
 
 router = APIRouter(tags=["embeddings"], dependencies=[Depends(require_token)])
 
@@ -26,13 +26,10 @@ MAX_INPUTS = 2048
 async def create_embeddings(
     body: EmbeddingsRequest,
     pipeline: PipelineDep,
-    x_vecpipe_tenant: Annotated[str | None, Header()] = None,
+    tenant_id: EmbeddingsTenantDep,
 ) -> dict[str, Any]:
     inputs = [body.input] if isinstance(body.input, str) else body.input
     _check_inputs(inputs, pipeline.settings.limits.max_text_bytes)
-    tenant_id = x_vecpipe_tenant
-    if tenant_id is not None and not is_valid_tenant_id(tenant_id):
-        raise ValidationError("X-Vecpipe-Tenant is not a valid tenant id")
     space = await pipeline.space_of(tenant_id) if tenant_id else None
     served = space.model if space else pipeline.configs.default.primary.model
     if body.model not in _aliases(served):

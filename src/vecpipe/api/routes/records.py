@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from vecpipe.api.deps import PipelineDep, TenantDep
+from vecpipe.api.deps import PipelineDep, QuotasDep, RecordIdDep, TenantDep
 from vecpipe.api.limits import check_records_request
 from vecpipe.api.schemas import FailedRecord, RecordResponse, RecordsRequest, RecordsResponse
 from vecpipe.models import check_record_id
@@ -14,9 +14,10 @@ router = APIRouter(prefix="/v1/tenants/{tenant_id}/records", tags=["records"])
 
 @router.post("", response_model=RecordsResponse)
 async def bulk_records(
-    tenant_id: TenantDep, body: RecordsRequest, pipeline: PipelineDep
+    tenant_id: TenantDep, body: RecordsRequest, pipeline: PipelineDep, quotas: QuotasDep
 ) -> RecordsResponse:
     check_records_request(body, pipeline.settings.limits)
+    await quotas.admit(pipeline, tenant_id, body.upsert, body.delete)
     result = await pipeline.apply(tenant_id, upserts=body.upsert, deletes=body.delete)
     return RecordsResponse(
         upserted=len(result.upserted),
@@ -26,8 +27,10 @@ async def bulk_records(
     )
 
 
-@router.get("/{record_id:path}", response_model=RecordResponse)
-async def get_record(tenant_id: TenantDep, record_id: str, pipeline: PipelineDep) -> RecordResponse:
+@router.get("/{record_id:anypath}", response_model=RecordResponse)
+async def get_record(
+    tenant_id: TenantDep, record_id: RecordIdDep, pipeline: PipelineDep
+) -> RecordResponse:
     _valid_id(record_id, pipeline.settings.limits.max_id_length)
     stored = await pipeline.get_record(tenant_id, record_id)
     return RecordResponse(
@@ -39,8 +42,10 @@ async def get_record(tenant_id: TenantDep, record_id: str, pipeline: PipelineDep
     )
 
 
-@router.delete("/{record_id:path}", status_code=204)
-async def delete_record(tenant_id: TenantDep, record_id: str, pipeline: PipelineDep) -> Response:
+@router.delete("/{record_id:anypath}", status_code=204)
+async def delete_record(
+    tenant_id: TenantDep, record_id: RecordIdDep, pipeline: PipelineDep
+) -> Response:
     _valid_id(record_id, pipeline.settings.limits.max_id_length)
     await pipeline.get_record(tenant_id, record_id)  # 404 when absent
     await pipeline.delete(tenant_id, [record_id])
