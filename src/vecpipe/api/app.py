@@ -10,8 +10,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from vecpipe.api.body_limit import BodyLimitMiddleware
+from vecpipe.api.deps import install_security_errors
+from vecpipe.api.docs import install_docs
 from vecpipe.api.errors import install_error_handlers
-from vecpipe.api.routes import ai_config, embeddings, health, jobs, records, search
+from vecpipe.api.routes import ai_config, embeddings, health, jobs, records, search, tokens
+from vecpipe.api.routes import status as operator_routes
 from vecpipe.providers.manager import ProviderFactory
 from vecpipe.resources import Resources, open_resources
 from vecpipe.settings import Settings
@@ -49,11 +52,16 @@ def create_app(
         version="0.1.0",
         summary="Keeps a vector index in step with an application's records, for many tenants.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, with local assets
+        redoc_url=None,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
     install_error_handlers(app)
-    for module in (health, ai_config, records, jobs, search, embeddings):
+    install_security_errors(app)
+    for module in (health, ai_config, records, jobs, search, embeddings, tokens):
         app.include_router(module.router)
+    app.include_router(operator_routes.router)
+    install_docs(app)
     return app
 
 

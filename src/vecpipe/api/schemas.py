@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vecpipe.models import Record
+
+if TYPE_CHECKING:
+    from vecpipe.db.jobs import JobStatus
 
 
 class RecordsRequest(BaseModel):
@@ -49,6 +53,38 @@ class JobResponse(BaseModel):
     unchanged: int
     failed: int
     failures: list[FailedRecord]
+    tenant_id: str | None = None
+    created_at: datetime | None = None
+    # progress: seconds since submission and records/s over them while the job runs (queue
+    # wait included), and the seconds left at that rate; None where they mean nothing
+    elapsed_seconds: float | None = None
+    rate: float | None = None
+    eta_seconds: float | None = None
+
+    @classmethod
+    def from_status(cls, status: JobStatus, now: datetime | None = None) -> JobResponse:
+        counted = status.done + status.unchanged + status.failed
+        elapsed = max(0.0, ((now or datetime.now(UTC)) - status.created_at).total_seconds())
+        rate = eta = None
+        if status.status == "running" and elapsed > 0:
+            rate = counted / elapsed
+            eta = (status.total - counted) / rate
+        elif status.status == "completed":
+            eta = 0.0
+        return cls(
+            job_id=status.job_id,
+            status=status.status,
+            total=status.total,
+            done=status.done,
+            unchanged=status.unchanged,
+            failed=status.failed,
+            failures=[FailedRecord(id=f["id"], error=f["error"] or "") for f in status.failures],
+            tenant_id=status.tenant_id,
+            created_at=status.created_at,
+            elapsed_seconds=None if status.status == "completed" else round(elapsed, 3),
+            rate=None if rate is None else round(rate, 3),
+            eta_seconds=None if eta is None else round(eta, 1),
+        )
 
 
 class SearchRequest(BaseModel):
@@ -76,6 +112,8 @@ class AIConfigResponse(BaseModel):
     configured: bool
     space: dict[str, Any] | None
     config: dict[str, Any]
+    # the latest model migration (state, spaces, progress); `space` is the one searched
+    migration: dict[str, Any] | None = None
 
 
 class EmbeddingsRequest(BaseModel):

@@ -11,11 +11,20 @@ app = typer.Typer(
     help="vecpipe: keeps a vector index in step with your records.", no_args_is_help=True
 )
 
-from vecpipe.cli import dlq, records, service, tenant  # noqa: E402  (registers commands)
+from vecpipe.cli import (  # noqa: E402  (each registers its commands)
+    dlq,
+    jobs,
+    records,
+    service,
+    status,
+    tenant,
+)
 
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(dlq.app, name="dlq")
 service.register(app)
 records.register(app)
+status.register(app)
+jobs.register(app)
 
 __all__ = ["app"]

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from vecpipe.errors import VecpipeError
+from vecpipe.errors import StoreError, VecpipeError
+from vecpipe.logs import configure_logging, secrets_of
 from vecpipe.settings import Settings
 
 T = TypeVar("T")
 console = Console(stderr=True)
+STORE_LOCKED_HINT = (
+    "hint: another process holds the embedded store in this data dir (a running "
+    "`vecpipe serve`?). Qdrant Edge opens a shard in one process at a time: stop it, or ask "
+    "it over HTTP: `vecpipe status --url http://127.0.0.1:8000` (or set VECPIPE_URL), "
+    "`vecpipe jobs --url ...`, and the HTTP API for records and search."
+)
 
 
 def load_settings() -> Settings:
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level, secrets=secrets_of(settings))
     return settings
 
 
@@ -35,4 +39,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def fail(exc: VecpipeError) -> NoReturn:
     console.print(f"[red]error:[/red] {exc.message}")
+    if isinstance(exc, StoreError) and ("WouldBlock" in exc.message or "lock" in exc.message):
+        console.print(STORE_LOCKED_HINT, markup=False)
     raise typer.Exit(2) from None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.console import Console
@@ -14,10 +15,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from vecpipe.cli.common import console, load_settings, run
 from vecpipe.core.pipeline import Pipeline
@@ -46,15 +51,69 @@ def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield batch
 
 
-def _progress() -> Progress:
-    return Progress(
+class Reporter(Protocol):
+    def update(self, completed: int) -> None: ...
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-- records/s" if speed is None else f"{speed:,.1f} records/s")
+
+
+class _BarReporter:
+    """A live bar on a terminal: done/total, records/s, elapsed, ETA."""
+
+    def __init__(self, progress: Progress, label: str, total: int) -> None:
+        self._progress = progress
+        self._task = progress.add_task(label, total=total)
+
+    def update(self, completed: int) -> None:
+        self._progress.update(self._task, completed=completed)
+
+
+class _LineReporter:
+    """Plain lines for logs and pipes: the first, then at most one a second, and the last."""
+
+    def __init__(self, label: str, total: int, interval: float = 1.0) -> None:
+        self.label, self.total, self.interval = label, total, interval
+        self._started = time.monotonic()
+        self._last = float("-inf")
+        self._completed = -1
+
+    def update(self, completed: int) -> None:
+        now = time.monotonic()
+        finished = completed >= self.total
+        if completed == self._completed or (not finished and now - self._last < self.interval):
+            return
+        self._completed, self._last = completed, now
+        typer.echo(progress_line(self.label, completed, self.total, now - self._started), err=True)
+
+
+def progress_line(label: str, completed: int, total: int, elapsed: float) -> str:
+    rate = completed / elapsed if elapsed > 0 else 0.0
+    percent = 100 * completed // total if total else 100
+    eta = f"{(total - completed) / rate:.0f}s" if rate > 0 else "?"
+    return f"{label}: {completed}/{total} records ({percent}%), {rate:.1f} records/s, eta {eta}"
+
+
+@contextmanager
+def progress_reporter(label: str, total: int) -> Iterator[Reporter]:
+    """A bar on a terminal (stderr), plain progress lines otherwise."""
+    if not console.is_terminal:
+        yield _LineReporter(label, total)
+        return
+    columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
         TimeRemainingColumn(),
-        console=console,
-        disable=not sys.stderr.isatty(),
     )
+    with Progress(*columns, console=console) as progress:
+        yield _BarReporter(progress, label, total)
 
 
 def ingest(
@@ -71,18 +130,23 @@ def ingest(
     async def main() -> None:
         counts = {"upserted": 0, "unchanged": 0, "deleted": 0, "failed": 0}
         async with Pipeline.open(settings) as pipeline:
-            with _progress() as progress:
-                task = progress.add_task("ingest", total=total)
+            with progress_reporter("ingest", total) as progress:
+                completed = 0
                 for batch in _batches(_read_jsonl(file), batch_size):
                     if queue:
                         job_id = await pipeline.submit_job(tenant, upserts=batch)
-                        console.print(f"job {job_id}: {len(batch)} records queued")
+                        typer.echo(
+                            f"job {job_id}: {len(batch)} records queued "
+                            f"(follow: vecpipe jobs --follow {job_id})",
+                            err=True,
+                        )
                     else:
                         result = await pipeline.ingest(tenant, batch)
                         for key in ("upserted", "unchanged", "deleted"):
                             counts[key] += len(getattr(result, key))
                         counts["failed"] += len(result.failed)
-                    progress.advance(task, len(batch))
+                    completed += len(batch)
+                    progress.update(completed)
         if not queue:
             typer.echo(json.dumps(counts))
 
@@ -104,12 +168,30 @@ def search(
         if as_json:
             typer.echo(json.dumps([h.model_dump() for h in hits]))
             return
-        table = Table("score", "id", "text")
-        for hit in hits:
-            table.add_row(f"{hit.score:.3f}", hit.id, hit.text[:80].replace("\n", " "))
-        Console().print(table)
+        out = Console(highlight=False)
+        room = max(30, out.width - 34)  # what "#", score, a typical id and borders leave
+        table = Table(title=Text(f"{tenant}: {query}"))
+        table.add_column("#", justify="right")
+        table.add_column("score", justify="right")
+        table.add_column("id")
+        table.add_column("text", no_wrap=True, overflow="ellipsis", max_width=room * 2 // 3)
+        table.add_column("metadata", no_wrap=True, overflow="ellipsis", max_width=room // 3)
+        for rank, hit in enumerate(hits, 1):
+            table.add_row(
+                str(rank),
+                f"{hit.score:.3f}",
+                Text(hit.id),  # Text: brackets in data are not rich markup
+                Text(_clip(hit.text, 200)),
+                Text(_clip(json.dumps(hit.metadata, ensure_ascii=False), 200)),
+            )
+        out.print(table if hits else "no results")
 
     run(main())
+
+
+def _clip(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def register(app: typer.Typer) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from vecpipe import metrics
-from vecpipe.api.deps import get_resources
+from vecpipe.api.deps import get_resources, require_metrics_token
 from vecpipe.errors import VecpipeError
 
 router = APIRouter(tags=["health"])
@@ -38,6 +38,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics")
-async def metrics_endpoint() -> Response:
+@router.get("/metrics", dependencies=[Depends(require_metrics_token)])
+async def metrics_endpoint(request: Request) -> Response:
+    await metrics.refresh(get_resources(request))  # state gauges: queue, breakers, jobs
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -2,33 +2,39 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from vecpipe.api.deps import PipelineDep, TenantDep
+from fastapi import APIRouter, Query
+
+from vecpipe import metrics
+from vecpipe.api.deps import PipelineDep, QuotasDep, TenantDep
 from vecpipe.api.limits import check_records_request
-from vecpipe.api.schemas import FailedRecord, JobAccepted, JobResponse, RecordsRequest
+from vecpipe.api.schemas import JobAccepted, JobResponse, RecordsRequest
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/jobs", tags=["jobs"])
 
 
 @router.post("", response_model=JobAccepted, status_code=202)
 async def submit_job(
-    tenant_id: TenantDep, body: RecordsRequest, pipeline: PipelineDep
+    tenant_id: TenantDep, body: RecordsRequest, pipeline: PipelineDep, quotas: QuotasDep
 ) -> JobAccepted:
     check_records_request(body, pipeline.settings.limits)
+    await quotas.admit(pipeline, tenant_id, body.upsert, body.delete)
     job_id = await pipeline.submit_job(tenant_id, upserts=body.upsert, deletes=body.delete)
+    metrics.JOBS_SUBMITTED.labels(metrics.tenant_label(tenant_id)).inc()
     return JobAccepted(job_id=job_id, total=len(body.upsert) + len(body.delete))
 
 
 @router.get("/{job_id}", response_model=JobResponse)
 async def get_job(tenant_id: TenantDep, job_id: str, pipeline: PipelineDep) -> JobResponse:
-    status = await pipeline.job(tenant_id, job_id)
-    return JobResponse(
-        job_id=status.job_id,
-        status=status.status,
-        total=status.total,
-        done=status.done,
-        unchanged=status.unchanged,
-        failed=status.failed,
-        failures=[FailedRecord(id=f["id"], error=f["error"] or "") for f in status.failures],
-    )
+    return JobResponse.from_status(await pipeline.job(tenant_id, job_id))
+
+
+@router.get("", response_model=list[JobResponse])
+async def list_jobs(
+    tenant_id: TenantDep,
+    pipeline: PipelineDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[JobResponse]:
+    """The tenant's jobs, newest first, with progress."""
+    return [JobResponse.from_status(s) for s in await pipeline.jobs.list(tenant_id, limit)]

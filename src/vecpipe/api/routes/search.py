@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from vecpipe import metrics
 from vecpipe.api.deps import PipelineDep, TenantDep
 from vecpipe.api.limits import check_query
 from vecpipe.api.schemas import SearchRequest, SearchResponse, SearchResult
@@ -16,5 +17,7 @@ async def search(
     tenant_id: TenantDep, body: SearchRequest, pipeline: PipelineDep
 ) -> SearchResponse:
     check_query(body.query, body.limit, pipeline.settings.limits)
-    hits = await pipeline.search(tenant_id, body.query, body.limit, body.filter)
+    with metrics.SEARCH_SECONDS.time():
+        hits = await pipeline.search(tenant_id, body.query, body.limit, body.filter)
+    metrics.SEARCHES.labels(metrics.tenant_label(tenant_id)).inc()
     return SearchResponse(results=[SearchResult(**hit.model_dump()) for hit in hits])

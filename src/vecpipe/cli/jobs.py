@@ -1,0 +1,146 @@
+"""`vecpipe jobs`: recent jobs with progress, or `--follow JOB` until it completes.
+
+Without `--url` only the database is opened (not the store), so this works on the embedded
+default while `vecpipe serve` runs; with `--url` (or VECPIPE_URL) it asks the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Protocol
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from vecpipe.api.schemas import JobResponse
+from vecpipe.cli.common import load_settings, run
+from vecpipe.cli.records import progress_reporter
+from vecpipe.cli.status import JsonOption, UrlOption, remote_client, remote_get
+from vecpipe.db.engine import Database
+from vecpipe.errors import NotFound
+from vecpipe.settings import Settings
+from vecpipe.status import job_tenant
+
+
+class JobSource(Protocol):
+    async def list(self, tenant: str | None, limit: int) -> list[JobResponse]: ...
+    async def get(self, job_id: str) -> JobResponse: ...
+
+
+class _DatabaseJobs:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def list(self, tenant: str | None, limit: int) -> list[JobResponse]:
+        return [JobResponse.from_status(s) for s in await self._db.jobs.list(tenant, limit)]
+
+    async def get(self, job_id: str) -> JobResponse:
+        tenant_id = await job_tenant(self._db.engine, job_id)
+        found = await self._db.jobs.get(tenant_id, job_id) if tenant_id else None
+        if found is None:
+            raise NotFound(f"job {job_id} not found")
+        return JobResponse.from_status(found)
+
+
+class _HttpJobs:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def list(self, tenant: str | None, limit: int) -> list[JobResponse]:
+        body = await remote_get(self._client, "/v1/jobs", tenant=tenant, limit=limit)
+        return [JobResponse.model_validate(item) for item in body]
+
+    async def get(self, job_id: str) -> JobResponse:
+        return JobResponse.model_validate(await remote_get(self._client, f"/v1/jobs/{job_id}"))
+
+
+@asynccontextmanager
+async def open_jobs(settings: Settings, url: str | None) -> AsyncIterator[JobSource]:
+    if url:
+        async with remote_client(url, settings) as client:
+            yield _HttpJobs(client)
+        return
+    from vecpipe.db.engine import open_database
+
+    async with open_database(settings.resolved_database_url) as database:
+        yield _DatabaseJobs(database)
+
+
+async def follow_job(source: JobSource, job_id: str, interval: float) -> JobResponse:
+    """Poll until the job completes, showing its progress (bar on a terminal, else lines)."""
+    job = await source.get(job_id)
+    with progress_reporter(f"job {job_id[:8]}", job.total) as progress:
+        while True:
+            progress.update(job.done + job.unchanged + job.failed)
+            if job.status == "completed":
+                return job
+            await asyncio.sleep(interval)
+            job = await source.get(job_id)
+
+
+def jobs(
+    follow: Annotated[
+        str | None, typer.Option("--follow", "-f", metavar="JOB", help="follow one job")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="one tenant's")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    interval: Annotated[float, typer.Option(min=0.05, help="seconds between polls")] = 1.0,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List recent jobs with progress, or follow one until it completes."""
+    settings = load_settings()
+
+    async def main() -> None:
+        async with open_jobs(settings, url) as source:
+            if follow:
+                job = await follow_job(source, follow, interval)
+                typer.echo(json.dumps(_summary(job)))
+                return
+            found = await source.list(tenant, limit)
+        if as_json:
+            typer.echo(json.dumps([j.model_dump(mode="json") for j in found]))
+        else:
+            render(found, Console(highlight=False))
+
+    run(main())
+
+
+def _summary(job: JobResponse) -> dict[str, object]:
+    keys = ("job_id", "tenant_id", "status", "total", "done", "unchanged", "failed")
+    summary: dict[str, object] = {key: getattr(job, key) for key in keys}
+    summary["failures"] = [f.model_dump() for f in job.failures[:10]]
+    return summary
+
+
+def render(found: Sequence[JobResponse], out: Console) -> None:
+    if not found:
+        out.print("no jobs")
+        return
+    table = Table("job", "tenant", "status", "progress", "unchanged", "failed", "rate", "eta")
+    for job in found:
+        counted = job.done + job.unchanged + job.failed
+        table.add_row(
+            job.job_id,
+            Text(job.tenant_id or "-"),
+            Text(job.status, style=_STATUS_STYLE[job.status]),
+            f"{counted}/{job.total}",
+            str(job.unchanged),
+            Text(str(job.failed), style="red" if job.failed else ""),
+            "-" if job.rate is None else f"{job.rate:,.1f}/s",
+            "-" if job.eta_seconds is None else f"{job.eta_seconds:,.0f}s",
+        )
+    out.print(table)
+
+
+_STATUS_STYLE = {"queued": "yellow", "running": "cyan", "completed": "green"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(jobs)

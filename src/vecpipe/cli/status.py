@@ -1,0 +1,133 @@
+"""`vecpipe status`: tenants, points per tenant and space, queue, dead letters, providers.
+
+With `--url` (or VECPIPE_URL) it asks a running server (`GET /v1/status`, with
+VECPIPE_ADMIN_TOKEN as the bearer token); without, it opens the data dir itself, which the
+embedded store allows only while no `vecpipe serve` holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from vecpipe.cli.common import load_settings, run
+from vecpipe.errors import VecpipeError
+from vecpipe.settings import Settings
+from vecpipe.status import DEFAULT_TENANT_LIMIT, StatusReport, collect_status
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="VECPIPE_URL",
+        help="ask a running server (http://host:port) instead of opening the data dir",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+@asynccontextmanager
+async def remote_client(url: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=30) as client:
+        yield client
+
+
+async def remote_get(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+    """The JSON body of a 200; anything else is a VecpipeError naming the server's reason."""
+    query = {k: v for k, v in params.items() if v is not None}
+    try:
+        response = await client.get(path, params=query)
+    except httpx.HTTPError as exc:
+        raise VecpipeError(f"cannot reach {client.base_url}: {type(exc).__name__}") from None
+    if response.status_code != 200:
+        raise VecpipeError(
+            f"{client.base_url} answered {response.status_code}: {_reason(response)}"
+        )
+    return response.json()
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.reason_phrase or "error"
+
+
+async def fetch_status(settings: Settings, url: str | None, limit: int) -> StatusReport:
+    if url:
+        async with remote_client(url, settings) as client:
+            body = await remote_get(client, "/v1/status", limit=limit)
+        return StatusReport.model_validate(body)
+    from vecpipe.resources import open_resources
+
+    async with open_resources(settings) as resources:
+        return await collect_status(resources, limit)
+
+
+def status(
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="tenants shown")] = (
+        DEFAULT_TENANT_LIMIT
+    ),
+) -> None:
+    """Tenants, points per tenant and space, queue depth, dead letters, provider health."""
+    settings = load_settings()
+    report = run(fetch_status(settings, url, limit))
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    render(report, Console(highlight=False))
+
+
+def render(report: StatusReport, out: Console) -> None:
+    out.print(Text(summary_line(report), style="bold"))
+    tenants = Table("tenant", "configured", "space", title="tenants", title_justify="left")
+    tenants.add_column("points", justify="right")
+    for t in report.tenants:
+        points = "-" if t.points is None else f"{t.points:,}"
+        space = Text(t.space or f"error: {t.error}", style="" if t.space else "red")
+        tenants.add_row(Text(t.tenant_id), "yes" if t.configured else "no", space, points)
+    if report.unlisted_points:
+        tenants.caption = (
+            f"+ {report.unlisted_points:,} points of tenants not listed "
+            "(beyond --limit, or with neither a config nor a job)"
+        )
+    out.print(tenants if report.tenants else "no tenants yet (none configured, no jobs)")
+    spaces = Table("space", "model", title="spaces", title_justify="left")
+    spaces.add_column("dimension", justify="right")
+    spaces.add_column("points", justify="right")
+    for s in report.spaces:
+        spaces.add_row(Text(s.space), Text(s.model), str(s.dimension), f"{s.points:,}")
+    out.print(spaces)
+    providers = Table("provider", "breaker", title="providers", title_justify="left")
+    for p in report.providers:
+        providers.add_row(Text(p.name), Text(p.breaker, style=_BREAKER_STYLE.get(p.breaker, "")))
+    out.print(providers if report.providers else "no provider open")
+    for error in report.errors:
+        out.print(Text(f"error: {error}", style="red"))
+
+
+_BREAKER_STYLE = {"closed": "green", "half_open": "yellow", "open": "red"}
+
+
+def summary_line(report: StatusReport) -> str:
+    depth = "?" if report.queue_depth is None else str(report.queue_depth)
+    dead = "?" if report.dead_letters is None else str(report.dead_letters)
+    if report.dead_letters_capped:
+        dead += "+"
+    jobs = ", ".join(f"{n} {state}" for state, n in report.jobs.items()) or "none"
+    return f"queue: {depth} waiting or in flight · dead letters: {dead} · jobs: {jobs}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)

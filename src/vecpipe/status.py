@@ -1,0 +1,164 @@
+"""What an operator asks first: tenants, points per tenant and space, queue, dead letters,
+provider health and jobs. `GET /v1/status` and `vecpipe status` both answer with this.
+
+Counts are the store's: chunk points (a record is one point or more when chunked). A
+tenant's space is its chain's, so a tenant whose provider cannot be opened shows the error.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from vecpipe import metrics
+from vecpipe.errors import VecpipeError
+from vecpipe.models import EmbeddingSpace
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from vecpipe.resources import Resources
+
+DEFAULT_TENANT_LIMIT = 100
+T = TypeVar("T")
+
+
+class TenantStatus(BaseModel):
+    tenant_id: str
+    configured: bool
+    space: str | None = None
+    points: int | None = None
+    error: str | None = None
+
+
+class SpaceStatus(BaseModel):
+    space: str
+    model: str
+    dimension: int
+    points: int
+
+
+class ProviderStatus(BaseModel):
+    name: str
+    breaker: str  # closed | half_open | open
+
+
+class StatusReport(BaseModel):
+    tenants: list[TenantStatus]
+    tenants_truncated: bool = False
+    spaces: list[SpaceStatus]
+    queue_depth: int | None
+    dead_letters: int | None
+    dead_letters_capped: bool = False
+    providers: list[ProviderStatus]
+    jobs: dict[str, int]
+    # points in these spaces of tenants not listed (beyond --limit, or known to nothing but
+    # the store: no config and no job, and a store that cannot list its tenants)
+    unlisted_points: int = 0
+    errors: list[str] = []
+
+
+async def collect_status(resources: Resources, limit: int = DEFAULT_TENANT_LIMIT) -> StatusReport:
+    errors: list[str] = []
+    spaces: dict[str, EmbeddingSpace] = {}
+    default = await _default_space(resources, errors)
+    if default is not None:
+        spaces[default.key] = default
+    configured = set(await resources.database.configs.list_tenants())
+    found = configured | set(await job_tenants(resources.database.engine))
+    known = sorted(found | await _stored_tenants(resources, default))
+    tenants = [
+        await _tenant(resources, tenant_id, tenant_id in configured, spaces)
+        for tenant_id in known[:limit]
+    ]
+    space_list = [await _space(resources, space) for _, space in sorted(spaces.items())]
+    depth = await _attempt(errors, "queue depth", resources.queue.depth())
+    dead = await _attempt(errors, "dead letters", metrics.dead_letter_count(resources.queue))
+    from vecpipe.providers.chain import breaker_states
+
+    return StatusReport(
+        tenants=tenants,
+        tenants_truncated=len(known) > limit,
+        spaces=space_list,
+        queue_depth=depth,
+        dead_letters=dead,
+        dead_letters_capped=dead is not None and dead >= metrics.DEAD_LETTER_SCAN,
+        providers=[ProviderStatus(name=n, breaker=s) for n, s in sorted(breaker_states().items())],
+        jobs=await _attempt(errors, "jobs", metrics.job_counts(resources.database.engine)) or {},
+        unlisted_points=_unlisted(tenants, space_list),
+        errors=errors,
+    )
+
+
+async def _default_space(resources: Resources, errors: list[str]) -> EmbeddingSpace | None:
+    try:
+        async with resources.providers.lease(None) as chain:
+            return chain.space
+    except VecpipeError as exc:
+        errors.append(f"default provider: {exc.message}")
+        return None
+
+
+async def _stored_tenants(resources: Resources, space: EmbeddingSpace | None) -> set[str]:
+    """Tenants with points in the default space, from a store that can list them."""
+    tenant_counts = getattr(resources.store, "tenant_counts", None)
+    if tenant_counts is None or space is None:
+        return set()
+    return set(await tenant_counts(space))
+
+
+def _unlisted(tenants: list[TenantStatus], spaces: list[SpaceStatus]) -> int:
+    listed = Counter[str]()
+    for tenant in tenants:
+        if tenant.space and tenant.points:
+            listed[tenant.space] += tenant.points
+    return sum(max(0, space.points - listed[space.space]) for space in spaces)
+
+
+async def _tenant(
+    resources: Resources, tenant_id: str, configured: bool, spaces: dict[str, EmbeddingSpace]
+) -> TenantStatus:
+    status = TenantStatus(tenant_id=tenant_id, configured=configured)
+    try:
+        space = await resources.pipeline.space_of(tenant_id)
+        spaces[space.key] = space
+        status.space = space.key
+        status.points = await resources.store.count(space, tenant_id)
+    except VecpipeError as exc:
+        status.error = exc.message
+    return status
+
+
+async def _space(resources: Resources, space: EmbeddingSpace) -> SpaceStatus:
+    points = await resources.store.count(space, None)
+    return SpaceStatus(space=space.key, model=space.model, dimension=space.dimension, points=points)
+
+
+async def _attempt(errors: list[str], what: str, work: Awaitable[T]) -> T | None:
+    try:
+        return await work
+    except Exception as exc:  # one backend down must not hide the rest of the report
+        message = exc.message if isinstance(exc, VecpipeError) else type(exc).__name__
+        errors.append(f"{what}: {message}")
+        return None
+
+
+async def job_tenants(engine: AsyncEngine) -> list[str]:
+    from vecpipe.db.tables import jobs
+
+    async with engine.connect() as conn:
+        return list((await conn.execute(sa.select(jobs.c.tenant_id).distinct())).scalars())
+
+
+async def job_tenant(engine: AsyncEngine, job_id: str) -> str | None:
+    """Whose job this is (job ids are unique across tenants)."""
+    from vecpipe.db.tables import jobs
+
+    query = sa.select(jobs.c.tenant_id).where(jobs.c.id == job_id)
+    async with engine.connect() as conn:
+        found: str | None = (await conn.execute(query)).scalar_one_or_none()
+    return found
