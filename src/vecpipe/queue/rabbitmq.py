@@ -80,6 +80,7 @@ class RabbitQueue:
         self._publisher: Publisher | None = None
         self._consumer: Consumer | None = None
         self._closed = False
+        self._stale = 0  # deliveries found without their channel, not yet logged
 
     def __repr__(self) -> str:
         return f"RabbitQueue({safe_url(self._url)!r}, {self._topology.queue!r})"
@@ -217,9 +218,17 @@ class RabbitQueue:
             log.debug("RabbitMQ delivery %s already settled", message.message_id)
             return None
         if not is_live(message):
-            log.warning("RabbitMQ delivery lost its channel; the broker redelivers it")
+            self._stale += 1  # logged once per call by _log_stale, not once per message
             return None
         return message
+
+    def _log_stale(self) -> None:
+        if self._stale:
+            log.warning(
+                "%d RabbitMQ deliveries lost their channel; the broker redelivers them",
+                self._stale,
+            )
+            self._stale = 0
 
     # -- settling ----------------------------------------------------------------------------
 
@@ -229,11 +238,13 @@ class RabbitQueue:
             message = self._take(delivery)
             if message is not None:
                 await settle(message, requeue=None)
+        self._log_stale()
 
     async def retry(self, delivery: Delivery, delay: float, reason: str) -> None:
         self._check_open()
         message = self._take(delivery)
         if message is None:
+            self._log_stale()
             return
         bucket = self._topology.bucket_for(delay)
         target = self._topology.queue if bucket is None else self._topology.wait_queue(bucket)
@@ -246,6 +257,7 @@ class RabbitQueue:
         self._check_open()
         message = self._take(delivery)
         if message is None:
+            self._log_stale()
             return
         headers = copy_headers(
             message.headers,
@@ -268,6 +280,7 @@ class RabbitQueue:
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         self._check_open()
         messages = [m for m in map(self._take, deliveries) if m is not None]
+        self._log_stale()
         await self._give_back(messages)
 
     async def _give_back(

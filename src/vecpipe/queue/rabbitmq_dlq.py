@@ -8,8 +8,10 @@ midway, closing the channel hands them back to the DLQ: nothing is lost, at wors
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import aiormq.abc
@@ -20,6 +22,7 @@ from vecpipe.queue.base import DeadLetter
 from vecpipe.queue.rabbitmq_topology import REASON_HEADER, Topology, dead_letter_from, message_key
 
 LAST_ERROR_HEADER = "x-vecpipe-last-error"
+REPLAY_HEADER = "x-vecpipe-replay"  # the replay scan that requeued a message (copies keep it)
 
 
 async def queue_depth(channel: aiormq.abc.AbstractChannel, names: Sequence[str]) -> int:
@@ -36,6 +39,11 @@ async def _get(channel: aiormq.abc.AbstractChannel, queue: str) -> IncomingMessa
     if isinstance(delivered.delivery, spec.Basic.GetEmpty):
         return None
     return IncomingMessage(delivered, no_ack=False)
+
+
+def _replayed_by(message: IncomingMessage, scan: str) -> bool:
+    value = (message.headers or {}).get(REPLAY_HEADER)
+    return value == scan or value == scan.encode()
 
 
 async def _requeue(messages: Sequence[IncomingMessage]) -> None:
@@ -60,13 +68,15 @@ async def peek_dead_letters(
             await _requeue(held)
 
 
-def replay_copy(message: IncomingMessage) -> aio_pika.Message:
-    """A fresh message for the work queue: attempts reset, the last reason kept for humans."""
+def replay_copy(message: IncomingMessage, scan: str) -> aio_pika.Message:
+    """A fresh message for the work queue: attempts reset, the last reason kept for humans,
+    and the id of the replay `scan` that sent it."""
     headers = message.headers or {}
-    fresh = {k: v for k, v in headers.items() if not k.startswith("x-")}
+    fresh: dict[str, Any] = {k: v for k, v in headers.items() if not k.startswith("x-")}
     reason = headers.get(REASON_HEADER)
     if reason is not None:
         fresh[LAST_ERROR_HEADER] = reason
+    fresh[REPLAY_HEADER] = scan
     return aio_pika.Message(
         message.body,
         headers=fresh,
@@ -88,19 +98,23 @@ async def replay_dead_letters(
 
     Each one is published with confirms and `mandatory`, and only then acked in the DLQ.
     Skipped ones stay unacknowledged (so `basic.get` moves past them) until the scan has
-    reached the end of the DLQ, and are requeued then.
+    reached the end of the DLQ, and are requeued then. A running worker may dead-letter a
+    replayed message again before the scan ends; the copy carries the scan's id, so the scan
+    skips it instead of replaying it over and over.
     """
     wanted = None if ids is None else set(ids)
     if wanted is not None and not wanted:
         return 0
+    scan = uuid.uuid4().hex
     skipped: list[IncomingMessage] = []
     replayed = 0
     try:
         while (message := await _get(channel, topology.dlq)) is not None:
-            if wanted is not None and message_key(message.message_id, message.body) not in wanted:
+            key = message_key(message.message_id, message.body)
+            if _replayed_by(message, scan) or (wanted is not None and key not in wanted):
                 skipped.append(message)
                 continue
-            copy = replay_copy(message)
+            copy = replay_copy(message, scan)
             await channel.basic_publish(
                 copy.body,
                 exchange="",

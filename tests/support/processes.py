@@ -1,0 +1,150 @@
+"""Runs `vecpipe worker` (`python -m vecpipe.cli worker`) as real subprocesses, for scale-out tests.
+
+Each `WorkerProcess` gets the test process's environment plus the VECPIPE_* settings it is
+given, writes its log (stdout and stderr) to a file of its own, and is stopped when its
+`with` block ends: SIGTERM, then SIGKILL if it does not exit in time. `kill()` is the SIGKILL
+a test uses to crash a worker mid-job. `store_ai_config` configures the tenant the workers
+will serve, from the test process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from vecpipe.core.pipeline import Pipeline
+from vecpipe.models import AIConfig, EmbeddingSpace
+
+STOP_TIMEOUT = 20.0
+
+
+class WorkerProcess:
+    """One `vecpipe worker` subprocess; `env` overrides the inherited environment."""
+
+    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.env = dict(env)
+        self.log_path = log_dir / f"{name}.log"
+        self.args = [sys.executable, "-m", "vecpipe.cli", "worker"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        if self.process is not None:
+            raise RuntimeError(f"worker {self.name} was started already")
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **self.env}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self, tail: int = 8000) -> str:
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as if the machine had died."""
+        if self.alive():
+            self._running().send_signal(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(STOP_TIMEOUT)
+
+    def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM and wait; the exit code (a worker that hangs is killed, then raises)."""
+        process = self._running()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise RuntimeError(f"worker {self.name} ignored SIGTERM:\n{self.log()}") from None
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self.process is None:
+            raise RuntimeError(f"worker {self.name} was not started")
+        return self.process
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.alive():
+            return
+        try:
+            self.terminate()
+        except RuntimeError:
+            if exc is None:
+                raise
+
+
+async def wait_until_async(
+    condition: Callable[[], object],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.05,
+    workers: tuple[WorkerProcess, ...] = (),
+) -> None:
+    """Poll `condition` (a callable, or one returning an awaitable) until it is true.
+
+    Raises with the workers' logs on timeout, or as soon as one of `workers` has exited.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        _check_progress(deadline, timeout, what, workers)
+        await asyncio.sleep(interval)
+
+
+def _check_progress(
+    deadline: float, timeout: float, what: str, workers: tuple[WorkerProcess, ...]
+) -> None:
+    for worker in workers:
+        if worker.process is not None and not worker.alive():
+            raise RuntimeError(
+                f"worker {worker.name} exited ({worker.process.returncode}) while waiting for "
+                f"{what}:\n{worker.log()}"
+            )
+    if time.monotonic() > deadline:
+        logs = "\n".join(f"--- {w.name}\n{w.log(3000)}" for w in workers)
+        raise TimeoutError(f"no {what} within {timeout:g}s\n{logs}")
+
+
+async def store_ai_config(
+    pipeline: Pipeline, tenant_id: str, config: dict[str, Any]
+) -> EmbeddingSpace:
+    """Store a tenant's provider chain; returns its embedding space.
+
+    Like `Pipeline.set_ai_config` minus its comparison with the tenant's current space,
+    which for a tenant without a config loads the default local model: seconds of CPU in
+    the test process, for a model these tests never use.
+    """
+    parsed = AIConfig.model_validate(config)
+    pipeline.configs.check(parsed)
+    await pipeline.configs.save(tenant_id, parsed)
+    pipeline.providers.forget(tenant_id)
+    return await pipeline.space_of(tenant_id)
