@@ -41,6 +41,27 @@ def asyncio_error_messages() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Commands and servers configure logging for the process; each test starts from the
+    same root handlers and logger levels, whatever the previous test set."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    states = {
+        name: (logger.level, logger.disabled)
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            level_then, logger.disabled = states.get(name, (logging.NOTSET, False))
+            logger.setLevel(level_then)  # setLevel, not .level: it clears the level caches
+
+
+@pytest.fixture(autouse=True)
 def _no_asyncio_errors() -> Iterator[None]:
     _asyncio_errors.records.clear()
     yield

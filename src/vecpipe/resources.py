@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.embed_cache import EmbeddingCache
 from vecpipe.core.ingest import Ingestor
+from vecpipe.core.migration import MigrationRunner, Migrations
 from vecpipe.core.pipeline import Pipeline
 from vecpipe.db.engine import Database, open_database
 from vecpipe.models import OpenAIProviderConfig, ProviderConfig
@@ -41,18 +42,20 @@ async def open_resources(
 ) -> AsyncIterator[Resources]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
-    box = SecretBox(settings.secret_key.get_secret_value()) if settings.secret_key else None
+    box = secret_box(settings)
     async with AsyncExitStack() as stack:
         database = await stack.enter_async_context(open_database(settings.resolved_database_url))
         store = await stack.enter_async_context(open_store(settings))
         factory = provider_factory or default_provider_factory(settings, policy)
         configs = AIConfigService(database.configs, policy, box, settings.default_model)
         await configs.check_startup()
+        migrations = Migrations(database.migrations, configs, store)
         providers = await stack.enter_async_context(
-            ProviderManager(factory, configs.load, default=configs.default)
+            ProviderManager(factory, migrations.active_config, default=configs.default)
         )
         queue = await stack.enter_async_context(open_queue(settings))
         cache = EmbeddingCache(settings.embed_cache_items) if settings.embed_cache_items else None
+        ingestor = Ingestor(store, cache)
         pipeline = Pipeline(
             settings=settings,
             store=store,
@@ -60,9 +63,26 @@ async def open_resources(
             configs=configs,
             jobs=database.jobs,
             queue=queue,
-            ingestor=Ingestor(store, cache),
+            ingestor=ingestor,
+            migrations=migrations,
+        )
+        await stack.enter_async_context(
+            MigrationRunner(
+                migrations,
+                providers,
+                ingestor,
+                grace_seconds=settings.migration_grace_seconds,
+                poll_seconds=settings.migration_poll_seconds,
+            )
         )
         yield Resources(settings, database, store, providers, queue, pipeline)
+
+
+def secret_box(settings: Settings) -> SecretBox | None:
+    """The box for stored gateway keys: the current key, and old ones during a rotation."""
+    if settings.secret_key is None:
+        return None
+    return SecretBox(settings.secret_key.get_secret_value(), old_keys=settings.old_secret_keys)
 
 
 @asynccontextmanager

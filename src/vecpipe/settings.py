@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,27 @@ class Limits(BaseSettings):
     max_search_limit: int = 100
 
 
+class TenantQuota(BaseModel):
+    """One tenant's quotas; a field left None takes the server-wide value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_records: int | None = Field(default=None, ge=0)
+    ingest_rate: float | None = Field(default=None, ge=0)
+    ingest_burst: int | None = Field(default=None, ge=1)
+
+
+class Quotas(BaseSettings):
+    """Per-tenant quotas (0 turns one off); exceeding one answers 429 with Retry-After."""
+
+    model_config = SettingsConfigDict(env_prefix="VECPIPE_QUOTA_", extra="ignore")
+
+    max_records: int = Field(default=0, ge=0)
+    ingest_rate: float = Field(default=0.0, ge=0)  # records/s, a token bucket per tenant
+    ingest_burst: int = Field(default=1000, ge=1)  # the bucket's size
+    tenants: dict[str, TenantQuota] = Field(default_factory=dict)  # JSON: overrides by tenant
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VECPIPE_", extra="ignore")
 
@@ -38,6 +59,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     secret_key: SecretStr | None = None
+    secret_key_old: SecretStr | None = None  # comma-separated keys still accepted (rotation)
+    metrics_token: SecretStr | None = None
     gateway_allowlist: str = ""
 
     default_model: str = "all-MiniLM-L6-v2"
@@ -52,8 +75,12 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
     shutdown_grace_seconds: float = 8.0
+    # after a model migration switched, the tenant's old points are kept this long (0: none)
+    migration_grace_seconds: float = Field(default=3600.0, ge=0)
+    migration_poll_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
     limits: Limits = Field(default_factory=Limits)
+    quotas: Quotas = Field(default_factory=Quotas)
 
     @field_validator("data_dir")
     @classmethod
@@ -63,6 +90,11 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'vecpipe.db'}"
+
+    @property
+    def old_secret_keys(self) -> list[str]:
+        raw = self.secret_key_old.get_secret_value() if self.secret_key_old else ""
+        return [key.strip() for key in raw.split(",") if key.strip()]
 
     @property
     def allowlisted_gateway_hosts(self) -> frozenset[str]:

@@ -23,19 +23,30 @@ async def put_ai_config(
         configured=True,
         space={"model": space.model, "dimension": space.dimension},
         config=config,
+        migration=await pipeline.migration_status(tenant_id),
     )
 
 
 @router.get("", response_model=AIConfigResponse)
 async def get_ai_config(tenant_id: TenantDep, pipeline: PipelineDep) -> AIConfigResponse:
     config, configured = await pipeline.configs.show(tenant_id)
+    migration = await pipeline.migration_status(tenant_id)
+    pipeline.providers.forget(tenant_id)  # the active space as stored now, not as cached
     space = await pipeline.space_of(tenant_id)
     return AIConfigResponse(
         tenant_id=tenant_id,
         configured=configured,
         space={"model": space.model, "dimension": space.dimension},
         config=config,
+        migration=migration,
     )
+
+
+@router.delete("/migration", status_code=204)
+async def cancel_migration(tenant_id: TenantDep, pipeline: PipelineDep) -> Response:
+    """Cancel a running migration: the old model stays active, the partial new space goes."""
+    await pipeline.cancel_migration(tenant_id)
+    return Response(status_code=204)
 
 
 @router.delete("", status_code=204)
