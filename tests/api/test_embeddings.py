@@ -73,3 +73,13 @@ async def test_vecpipe_as_its_own_gateway(
         for i, vector in enumerate(expected):
             [hit] = await second.store.search(space, "t", vector.tolist(), 1)
             assert hit.id == str(i) and hit.score >= 0.999
+
+
+def test_an_input_over_the_model_limit_is_refused_not_truncated(served: ServeProcess) -> None:
+    long_text = " ".join(f"word{i}" for i in range(600))  # far past 256 tokens
+    with (
+        openai.OpenAI(base_url=f"{served.base_url}/v1", api_key="unused") as client,
+        pytest.raises(openai.APIStatusError) as caught,
+    ):
+        client.embeddings.create(input=[long_text], model=MODEL)
+    assert caught.value.status_code == 413

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.ingest import Ingestor, Op, Outcome
-from vecpipe.errors import NotFound, ValidationError
+from vecpipe.errors import LimitExceeded, NotFound, ValidationError
 from vecpipe.models import (
     AIConfig,
     BatchResult,
@@ -195,7 +195,17 @@ class Pipeline:
         return await self.store.search(space, tenant_id, vector, limit, filter)
 
     async def embed(self, texts: Sequence[str], tenant_id: str | None = None) -> list[list[float]]:
+        """One vector per text. A text over the model's input limit is an error, never
+        silently truncated (records are chunked instead; a single vector cannot be)."""
+        if tenant_id is not None:
+            check_tenant_id(tenant_id)
         async with self.providers.lease(tenant_id) as chain:
+            chunks = await chain.chunk(list(texts))
+            for index, pieces in enumerate(chunks):
+                if len(pieces) > 1:
+                    raise LimitExceeded(
+                        f"input {index} is longer than {chain.primary.name}'s input limit"
+                    )
             return await chain.embed(list(texts))
 
     # ------------------------------------------------------------------ jobs
