@@ -51,7 +51,12 @@ async def open_resources(
         await configs.check_startup()
         migrations = Migrations(database.migrations, configs, store)
         providers = await stack.enter_async_context(
-            ProviderManager(factory, migrations.active_config, default=configs.default)
+            ProviderManager(
+                factory,
+                migrations.active_config,
+                default=configs.default,
+                breaker_cooldown=settings.breaker_cooldown_seconds,
+            )
         )
         queue = await stack.enter_async_context(open_queue(settings))
         cache = EmbeddingCache(settings.embed_cache_items) if settings.embed_cache_items else None

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     local_batch_size: int = 64
     chunk_overlap_tokens: int = 32
     embed_cache_items: int = 50_000
+    breaker_cooldown_seconds: float = 30.0  # a failing provider is skipped this long
     worker_batch_size: int = 64
     worker_concurrency: int = 2
     worker_poll_seconds: float = 0.2

@@ -3,7 +3,8 @@
 Each record of a job has one row in `job_items`. A worker reports outcomes with
 `record_outcomes`, which sets an outcome only where none is set yet
 (`UPDATE ... WHERE outcome IS NULL`): a redelivered message, or two workers racing on the
-same record, count once. The first outcome recorded is final.
+same record, count once. The first outcome recorded is final, except that a failure is
+replaced by a later success (a dead letter replayed after its cause was fixed).
 """
 
 from __future__ import annotations
@@ -94,11 +95,17 @@ def _outcome_update(job_id: str, chunk: Sequence[tuple[str, str, str | None]]) -
         whens = [(col.in_(by_kind[kind]), kind) for kind in present[:-1]]
         outcome = sa.case(*whens, else_=present[-1])
     error_text: Any = sa.case(errors, value=col, else_=None) if errors else None
+    succeeded = [record_id for record_id, kind, _ in chunk if kind != "failed"]
+    # a record that failed, was dead-lettered and then replayed successfully counts as done
+    unset_or_recovered = sa.or_(
+        job_items.c.outcome.is_(None),
+        sa.and_(job_items.c.outcome == "failed", col.in_(succeeded)),
+    )
     return (
         sa.update(job_items)
         .where(
             job_items.c.job_id == job_id,
-            job_items.c.outcome.is_(None),
+            unset_or_recovered,
             col.in_([record_id for record_id, _, _ in chunk]),
         )
         .values(outcome=outcome, error=error_text)

@@ -59,12 +59,18 @@ class CircuitBreaker:
     clock: Callable[[], float] = time.monotonic
     failures: int = 0
     opened_at: float | None = None
+    last_error: str | None = None
 
     @property
     def state(self) -> str:
         if self.opened_at is None:
             return "closed"
         return "half_open" if self.clock() - self.opened_at >= self.cooldown else "open"
+
+    def seconds_until_probe(self) -> float:
+        if self.opened_at is None:
+            return 0.0
+        return max(0.0, self.cooldown - (self.clock() - self.opened_at))
 
     def allows_call(self) -> bool:
         return self.state != "open"
@@ -73,8 +79,9 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at = None
 
-    def record_failure(self) -> None:
+    def record_failure(self, reason: str | None = None) -> None:
         self.failures += 1
+        self.last_error = reason or self.last_error
         if self.failures >= self.failure_threshold or self.opened_at is not None:
             self.opened_at = self.clock()
 
@@ -126,7 +133,7 @@ class ProviderChain:
                 vectors = await provider.embed(texts)
                 _check_space(provider, vectors, self.space)
             except ProviderError as exc:
-                breaker.record_failure()
+                breaker.record_failure(exc.message)
                 _observe_failure(provider.name, breaker)
                 log.warning("provider %s failed: %s", provider.name, exc.message)
                 errors.append(exc)
@@ -140,7 +147,14 @@ class ProviderChain:
                 served.append(provider.name)
             return vectors
         if not errors:
-            raise TransientProviderError("every provider in the chain is paused after failures")
+            raise TransientProviderError(
+                "every provider in the chain is paused after failures: "
+                + "; ".join(
+                    f"{p.name}: {b.last_error or 'failing'}"
+                    for p, b in zip(self.providers, self.breakers, strict=True)
+                ),
+                retry_after=min(b.seconds_until_probe() for b in self.breakers),
+            )
         transient = [e for e in errors if e.retryable]
         if transient:
             raise TransientProviderError(
