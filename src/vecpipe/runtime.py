@@ -66,6 +66,7 @@ def serve(settings: Settings, *, with_worker: bool = True) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers propagate to the root: vecpipe.logs renders them
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
         lifespan="on",
     )
@@ -76,15 +77,17 @@ def serve(settings: Settings, *, with_worker: bool = True) -> None:
 
 
 def run_worker(settings: Settings, *, once: bool = False) -> None:
-    asyncio.run(_worker_main(settings, once=once))
+    if not asyncio.run(_worker_main(settings, once=once)):
+        raise SystemExit(1)  # the worker failed, no one stopped it: a supervisor restarts it
 
 
-async def _worker_main(settings: Settings, *, once: bool) -> None:
+async def _worker_main(settings: Settings, *, once: bool) -> bool:
+    """Run the worker; False when it ended by itself (a failure) rather than on a signal."""
     async with open_resources(settings) as resources:
         worker = VectorizationWorker(resources.pipeline, resources.queue, settings)
         if once:
             await worker.run_until_idle()
-            return
+            return True
         loop = asyncio.get_running_loop()
         task = asyncio.create_task(worker.run(), name="vecpipe-worker")
         stop_requested = asyncio.Event()
@@ -99,3 +102,4 @@ async def _worker_main(settings: Settings, *, once: bool) -> None:
                 loop.remove_signal_handler(sig)
             await stop_worker(worker, task, settings.shutdown_grace_seconds)
         log.info("worker stopped: %s", worker.stats)
+        return stop_requested.is_set()

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vecpipe import errors
+from vecpipe.api.body_limit import BodyTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, BodyTooLarge):
+        # A body without Content-Length went over the limit while FastAPI read it; FastAPI
+        # turns any read error into "400 error parsing the body", the limit's 413 is meant.
+        resources = getattr(request.app.state, "resources", None)
+        limit = f"{resources.settings.limits.max_body_bytes} bytes" if resources else "the limit"
+        return error_response(413, errors.LimitExceeded.code, f"request body larger than {limit}")
     code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, "http_error"
     )

@@ -1,0 +1,200 @@
+"""Helpers for the reliability tests: polling, a port that can refuse, a fast gateway factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from tests.support.app import FAKE_DIMENSION
+from tests.support.fake_provider import FakeProvider
+from tests.support.server import free_port
+from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig, ProviderConfig
+from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.manager import ProviderFactory
+from vecpipe.providers.openai_compat import OpenAICompatibleProvider, RetryPolicy
+from vecpipe.providers.url_policy import GatewayUrlPolicy
+from vecpipe.queue.base import Delivery, MessageQueue
+
+# One batch is tried twice inside the provider, quickly; a Retry-After over 0.2 s is left to
+# the worker (the provider gives up and hands the server's delay on).
+FAST_RETRY = RetryPolicy(
+    max_attempts=2, total_seconds=5.0, base_delay=0.01, max_delay=0.02, max_retry_after=0.2
+)
+
+
+def gateway_factory(allowlist: frozenset[str], retry: RetryPolicy = FAST_RETRY) -> ProviderFactory:
+    """Gateway providers with small retry settings; a fake one for the default local model."""
+    policy = GatewayUrlPolicy(allowlist)
+
+    async def build(config: ProviderConfig) -> EmbeddingProvider:
+        if not isinstance(config, OpenAIProviderConfig):
+            return FakeProvider(space=EmbeddingSpace(config.model, FAKE_DIMENSION))
+        return await OpenAICompatibleProvider.open(config, policy=policy, retry=retry)
+
+    return build
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0
+) -> None:
+    """Poll until `condition()` holds; a bound on waiting, not a claim about speed."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened within {timeout:g}s: {what}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class QueueSpy:
+    """Records the worker's retry and dead-letter calls on a queue (then passes them on)."""
+
+    queue: MessageQueue
+    retries: list[tuple[float, str]] = field(default_factory=list)
+    acks: int = 0
+
+    def install(self) -> QueueSpy:
+        retry, ack = self.queue.retry, self.queue.ack
+
+        async def spy_retry(delivery: Delivery, delay: float, reason: str) -> None:
+            self.retries.append((delay, reason))
+            await retry(delivery, delay, reason)
+
+        async def spy_ack(deliveries: Sequence[Delivery]) -> None:
+            self.acks += len(deliveries)
+            await ack(deliveries)
+
+        self.queue.retry = spy_retry  # type: ignore[method-assign]
+        self.queue.ack = spy_ack  # type: ignore[method-assign]
+        return self
+
+
+class TcpSwitch:
+    """A loopback port that forwards to `target_port` while on and refuses connections while off.
+
+    Owned by the test's event loop: `off()` and `aclose()` close every link they opened.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.Task[None]] = set()
+
+    async def on(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
+
+    async def off(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        links = list(self._links)
+        for task in links:
+            task.cancel()
+        await asyncio.gather(*links, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.off()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._links.add(task)
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            up_reader, upstream = await asyncio.open_connection("127.0.0.1", self.target_port)
+            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._links.discard(task)
+            for side in (upstream, writer):
+                if side is not None:
+                    side.close()
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
+                        await side.wait_closed()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+
+
+class WorkerProc:
+    """One `vecpipe worker` subprocess with its own log file; `env` overrides the environment."""
+
+    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
+        self.log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProc:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "vecpipe.cli", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self, tail: int = 8000) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-tail:]
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; raises subprocess.TimeoutExpired if it does not exit in time."""
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as if the machine had died."""
+        self.signal(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(30)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and the exit code; a worker still running after `timeout` is killed."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise RuntimeError(f"{self.name} ignored SIGTERM:\n{self.log()}") from None
+
+    def __enter__(self) -> WorkerProc:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.alive():
+            self.kill()

@@ -1,0 +1,135 @@
+"""Graceful shutdown under load: SIGTERM to `vecpipe worker` in the middle of a large job.
+
+The job is for a gateway tenant on the loopback test gateway, whose latency the test sets.
+Twice: once with batches that finish within the grace period, once with batches far slower
+than it (they are released). Each time the worker exits 0, its log holds no asyncio error
+and no traceback, and a restarted worker completes the job, each record counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.support import WorkerProc, eventually, gateway_factory
+from tests.support.app import make_settings
+from tests.support.gateway import Gateway
+from vecpipe.db.jobs import JobStatus
+from vecpipe.models import EmbeddingSpace, Record
+from vecpipe.resources import Resources, open_resources
+
+pytestmark = pytest.mark.slow
+
+TENANT = "bulk"
+RECORDS = 300
+SECRET = "shutdown test secret, not a real one"
+SPACE = EmbeddingSpace("bulk-model", 16)
+LOG_PROBLEMS = ("Traceback", "Task exception was never retrieved", "Event loop is closed")
+
+
+def worker_env(data_dir: Path, grace: float) -> dict[str, str]:
+    return {
+        "VECPIPE_DATA_DIR": str(data_dir),
+        "VECPIPE_GATEWAY_ALLOWLIST": "127.0.0.1",
+        "VECPIPE_SECRET_KEY": SECRET,
+        "VECPIPE_WORKER_BATCH_SIZE": "32",
+        "VECPIPE_WORKER_POLL_SECONDS": "0.05",
+        "VECPIPE_SHUTDOWN_GRACE_SECONDS": str(grace),
+        "VECPIPE_LEASE_SECONDS": "30",  # a released message must not wait for its lease
+    }
+
+
+async def progress(resources: Resources, job_id: str) -> JobStatus:
+    return await resources.pipeline.job(TENANT, job_id)
+
+
+async def counted(resources: Resources, job_id: str) -> int:
+    status = await progress(resources, job_id)
+    return status.done + status.unchanged + status.failed
+
+
+async def stop_mid_job(
+    resources: Resources, job_id: str, worker: WorkerProc, grace: float
+) -> tuple[int, str]:
+    """Let the worker get going, SIGTERM it mid-job; its exit code and log."""
+    before = await counted(resources, job_id)
+    await eventually(lambda: _above(resources, job_id, before), "the worker took work", 60)
+    worker.signal(signal.SIGTERM)
+    try:
+        code = await asyncio.to_thread(worker.wait, grace + 20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise AssertionError(f"no exit after SIGTERM:\n{worker.log()}") from None
+    assert await counted(resources, job_id) < RECORDS, "the job was over before the signal"
+    return code, worker.log(100_000)
+
+
+def check_clean(code: int, log: str) -> None:
+    assert code == 0, log[-4000:]
+    assert not [p for p in LOG_PROBLEMS if p in log], log[-4000:]
+    assert not [line for line in log.splitlines() if "ERROR" in line and "asyncio" in line]
+    assert "worker stopped" in log
+
+
+async def test_sigterm_mid_job_then_restart_completes(tmp_path: Path, gateway: Gateway) -> None:
+    data_dir = tmp_path / "data"
+    settings = make_settings(data_dir, gateway_allowlist="127.0.0.1", secret_key=SECRET)
+    # The API side (the worker's store space stays closed here); a fake for the local model
+    factory = gateway_factory(settings.allowlisted_gateway_hosts)
+    async with open_resources(settings, provider_factory=factory) as resources:
+        provider = {
+            "kind": "openai",
+            "base_url": gateway.base_url,
+            "model": SPACE.model,
+            "api_key": "sk-bulk",
+            "dimensions": SPACE.dimension,
+        }
+        await resources.pipeline.set_ai_config(TENANT, {"primary": provider})
+        records = [Record(id=f"b{i}", text=f"bulk record {i} of the job") for i in range(RECORDS)]
+        job_id = await resources.pipeline.submit_job(TENANT, upserts=records)
+
+        gateway.control.latency_seconds = 0.1  # batches finish well within the grace
+        with WorkerProc("finishing", worker_env(data_dir, 5.0), tmp_path) as worker:
+            code, log = await stop_mid_job(resources, job_id, worker, 5.0)
+        check_clean(code, log)
+        assert "releasing in-flight work" not in log
+
+        gateway.control.latency_seconds = 3.0  # batches outlast the grace: released
+        with WorkerProc("releasing", worker_env(data_dir, 1.0), tmp_path) as worker:
+            code, log = await stop_at_the_gateway(gateway, worker)
+        check_clean(code, log)
+        assert "releasing in-flight work" in log
+
+        gateway.control.latency_seconds = 0.0
+        with WorkerProc("completing", worker_env(data_dir, 5.0), tmp_path) as worker:
+            await eventually(lambda: _completed(resources, job_id), "the job completed", 120)
+            assert await asyncio.to_thread(worker.terminate) == 0
+        status = await progress(resources, job_id)
+        assert (status.failed, status.done + status.unchanged) == (0, RECORDS)
+        assert await resources.queue.depth() == 0
+        await resources.store.ensure_space(SPACE)
+        assert await resources.store.count(SPACE, TENANT) == RECORDS
+
+
+async def stop_at_the_gateway(gateway: Gateway, worker: WorkerProc) -> tuple[int, str]:
+    """SIGTERM while the worker's batches wait at the (slow) gateway; exit code and log."""
+    await eventually(lambda: _in_flight(gateway), "a batch at the gateway", 60)
+    worker.signal(signal.SIGTERM)
+    code = await asyncio.to_thread(worker.wait, 30.0)
+    return code, worker.log(100_000)
+
+
+async def _in_flight(gateway: Gateway) -> bool:
+    return gateway.control.in_flight > 0
+
+
+async def _above(resources: Resources, job_id: str, before: int) -> bool:
+    return await counted(resources, job_id) > before
+
+
+async def _completed(resources: Resources, job_id: str) -> bool:
+    return (await progress(resources, job_id)).status == "completed"
