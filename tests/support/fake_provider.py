@@ -19,10 +19,10 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Sequence
-from types import TracebackType
 
 from vecpipe.core.chunking import CharChunker
 from vecpipe.errors import ClosedError, ProviderError, TransientProviderError
+from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace
 
 _WORD = re.compile(r"\w+")
@@ -51,7 +51,7 @@ def _word_vector(word: str, dimension: int) -> list[float]:
     return [(byte - 127.5) / 127.5 for byte in data[:dimension]]
 
 
-class FakeProvider:
+class FakeProvider(AsyncResource):
     def __init__(
         self,
         space: EmbeddingSpace = DEFAULT_SPACE,
@@ -96,17 +96,6 @@ class FakeProvider:
 
     async def aclose(self) -> None:
         self.closed = True
-
-    async def __aenter__(self) -> FakeProvider:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _check_open(self) -> None:
         if self.closed:

@@ -23,13 +23,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 import numpy as np
 
 from vecpipe.core.chunking import CharChunker, Chunker, TokenChunker
 from vecpipe.errors import BadProviderResponse, ClosedError, ConfigError
+from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace
 
 __all__ = ["DEFAULT_MODEL", "LoadedModel", "LocalProvider", "canonical_model_name", "load_model"]
@@ -156,7 +156,7 @@ def _new_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecpipe-local")
 
 
-class LocalProvider:
+class LocalProvider(AsyncResource):
     """An `EmbeddingProvider` on a local sentence-transformers model.
 
     Open it with `await LocalProvider.open(model)`; the constructor takes an already loaded
@@ -250,18 +250,6 @@ class LocalProvider:
         drained = self._executor.submit(_nothing)  # runs after everything queued before it
         self._executor.shutdown(wait=False)
         await asyncio.wrap_future(drained)
-
-    async def __aenter__(self) -> LocalProvider:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

@@ -12,10 +12,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
 
 from vecpipe.core.hashing import fingerprint
 from vecpipe.errors import ClosedError, ValidationError
+from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import AIConfig, EmbeddingSpace, ProviderConfig
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.chain import CircuitBreaker, ProviderChain
@@ -37,7 +37,7 @@ class _TenantBinding:
     loaded_at: float
 
 
-class ProviderManager:
+class ProviderManager(AsyncResource):
     def __init__(
         self,
         factory: ProviderFactory,
@@ -57,17 +57,6 @@ class ProviderManager:
         self._tenants: dict[str, _TenantBinding] = {}
         self._lock = asyncio.Lock()
         self._closed = False
-
-    async def __aenter__(self) -> ProviderManager:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @asynccontextmanager
     async def lease(self, tenant_id: str | None) -> AsyncIterator[ProviderChain]:

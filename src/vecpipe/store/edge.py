@@ -28,12 +28,12 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import qdrant_edge as qe
 
 from vecpipe.errors import ClosedError, StoreError, ValidationError, VecpipeError
+from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store import edge_shard
 from vecpipe.store.edge_optimize import OptimizeReport, optimize_closed_shard
@@ -83,7 +83,7 @@ class _Space:
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class EdgeStore:
+class EdgeStore(AsyncResource):
     """Qdrant Edge shards in `data_dir/shards`; use as `async with EdgeStore(path) as store`."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -97,18 +97,6 @@ class EdgeStore:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"spaces={sorted(self._spaces)}"
         return f"EdgeStore({str(self._data_dir)!r}, {state})"
-
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ------------------------------------------------------------------------ the protocol
 

@@ -25,14 +25,14 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 from qdrant_client import AsyncQdrantClient, models
 
 from vecpipe.errors import ClosedError, ConfigError, StoreError, ValidationError, VecpipeError
+from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store import qdrant_filters as qf
 from vecpipe.store.grouping import ChunkHit, search_records
@@ -63,7 +63,7 @@ DEFAULT_TIMEOUT_SECONDS = 10
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]*$")
 
 
-class QdrantStore:
+class QdrantStore(AsyncResource):
     """A Qdrant server through qdrant-client; use as `async with QdrantStore(url=...) as store`.
 
     Give exactly one of: `client` (a ready `AsyncQdrantClient`, or a zero-argument factory
@@ -116,18 +116,6 @@ class QdrantStore:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"collections={sorted(self._known)}"
         return f"QdrantStore({self._target}, prefix={self._prefix!r}, {state})"
-
-    async def __aenter__(self) -> Self:
-        self._check_open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def collection_name(self, space: EmbeddingSpace) -> str:
         return self._prefix + space.key
