@@ -68,13 +68,18 @@ def _no_asyncio_errors() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
         gc.collect()
-    # What survived is alive (modules, models, session fixtures): freezing it keeps the next
-    # test's collection to the objects that test made, which is what we want to inspect.
-    gc.freeze()
     errors = asyncio_error_messages()
     _asyncio_errors.records.clear()
     if errors:
         pytest.fail("asyncio logged errors:\n" + "\n".join(errors), pytrace=False)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What importing the test modules made lives for the whole run (hundreds of thousands
+    of objects from torch, qdrant and friends): freezing it keeps each test's collection to
+    the objects the tests themselves made, which are the ones worth inspecting."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -13,7 +13,6 @@ instead of letting each retry meet the fault (tests/providers/test_chain.py cove
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,8 @@ import pytest
 from tests.reliability.support import QueueSpy, TcpSwitch, eventually, gateway_factory
 from tests.support.app import make_settings
 from tests.support.gateway import Fault, Gateway
-from vecpipe import resources as resources_module
 from vecpipe.api.app import stop_worker
 from vecpipe.models import EmbeddingSpace, Record
-from vecpipe.providers.manager import ProviderManager
 from vecpipe.resources import Resources, open_resources
 from vecpipe.settings import Settings
 from vecpipe.worker.worker import VectorizationWorker
@@ -61,15 +58,14 @@ CASES = [
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    cooldown_free = functools.partial(ProviderManager, breaker_cooldown=0.0)
-    monkeypatch.setattr(resources_module, "ProviderManager", cooldown_free)
+def settings(tmp_path: Path) -> Settings:
     return make_settings(
         tmp_path / "data",
         gateway_allowlist="127.0.0.1",
         secret_key="fault-matrix secret",
         max_attempts=1000,  # transient faults are retried for as long as the test lets them
         retry_max_seconds=1.0,
+        breaker_cooldown_seconds=0.0,
     )
 
 

@@ -118,6 +118,13 @@ async def soak_round(
     assert (status.done, status.failed) == (EVERY, 0), status.failures[:3]
 
 
+async def sockets_settled(baseline: int, timeout: float = 3.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if open_sockets() <= baseline:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def test_soak_with_config_changes(tmp_path: Path, gateway: Gateway) -> None:
     settings = make_settings(
         tmp_path / "data",
@@ -139,6 +146,8 @@ async def test_soak_with_config_changes(tmp_path: Path, gateway: Gateway) -> Non
                 await asyncio.sleep(0.1)  # let the replaced provider's last calls return
                 gateway.control.bodies.clear()  # the test gateway's request log is not ours
                 gateway.control.headers.clear()
+                if samples:  # the gateway, in this process, closes its side a moment later
+                    await sockets_settled(samples[0].sockets)
                 samples.append(sample((round_number + 1) * EVERY, factory.open_gateway_providers()))
         finally:
             await stop_worker(worker, task, 5.0)
