@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +43,15 @@ from vecpipe.store.payload import (
     RECORD_ID,
     SEARCH_FIELDS,
     VERSION,
+    batched,
     belongs_to,
     checked_vector,
     chunk_payload,
     parse_metadata_filter,
     point_id,
+    point_id_of,
     stored_record,
+    write_batches,
 )
 from vecpipe.store.readiness import probe_data_dir
 
@@ -123,16 +126,9 @@ class EdgeStore(AsyncResource):
         if not points:
             return
         target = await self._space(space)
-        by_version: dict[int, list[ChunkPoint]] = {}
-        for point in points:
-            by_version.setdefault(point.version, []).append(point)
-        for version, same_version in by_version.items():
-            for batch in batched(same_version, BATCH_SIZE):
-                rows = [
-                    (point_id(p.tenant_id, p.record_id, p.chunk_index), p.vector, chunk_payload(p))
-                    for p in batch
-                ]
-                await self._write(target, "upsert", edge_shard.upsert, rows, version)
+        for version, batch in write_batches(points, BATCH_SIZE):
+            rows = [(point_id_of(p), p.vector, chunk_payload(p)) for p in batch]
+            await self._write(target, "upsert", edge_shard.upsert, rows, version)
 
     async def delete_stale_chunks(
         self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int, version: int
@@ -416,11 +412,6 @@ class EdgeStore(AsyncResource):
             raise
         except Exception as exc:
             raise StoreError(f"edge {op} failed in space {space.key}: {_reason(exc)}") from exc
-
-
-def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _reason(exc: BaseException) -> str:

@@ -22,9 +22,9 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from vecpipe.errors import LimitExceeded, ValidationError
 from vecpipe.models import ChunkPoint, StoredRecord
@@ -51,6 +51,7 @@ _METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 _INT64 = (-(2**63), 2**63 - 1)
 
 FilterValue = str | int | bool
+T = TypeVar("T")
 
 
 def point_id(tenant_id: str, record_id: str, chunk_index: int) -> str:
@@ -148,3 +149,24 @@ def checked_vector(vector: Sequence[float], dimension: int) -> list[float]:
     if not all(math.isfinite(value) for value in values):
         raise ValidationError("vector has a non-finite value")
     return values
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def write_batches(
+    points: Sequence[ChunkPoint], size: int
+) -> Iterator[tuple[int, Sequence[ChunkPoint]]]:
+    """Points in batches of one version each: a conditional write carries one version."""
+    by_version: dict[int, list[ChunkPoint]] = {}
+    for point in points:
+        by_version.setdefault(point.version, []).append(point)
+    for version, same_version in by_version.items():
+        for batch in batched(same_version, size):
+            yield version, batch
+
+
+def point_id_of(point: ChunkPoint) -> str:
+    return point_id(point.tenant_id, point.record_id, point.chunk_index)

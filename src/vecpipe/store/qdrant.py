@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
@@ -41,19 +41,21 @@ from vecpipe.store.payload import (
     RECORD_ID,
     SEARCH_FIELDS,
     VERSION,
+    batched,
     belongs_to,
     checked_vector,
     chunk_payload,
     parse_metadata_filter,
     point_id,
+    point_id_of,
     stored_record,
+    write_batches,
 )
 from vecpipe.store.qdrant_errors import describe_error, is_not_found
 
 if TYPE_CHECKING:
     from vecpipe.settings import Settings
 
-T = TypeVar("T")
 ClientFactory = Callable[[], AsyncQdrantClient]
 
 BATCH_SIZE = 256
@@ -138,24 +140,19 @@ class QdrantStore(AsyncResource):
 
     async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
         self._check_open()
-        vectors = [checked_vector(point.vector, space.dimension) for point in points]
+        for point in points:  # every vector checked before anything is written
+            checked_vector(point.vector, space.dimension)
         if not points:
             return
         name = await self._collection(space)
-        by_version: dict[int, list[int]] = {}
-        for index, point in enumerate(points):
-            by_version.setdefault(point.version, []).append(index)
-        for version, indexes in by_version.items():
-            for batch in _batched(indexes, BATCH_SIZE):
-                rows = models.Batch(
-                    ids=[_point_id(points[i]) for i in batch],
-                    vectors=[vectors[i] for i in batch],
-                    payloads=[chunk_payload(points[i]) for i in batch],
-                )
-                async with self._using("upsert", name) as client:
-                    await client.upsert(
-                        name, rows, wait=True, update_filter=qf.not_newer_than(version)
-                    )
+        for version, batch in write_batches(points, BATCH_SIZE):
+            rows = models.Batch(
+                ids=[point_id_of(p) for p in batch],
+                vectors=[checked_vector(p.vector, space.dimension) for p in batch],
+                payloads=[chunk_payload(p) for p in batch],
+            )
+            async with self._using("upsert", name) as client:
+                await client.upsert(name, rows, wait=True, update_filter=qf.not_newer_than(version))
 
     async def delete_stale_chunks(
         self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int, version: int
@@ -175,7 +172,7 @@ class QdrantStore(AsyncResource):
             return
         name = await self._collection(space)
         items = list(versions.items())
-        for batch in _batched(items, BATCH_SIZE):
+        for batch in batched(items, BATCH_SIZE):
             await self._delete_where(name, qf.older_versions_filter(tenant_id, dict(batch)))
 
     async def delete_record_version(
@@ -211,7 +208,7 @@ class QdrantStore(AsyncResource):
         if not wanted:
             return
         name = await self._collection(space)
-        for batch in _batched(wanted, BATCH_SIZE):
+        for batch in batched(wanted, BATCH_SIZE):
             await self._delete_where(name, qf.records_filter(tenant_id, batch))
 
     async def scroll_records(
@@ -354,7 +351,7 @@ class QdrantStore(AsyncResource):
         found: dict[str, Mapping[str, Any]] = {}
         wanted = set(record_ids)
         selector: bool | list[str] = list(fields) if fields is not None else True
-        for batch in _batched(record_ids, BATCH_SIZE):
+        for batch in batched(record_ids, BATCH_SIZE):
             ids: list[models.ExtendedPointId] = [point_id(tenant_id, rid, 0) for rid in batch]
             async with self._using("retrieve", name) as client:
                 points = await client.retrieve(name, ids, with_payload=selector, with_vectors=False)
@@ -444,12 +441,3 @@ def _describe(
     if location is not None:
         return f"local={str(location)!r}"
     return "client"
-
-
-def _point_id(point: ChunkPoint) -> str:
-    return point_id(point.tenant_id, point.record_id, point.chunk_index)
-
-
-def _batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
