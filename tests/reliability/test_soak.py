@@ -37,7 +37,11 @@ from vecpipe.worker.worker import VectorizationWorker
 MESSAGES = int(os.environ.get("VECPIPE_SOAK_MESSAGES", "2000"))
 EVERY = int(os.environ.get("VECPIPE_SOAK_EVERY", "200"))
 TENANT = "soak"
-FD_SLACK = 4  # pooled keep-alive connections may differ by a few from one sample to the next
+MAX_CONCURRENCY = 4  # requests in flight per provider: its pool keeps at most this many
+# The current provider's pool holds 0..MAX_CONCURRENCY keep-alive connections depending on how
+# busy the last round was, and both ends of each live in this process: two sockets (fds) each.
+# A provider leaked per change would add at least two per round and climb past this.
+FD_SLACK = 2 * MAX_CONCURRENCY
 RSS_GROWTH_MIB = 64  # the allocator keeps some of what it was given; a leak grows without end
 
 
@@ -69,6 +73,7 @@ def config(gateway: Gateway, round_number: int) -> dict[str, Any]:
         "dimensions": 16,
         "timeout_seconds": 20 + round_number % 2,  # another config: another provider
         "max_batch_size": 64,
+        "max_concurrency": MAX_CONCURRENCY,
     }
     return {"primary": provider}
 
@@ -136,6 +141,7 @@ async def test_soak_with_config_changes(tmp_path: Path, gateway: Gateway) -> Non
     factory = CountingFactory(settings)
     samples: list[Sample] = []
     changed: list[int] = []
+    sockets_before = open_sockets()
     async with open_resources(settings, provider_factory=factory) as resources:
         await resources.pipeline.set_ai_config(TENANT, config(gateway, 0))
         worker = VectorizationWorker(resources.pipeline, resources.queue, settings)
@@ -161,6 +167,8 @@ async def test_soak_with_config_changes(tmp_path: Path, gateway: Gateway) -> Non
     assert max(s.sockets for s in samples[1:]) <= first.sockets + FD_SLACK, samples
     assert samples[-1].rss_mib - samples[1].rss_mib < RSS_GROWTH_MIB, samples
     assert factory.open_gateway_providers() == 0  # all closed with the resources
+    await sockets_settled(sockets_before)
+    assert open_sockets() <= sockets_before  # and every connection with them
 
 
 def print_curve(samples: list[Sample]) -> None:
