@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import warnings
 
 MODULES = [
     "argparse",
@@ -94,7 +95,9 @@ def _documented(module: object) -> list[object]:
     """The module, its members, and the members of its classes."""
     objects: list[object] = [module]
     for attr in sorted(dir(module)):
-        member = getattr(module, attr, None)
+        with warnings.catch_warnings():  # `typing.io` and the like warn when touched
+            warnings.simplefilter("ignore", DeprecationWarning)
+            member = getattr(module, attr, None)
         objects.append(member)
         if inspect.isclass(member):
             objects.extend(vars(member).values())
