@@ -48,7 +48,7 @@ async def open_resources(
         store = await stack.enter_async_context(open_store(settings))
         factory = provider_factory or default_provider_factory(settings, policy)
         configs = AIConfigService(database.configs, policy, box, settings.default_model)
-        await configs.check_startup()
+        await configs.check_startup(database.migrations)
         migrations = Migrations(database.migrations, configs, store)
         providers = await stack.enter_async_context(
             ProviderManager(

@@ -133,7 +133,7 @@ def rotate_secrets() -> None:
         policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
         async with open_database(settings.resolved_database_url) as db:
             service = AIConfigService(db.configs, policy, box, settings.default_model)
-            rotated = await service.rotate_secrets()
+            rotated = await service.rotate_secrets(db.migrations)
         typer.echo(json.dumps({"rotated": rotated}))
 
     run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from vecpipe.errors import ConfigError
@@ -17,6 +18,13 @@ class ConfigRepository(Protocol):
     async def put(self, tenant_id: str, config: dict[str, Any]) -> None: ...
     async def delete(self, tenant_id: str) -> bool: ...
     async def list_tenants(self) -> list[str]: ...
+
+
+class KeptConfigs(Protocol):
+    """Configs kept outside `tenant_configs` (migration rows), gateway keys encrypted."""
+
+    async def stored_configs(self) -> list[dict[str, Any]]: ...
+    async def reseal_configs(self, reseal: Callable[[dict[str, Any]], dict[str, Any]]) -> int: ...
 
 
 class AIConfigService:
@@ -77,34 +85,45 @@ class AIConfigService:
     async def delete(self, tenant_id: str) -> bool:
         return await self._repo.delete(tenant_id)
 
-    async def check_startup(self) -> None:
+    async def check_startup(self, migrations: KeptConfigs | None = None) -> None:
         """Fail at startup, clearly, when stored keys cannot be decrypted."""
-        for tenant_id in await self._repo.list_tenants():
-            stored = await self._repo.get(tenant_id)
-            config = AIConfig.model_validate(stored or {})
+        stored = [await self._repo.get(t) for t in await self._repo.list_tenants()]
+        kept = await migrations.stored_configs() if migrations is not None else []
+        for config in [AIConfig.model_validate(c or {}) for c in [*stored, *kept]]:
             for provider in _gateways(config):
                 if provider.api_key:
                     self._require_box().decrypt(provider.api_key)
 
-    async def rotate_secrets(self) -> int:
+    async def rotate_secrets(self, migrations: KeptConfigs | None = None) -> int:
         """Re-encrypt every stored gateway key under the current VECPIPE_SECRET_KEY.
 
         The box must also hold the old keys (VECPIPE_SECRET_KEY_OLD) that values were
-        encrypted with. Returns how many keys were re-encrypted; plaintexts never change.
+        encrypted with. Migration rows keep configs too (to resume or cancel back to): they
+        are rewritten as well, so no ciphertext under the old key is left behind. Returns how
+        many tenant-config keys were re-encrypted; plaintexts never change.
         """
         rotated = 0
         for tenant_id in await self._repo.list_tenants():
             stored = await self._repo.get(tenant_id)
             if stored is None:
                 continue
-            config = AIConfig.model_validate(stored)
-            keyed = [p for p in _gateways(config) if p.api_key]
-            for provider in keyed:
-                provider.api_key = self._require_box().rotate(provider.api_key or "")
-            if keyed:
-                await self._repo.put(tenant_id, config.model_dump(mode="json"))
-                rotated += len(keyed)
+            resealed, keys = self._rotated(stored)
+            if keys:
+                await self._repo.put(tenant_id, resealed)
+                rotated += keys
+        if migrations is not None:
+            await migrations.reseal_configs(lambda stored: self._rotated(stored)[0])
         return rotated
+
+    def _rotated(self, stored: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """`stored` with its keys re-encrypted under the new key, and how many there were."""
+        config = AIConfig.model_validate(stored)
+        keyed = [p for p in _gateways(config) if p.api_key]
+        if not keyed:
+            return stored, 0
+        for provider in keyed:
+            provider.api_key = self._require_box().rotate(provider.api_key or "")
+        return config.model_dump(mode="json"), len(keyed)
 
     def _require_box(self) -> SecretBox:
         if self._box is None:

@@ -13,6 +13,7 @@ Configs are stored exactly as `tenant_configs` holds them (gateway keys encrypte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -147,6 +148,40 @@ class MigrationRepo:
         """Drop the tenant's row (its config was replaced without a migration)."""
         async with self._db.write() as conn:
             await conn.execute(sa.delete(migrations).where(migrations.c.tenant_id == tenant_id))
+
+    async def stored_configs(self) -> list[dict[str, Any]]:
+        """Every config a row keeps, as stored (gateway keys encrypted)."""
+        return [
+            config
+            for row in await self.in_states()
+            for config in (row.from_config, row.to_config)
+            if config is not None
+        ]
+
+    async def reseal_configs(self, reseal: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+        """Rewrite the configs every row keeps with `reseal`, in one transaction.
+
+        Rows keep both configs of a migration (to resume, to cancel back), gateway keys
+        encrypted, so a secret rotation must reach them too. Returns the rows rewritten.
+        """
+        rewritten = 0
+        async with self._db.write() as conn:
+            for row in (await conn.execute(sa.select(migrations))).all():
+                before = (row.from_config, row.to_config)
+                after = (
+                    None if row.from_config is None else reseal(dict(row.from_config)),
+                    reseal(dict(row.to_config)),
+                )
+                if after == before:
+                    continue
+                stmt = (
+                    sa.update(migrations)
+                    .where(migrations.c.tenant_id == row.tenant_id)
+                    .values(from_config=after[0], to_config=after[1])
+                )
+                await conn.execute(stmt)
+                rewritten += 1
+        return rewritten
 
     async def _running(self, conn: AsyncConnection, tenant_id: str) -> Any:
         query = sa.select(migrations).where(
