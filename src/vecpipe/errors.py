@@ -4,8 +4,10 @@
     ├── ConfigError              settings or a stored config that cannot work (startup errors)
     ├── ValidationError          bad input from a caller: 4xx, never retried
     │   └── LimitExceeded        a size or count limit (HTTP 413/422)
+    │       └── QuotaExceeded    a tenant's quota is used up for now (HTTP 429, Retry-After)
     ├── NotFound                 a tenant, record or job that does not exist (HTTP 404)
     ├── AuthError                missing or invalid token (HTTP 401)
+    │   └── Forbidden            authenticated, but the route needs the admin token (HTTP 403)
     ├── ProviderError            an embedding provider failed
     │   ├── TransientProviderError   worth retrying: 429, 5xx, timeout, connection
     │   └── BadProviderResponse      wrong count, wrong dimension, non-finite numbers
@@ -41,12 +43,28 @@ class LimitExceeded(ValidationError):
     code = "limit_exceeded"
 
 
+class QuotaExceeded(LimitExceeded):
+    """A tenant's quota is used up for now; `retry_after` seconds until it may fit."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFound(VecpipeError):
     code = "not_found"
 
 
 class AuthError(VecpipeError):
     code = "unauthorized"
+
+
+class Forbidden(AuthError):
+    """Authenticated, but this route needs the admin token."""
+
+    code = "forbidden"
 
 
 class ProviderError(VecpipeError):

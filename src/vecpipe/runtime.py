@@ -19,6 +19,7 @@ from vecpipe.api.app import create_app, stop_worker
 from vecpipe.errors import ConfigError
 from vecpipe.resources import open_resources
 from vecpipe.settings import Settings
+from vecpipe.worker.metrics_server import serve_worker_metrics
 from vecpipe.worker.worker import VectorizationWorker
 
 log = logging.getLogger(__name__)
@@ -88,18 +89,24 @@ async def _worker_main(settings: Settings, *, once: bool) -> bool:
         if once:
             await worker.run_until_idle()
             return True
-        loop = asyncio.get_running_loop()
-        task = asyncio.create_task(worker.run(), name="vecpipe-worker")
-        stop_requested = asyncio.Event()
+        async with serve_worker_metrics(settings, resources):
+            return await _run_until_stopped(worker, settings)
+
+
+async def _run_until_stopped(worker: VectorizationWorker, settings: Settings) -> bool:
+    """Run the worker until SIGINT/SIGTERM (True) or until it ends by itself (False)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(worker.run(), name="vecpipe-worker")
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_requested.set)
+    waiter = asyncio.create_task(stop_requested.wait())
+    try:
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop_requested.set)
-        waiter = asyncio.create_task(stop_requested.wait())
-        try:
-            await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await stop_worker(worker, task, settings.shutdown_grace_seconds)
-        log.info("worker stopped: %s", worker.stats)
-        return stop_requested.is_set()
+            loop.remove_signal_handler(sig)
+        await stop_worker(worker, task, settings.shutdown_grace_seconds)
+    log.info("worker stopped: %s", worker.stats)
+    return stop_requested.is_set()

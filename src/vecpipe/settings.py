@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = 30.0  # a failing provider is skipped this long
     worker_batch_size: int = 64
     worker_concurrency: int = 2
+    # `vecpipe worker`'s own /metrics (0: none). Off by default: workers sharing a host
+    # would collide on a fixed port, and `serve` already has /metrics on its API.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
     worker_poll_seconds: float = 0.2
     lease_seconds: float = 60.0
     max_attempts: int = 5
@@ -80,6 +84,10 @@ class Settings(BaseSettings):
     migration_grace_seconds: float = Field(default=3600.0, ge=0)
     migration_poll_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
+    # Edge maintenance: optimize a space online once this many of its points are unindexed
+    # (0: never; bench/README.md §5), looking every `edge_optimize_poll_seconds`
+    edge_optimize_after_points: int = Field(default=10_000, ge=0)
+    edge_optimize_poll_seconds: float = Field(default=30.0, gt=0)
     limits: Limits = Field(default_factory=Limits)
     quotas: Quotas = Field(default_factory=Quotas)
 

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from vecpipe.api.body_limit import BodyLimitMiddleware
-from vecpipe.api.deps import install_security_errors
 from vecpipe.api.docs import install_docs
 from vecpipe.api.errors import install_error_handlers
 from vecpipe.api.routes import ai_config, embeddings, health, jobs, records, search, tokens
@@ -57,7 +56,6 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
     install_error_handlers(app)
-    install_security_errors(app)
     for module in (health, ai_config, records, jobs, search, embeddings, tokens):
         app.include_router(module.router)
     app.include_router(operator_routes.router)

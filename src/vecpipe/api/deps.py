@@ -23,17 +23,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import unquote, unquote_to_bytes
 
-from fastapi import Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, Header, Request
 from starlette.convertors import PathConvertor, register_url_convertor
 
-from vecpipe.api.errors import error_response
 from vecpipe.core.pipeline import Pipeline
-from vecpipe.core.quotas import QuotaExceeded, QuotaService
+from vecpipe.core.quotas import QuotaService
 from vecpipe.db.tokens import TOKEN_PREFIX
-from vecpipe.errors import AuthError, NotFound, ValidationError
+from vecpipe.errors import AuthError, Forbidden, NotFound, ValidationError
 from vecpipe.models import TENANT_ID_PATTERN, check_record_id
 from vecpipe.resources import Resources
+from vecpipe.settings import Settings
 
 MAX_TOKEN_LENGTH = 256
 TENANT_ID_RULE = "tenant ids are 1-64 of A-Z a-z 0-9 . _ - and start with a letter or digit"
@@ -49,12 +48,6 @@ class AnyPathConvertor(PathConvertor):
 
 
 register_url_convertor("anypath", AnyPathConvertor())
-
-
-class Forbidden(AuthError):
-    """Authenticated, but this route needs the admin token (HTTP 403)."""
-
-    code = "forbidden"
 
 
 @dataclass(frozen=True)
@@ -197,13 +190,17 @@ def _raw_record_id(request: Request, tenant_id: str) -> bytes | None:
 
 def require_metrics_token(request: Request) -> None:
     """With VECPIPE_METRICS_TOKEN set, /metrics takes it (or the admin token)."""
-    settings = get_resources(request).settings
+    if not metrics_scrape_allowed(get_resources(request).settings, request):
+        raise AuthError("missing or invalid bearer token")
+
+
+def metrics_scrape_allowed(settings: Settings, request: Request) -> bool:
+    """Whether a /metrics request may be answered (the API's, or a worker's own)."""
     if settings.metrics_token is None:
-        return
+        return True
     presented = _bearer(request)
     accepted = [t.get_secret_value() for t in (settings.metrics_token, settings.admin_token) if t]
-    if presented is None or not any([_same(presented, token) for token in accepted]):
-        raise AuthError("missing or invalid bearer token")
+    return presented is not None and any([_same(presented, token) for token in accepted])
 
 
 async def check_body_unicode(request: Request) -> None:
@@ -244,25 +241,6 @@ def is_valid_tenant_id(value: str) -> bool:
 def _check_tenant_id(tenant_id: str) -> None:
     if not is_valid_tenant_id(tenant_id):
         raise ValidationError(f"invalid tenant id: {TENANT_ID_RULE}")
-
-
-async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AuthError)
-    if isinstance(exc, Forbidden):
-        return error_response(403, exc.code, exc.message)
-    return error_response(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
-
-
-async def _quota_exceeded(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, QuotaExceeded)
-    retry_after = str(max(1, round(exc.retry_after)))
-    return error_response(429, exc.code, exc.message, {"Retry-After": retry_after})
-
-
-def install_security_errors(app: FastAPI) -> None:
-    """401 with WWW-Authenticate, 403, and 429 with Retry-After."""
-    app.add_exception_handler(AuthError, _unauthorized)
-    app.add_exception_handler(QuotaExceeded, _quota_exceeded)
 
 
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]

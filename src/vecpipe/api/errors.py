@@ -1,4 +1,7 @@
-"""Every error leaves the API as {"error": {"code", "message"}} with a fitting status."""
+"""Every error leaves the API as {"error": {"code", "message"}} with a fitting status.
+
+401 carries `WWW-Authenticate: Bearer`; 429 and 503 carry `Retry-After`.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +19,11 @@ from vecpipe.api.body_limit import BodyTooLarge
 log = logging.getLogger(__name__)
 
 STATUS = {
+    errors.QuotaExceeded: 429,
     errors.LimitExceeded: 413,
     errors.ValidationError: 422,
     errors.NotFound: 404,
+    errors.Forbidden: 403,
     errors.AuthError: 401,
     errors.ConfigError: 422,
     errors.BadProviderResponse: 502,
@@ -45,16 +50,22 @@ def _status_for(exc: errors.VecpipeError) -> int:
     return 500
 
 
+def _headers_for(status: int, exc: errors.VecpipeError) -> dict[str, str] | None:
+    """401 names the scheme; 429 and 503 say when to come back."""
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if status in (429, 503):
+        retry_after = getattr(exc, "retry_after", None)
+        return {"Retry-After": str(max(1, round(retry_after or 1)))}
+    return None
+
+
 async def _vecpipe_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.VecpipeError)
     status = _status_for(exc)
-    headers = None
-    retry_after = getattr(exc, "retry_after", None)
-    if status == 503:
-        headers = {"Retry-After": str(max(1, round(retry_after or 1)))}
     if status >= 500:
         log.warning("request failed: %s", exc.message)
-    return error_response(status, exc.code, exc.message, headers)
+    return error_response(status, exc.code, exc.message, _headers_for(status, exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

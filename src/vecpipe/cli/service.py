@@ -31,12 +31,23 @@ def serve(
 
 def worker(
     once: Annotated[bool, typer.Option("--once", help="drain what is ready, then exit")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="serve /metrics on this port (0: none); overrides VECPIPE_WORKER_METRICS_PORT",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker alone (scale-out: many workers on one broker)."""
     from vecpipe.runtime import run_worker
 
+    settings = load_settings()
+    if metrics_port is not None:
+        settings.worker_metrics_port = metrics_port
     try:
-        run_worker(load_settings(), once=once)
+        run_worker(settings, once=once)
     except VecpipeError as exc:
         fail(exc)
 

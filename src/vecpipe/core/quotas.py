@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vecpipe.errors import LimitExceeded
+from vecpipe.errors import LimitExceeded, QuotaExceeded
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.settings import Quotas, TenantQuota
 from vecpipe.store.base import VectorStore
@@ -29,16 +29,6 @@ if TYPE_CHECKING:
     from vecpipe.core.pipeline import Pipeline
 
 STORAGE_RETRY_AFTER = 60
-
-
-class QuotaExceeded(LimitExceeded):
-    """A tenant's quota is used up for now (HTTP 429 with Retry-After)."""
-
-    code = "quota_exceeded"
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

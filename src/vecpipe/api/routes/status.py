@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from vecpipe.api.deps import Forbidden, PipelineDep, PrincipalDep, get_resources
+from vecpipe.api.deps import PipelineDep, PrincipalDep, get_resources
 from vecpipe.api.schemas import JobResponse
-from vecpipe.errors import NotFound
+from vecpipe.errors import Forbidden, NotFound
 from vecpipe.models import TENANT_ID_PATTERN
 from vecpipe.status import DEFAULT_TENANT_LIMIT, StatusReport, collect_status, job_tenant
 
