@@ -1,18 +1,15 @@
-"""Helpers for the reliability tests: polling, a port that can refuse, a fast gateway factory."""
+"""Reliability-only helpers: a fast gateway factory, a queue spy, a port that can refuse.
+
+Polling (`eventually`) and worker subprocesses (`WorkerProcess`) are the shared ones in
+tests/support/processes.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
 
 from tests.support.app import FAKE_DIMENSION
 from tests.support.fake_provider import FakeProvider
@@ -43,20 +40,9 @@ def gateway_factory(allowlist: frozenset[str], retry: RetryPolicy = FAST_RETRY) 
     return build
 
 
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0
-) -> None:
-    """Poll until `condition()` holds; a bound on waiting, not a claim about speed."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened within {timeout:g}s: {what}")
-        await asyncio.sleep(0.02)
-
-
 @dataclass
 class QueueSpy:
-    """Records the worker's retry and dead-letter calls on a queue (then passes them on)."""
+    """Records the worker's retry and ack calls on a queue (then passes them on)."""
 
     queue: MessageQueue
     retries: list[tuple[float, str]] = field(default_factory=list)
@@ -132,69 +118,3 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         await writer.drain()
     if writer.can_write_eof():
         writer.write_eof()
-
-
-class WorkerProc:
-    """One `vecpipe worker` subprocess with its own log file; `env` overrides the environment."""
-
-    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProc:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "vecpipe.cli", "worker"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log(self, tail: int = 8000) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text[-tail:]
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        """The exit code; raises subprocess.TimeoutExpired if it does not exit in time."""
-        assert self.process is not None
-        return self.process.wait(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown at all, as if the machine had died."""
-        self.signal(signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait(30)
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        """SIGTERM and the exit code; a worker still running after `timeout` is killed."""
-        self.signal(signal.SIGTERM)
-        try:
-            return self.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise RuntimeError(f"{self.name} ignored SIGTERM:\n{self.log()}") from None
-
-    def __enter__(self) -> WorkerProc:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.alive():
-            self.kill()

@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.reliability.support import QueueSpy, TcpSwitch, eventually, gateway_factory
+from tests.reliability.support import QueueSpy, TcpSwitch, gateway_factory
 from tests.support.app import make_settings
 from tests.support.gateway import Fault, Gateway
+from tests.support.processes import eventually
 from vecpipe.api.app import stop_worker
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.resources import Resources, open_resources

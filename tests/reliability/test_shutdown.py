@@ -9,15 +9,14 @@ and no traceback, and a restarted worker completes the job, each record counted 
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import WorkerProc, eventually, gateway_factory
+from tests.reliability.support import gateway_factory
 from tests.support.app import make_settings
 from tests.support.gateway import Gateway
+from tests.support.processes import WorkerProcess, eventually
 from vecpipe.db.jobs import JobStatus
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.resources import Resources, open_resources
@@ -53,17 +52,12 @@ async def counted(resources: Resources, job_id: str) -> int:
 
 
 async def stop_mid_job(
-    resources: Resources, job_id: str, worker: WorkerProc, grace: float
+    resources: Resources, job_id: str, worker: WorkerProcess, grace: float
 ) -> tuple[int, str]:
     """Let the worker get going, SIGTERM it mid-job; its exit code and log."""
     before = await counted(resources, job_id)
     await eventually(lambda: _above(resources, job_id, before), "the worker took work", 60)
-    worker.signal(signal.SIGTERM)
-    try:
-        code = await asyncio.to_thread(worker.wait, grace + 20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        raise AssertionError(f"no exit after SIGTERM:\n{worker.log()}") from None
+    code = await asyncio.to_thread(worker.terminate, grace + 20)  # raises if it hangs
     assert await counted(resources, job_id) < RECORDS, "the job was over before the signal"
     return code, worker.log(100_000)
 
@@ -93,19 +87,19 @@ async def test_sigterm_mid_job_then_restart_completes(tmp_path: Path, gateway: G
         job_id = await resources.pipeline.submit_job(TENANT, upserts=records)
 
         gateway.control.latency_seconds = 0.1  # batches finish well within the grace
-        with WorkerProc("finishing", worker_env(data_dir, 5.0), tmp_path) as worker:
+        with WorkerProcess("finishing", worker_env(data_dir, 5.0), tmp_path) as worker:
             code, log = await stop_mid_job(resources, job_id, worker, 5.0)
         check_clean(code, log)
         assert "releasing in-flight work" not in log
 
         gateway.control.latency_seconds = 3.0  # batches outlast the grace: released
-        with WorkerProc("releasing", worker_env(data_dir, 1.0), tmp_path) as worker:
+        with WorkerProcess("releasing", worker_env(data_dir, 1.0), tmp_path) as worker:
             code, log = await stop_at_the_gateway(gateway, worker)
         check_clean(code, log)
         assert "releasing in-flight work" in log
 
         gateway.control.latency_seconds = 0.0
-        with WorkerProc("completing", worker_env(data_dir, 5.0), tmp_path) as worker:
+        with WorkerProcess("completing", worker_env(data_dir, 5.0), tmp_path) as worker:
             await eventually(lambda: _completed(resources, job_id), "the job completed", 120)
             assert await asyncio.to_thread(worker.terminate) == 0
         status = await progress(resources, job_id)
@@ -115,11 +109,10 @@ async def test_sigterm_mid_job_then_restart_completes(tmp_path: Path, gateway: G
         assert await resources.store.count(SPACE, TENANT) == RECORDS
 
 
-async def stop_at_the_gateway(gateway: Gateway, worker: WorkerProc) -> tuple[int, str]:
+async def stop_at_the_gateway(gateway: Gateway, worker: WorkerProcess) -> tuple[int, str]:
     """SIGTERM while the worker's batches wait at the (slow) gateway; exit code and log."""
     await eventually(lambda: _in_flight(gateway), "a batch at the gateway", 60)
-    worker.signal(signal.SIGTERM)
-    code = await asyncio.to_thread(worker.wait, 30.0)
+    code = await asyncio.to_thread(worker.terminate, 30.0)
     return code, worker.log(100_000)
 
 

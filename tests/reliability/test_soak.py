@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.reliability.support import eventually, gateway_factory
+from tests.reliability.support import gateway_factory
 from tests.support.app import make_settings
 from tests.support.gateway import Gateway
+from tests.support.processes import eventually
 from tests.support.sockets import open_sockets
 from vecpipe.api.app import stop_worker
 from vecpipe.models import Record

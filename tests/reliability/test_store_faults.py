@@ -33,8 +33,9 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
-from tests.reliability.support import QueueSpy, eventually
+from tests.reliability.support import QueueSpy
 from tests.support.app import FakeFactory, make_settings
+from tests.support.processes import eventually
 from vecpipe.api.app import create_app
 from vecpipe.resources import Resources
 from vecpipe.settings import Settings

@@ -4,7 +4,7 @@ Each `WorkerProcess` gets the test process's environment plus the VECPIPE_* sett
 given, writes its log (stdout and stderr) to a file of its own, and is stopped when its
 `with` block ends: SIGTERM, then SIGKILL if it does not exit in time. `kill()` is the SIGKILL
 a test uses to crash a worker mid-job. `store_ai_config` configures the tenant the workers
-will serve, from the test process.
+will serve, from the test process. `wait_until_async` and `eventually` poll a condition.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -120,6 +120,16 @@ async def wait_until_async(
         await asyncio.sleep(interval)
 
 
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0
+) -> None:
+    """Poll `condition()` until it holds, with no worker process to watch.
+
+    A bound on waiting, not a claim about speed.
+    """
+    await wait_until_async(condition, timeout, what, interval=0.02)
+
+
 def _check_progress(
     deadline: float, timeout: float, what: str, workers: tuple[WorkerProcess, ...]
 ) -> None:
@@ -131,7 +141,7 @@ def _check_progress(
             )
     if time.monotonic() > deadline:
         logs = "\n".join(f"--- {w.name}\n{w.log(3000)}" for w in workers)
-        raise TimeoutError(f"no {what} within {timeout:g}s\n{logs}")
+        raise TimeoutError(f"gave up after {timeout:g}s waiting for: {what}\n{logs}")
 
 
 async def store_ai_config(
