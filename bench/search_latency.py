@@ -1,9 +1,10 @@
 """Scenario 5: search latency over a large store, idle and under ingest, and the worst stall.
 
 1. Fill one tenant with N chunks straight through the store API (random unit vectors, real
-   text payloads, two chunks per record), flush, and `optimize()` it (in a child process)
-   while a ticker measures how long this process's loop stalls and a probe searches the
-   space (which waits while its shard is closed for the optimizer).
+   text payloads, two chunks per record), flush, and `optimize()` it (online: a copy is
+   optimized in a child process, then swapped in) while a ticker measures how long this
+   process's loop stalls, a probe searches the space every 100 ms, and a writer upserts a
+   few batches of new records into it (as an ingest would).
 2. Store-only queries: `EdgeStore.search` in-process, random unit vectors.
 3. `vecpipe serve` (subprocess) on that data dir; HTTP search with the local model embedding
    the query: idle, then while a client ingests through the bulk API with the local model
@@ -23,10 +24,17 @@ from typing import Any
 
 from bench import charts
 from bench.common import Result, Stopwatch, Target, latency_summary, quiet_environment
-from bench.search_setup import fill_store, query_encode_by_threads, store_queries
+from bench.search_setup import (
+    fill_store,
+    query_encode_by_threads,
+    random_unit_vectors,
+    store_queries,
+    upsert_records,
+)
 from bench.search_traffic import Traffic, http_phases
 
 NAME = "search_latency"
+WRITES_DURING_OPTIMIZE = 8  # batches of 256 points
 TITLE = "Search latency at scale"
 
 
@@ -75,10 +83,9 @@ async def _setup(data_dir: Path, params: Params) -> dict[str, Any]:
 
 async def _optimize(store: Any, space: Any) -> dict[str, Any]:
     """Optimize, measuring this loop's worst stall and how long a search of the space waits."""
-    from bench.search_setup import random_unit_vectors
-
     stalls: list[float] = []
     waits: list[float] = []
+    write_waits: list[float] = []
     done = asyncio.Event()
 
     async def ticker() -> None:
@@ -95,7 +102,18 @@ async def _optimize(store: Any, space: Any) -> dict[str, Any]:
             waits.append(clock.elapsed)
             await asyncio.sleep(0.1)
 
-    tasks = [asyncio.create_task(ticker()), asyncio.create_task(prober())]
+    async def writer() -> None:
+        """A few batches only: points written meanwhile stay unindexed, and would slow the
+        store-only queries below, measured on the same data as before."""
+        for batch in range(WRITES_DURING_OPTIMIZE):
+            if done.is_set():
+                break
+            clock = Stopwatch()
+            await upsert_records(store, space, f"during-optimize-{batch}", 256, seed=10**6 + batch)
+            write_waits.append(clock.elapsed)
+            await asyncio.sleep(0.5)
+
+    tasks = [asyncio.create_task(task()) for task in (ticker, prober, writer)]
     clock = Stopwatch()
     try:
         report = await store.optimize(space)
@@ -105,8 +123,14 @@ async def _optimize(store: Any, space: Any) -> dict[str, Any]:
     return {
         "optimize_seconds": round(clock.elapsed, 1),
         "optimize_child_seconds": round(report.seconds, 1),
+        "optimize_copy_seconds": round(report.copy_seconds, 1),
+        "optimize_catch_up_seconds": round(report.catch_up_seconds, 2),
+        "optimize_replayed_points": report.replayed_points,
         "loop_stall_during_optimize_max_ms": round(max(stalls, default=0) * 1000, 1),
         "search_wait_during_optimize_max_ms": round(max(waits, default=0) * 1000, 1),
+        "searches_during_optimize": len(waits),
+        "points_written_during_optimize": 256 * len(write_waits),
+        "write_wait_during_optimize_max_ms": round(max(write_waits, default=0) * 1000, 1),
     }
 
 

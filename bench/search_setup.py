@@ -25,37 +25,50 @@ def random_unit_vectors(count: int, dimension: int, seed: int) -> list[list[floa
 
 async def fill_store(store: Any, chunks: int, tenant: str = TENANT) -> Any:
     """`chunks` points in the default model's space, two per record; returns the space."""
-    from vecpipe.core.hashing import content_hash
-    from vecpipe.models import ChunkPoint, EmbeddingSpace
+    from vecpipe.models import EmbeddingSpace
 
     space = EmbeddingSpace(MODEL, DIMENSION)
     await store.ensure_space(space)
-    paragraphs = english_paragraphs(1000)
     for start in range(0, chunks, FILL_BATCH):
         count = min(FILL_BATCH, chunks - start)
-        vectors = random_unit_vectors(count, DIMENSION, seed=start)
-        points = []
-        for offset, vector in enumerate(vectors):
-            n = start + offset
-            record, chunk = divmod(n, CHUNKS_PER_RECORD)
-            texts = [paragraphs[(record + i) % len(paragraphs)] for i in range(2)]
-            record_text = " ".join(texts)
-            points.append(
-                ChunkPoint(
-                    tenant_id=tenant,
-                    record_id=f"doc-{record}",
-                    chunk_index=chunk,
-                    chunk_count=CHUNKS_PER_RECORD,
-                    chunk_text=texts[chunk],
-                    record_text=record_text,
-                    content_hash=content_hash(record_text),
-                    metadata={"group": record % 10, "lang": "en"},
-                    vector=vector,
-                )
-            )
-        await store.upsert_chunks(space, points)
+        await upsert_records(store, space, "doc", count, seed=start, first=start, tenant=tenant)
     await store.flush(space)
     return space
+
+
+async def upsert_records(
+    store: Any,
+    space: Any,
+    prefix: str,
+    chunks: int,
+    seed: int,
+    first: int = 0,
+    tenant: str = TENANT,
+) -> None:
+    """`chunks` points, two per record, records named `<prefix>-<n>` from chunk `first` on."""
+    from vecpipe.core.hashing import content_hash
+    from vecpipe.models import ChunkPoint
+
+    paragraphs = english_paragraphs(1000)
+    points = []
+    for offset, vector in enumerate(random_unit_vectors(chunks, space.dimension, seed=seed)):
+        record, chunk = divmod(first + offset, CHUNKS_PER_RECORD)
+        texts = [paragraphs[(record + i) % len(paragraphs)] for i in range(2)]
+        record_text = " ".join(texts)
+        points.append(
+            ChunkPoint(
+                tenant_id=tenant,
+                record_id=f"{prefix}-{record}",
+                chunk_index=chunk,
+                chunk_count=CHUNKS_PER_RECORD,
+                chunk_text=texts[chunk],
+                record_text=record_text,
+                content_hash=content_hash(record_text),
+                metadata={"group": record % 10, "lang": "en"},
+                vector=vector,
+            )
+        )
+    await store.upsert_chunks(space, points)
 
 
 async def store_queries(store: Any, space: Any, count: int) -> list[float]:

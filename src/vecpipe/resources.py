@@ -100,7 +100,11 @@ async def open_store(settings: Settings) -> AsyncIterator[VectorStore]:
     else:
         from vecpipe.store.edge import EdgeStore
 
-        async with EdgeStore(settings.data_dir) as edge:
+        async with EdgeStore(
+            settings.data_dir,
+            optimize_after_points=settings.edge_optimize_after_points,
+            optimize_poll_seconds=settings.edge_optimize_poll_seconds,
+        ) as edge:
             yield edge
 
 

@@ -14,7 +14,6 @@ import qdrant_edge as qe
 
 from tests.store.contract import SPACE, VectorStoreContract, put, record_points, vec
 from vecpipe.errors import ClosedError, StoreError
-from vecpipe.store import edge_shard
 from vecpipe.store.base import VectorStore
 from vecpipe.store.edge import EdgeStore
 from vecpipe.store.payload import point_id
@@ -249,22 +248,3 @@ async def test_a_cancelled_caller_does_not_orphan_an_open_shard(store: EdgeStore
     with contextlib.suppress(asyncio.CancelledError):
         await caller
     assert await store.count(SPACE) == 0  # the open landed; no second open hit the WAL lock
-
-
-async def test_a_failed_reopen_is_retried_and_reported(
-    store: EdgeStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await put(store, record_points("t1", "r1", [vec(a=1)]))
-    real_open = edge_shard.open_shard
-
-    def broken_open(path: Path, dimension: int) -> qe.EdgeShard:
-        raise OSError("disk on fire")
-
-    monkeypatch.setattr(edge_shard, "open_shard", broken_open)
-    with pytest.raises(StoreError, match=r"open failed.*disk on fire"):
-        await store.optimize(SPACE)
-    with pytest.raises(StoreError, match="not open"):
-        await store.check_ready()
-    monkeypatch.setattr(edge_shard, "open_shard", real_open)
-    assert await store.count(SPACE, "t1") == 1
-    await store.check_ready()

@@ -1,10 +1,11 @@
-"""Optimize (index) a closed Edge shard in a child process.
+"""Optimize (index) a shard directory no process has open, in a child process.
 
 `EdgeShard.optimize()` holds the GIL for its whole run (measured: a `time.sleep(0.001)` in
 another thread returned only after the 10 s optimize of 20k x 384-d points ended), so run in a
 thread it would freeze the event loop, health checks included. A child process does the work
-instead: the caller closes its shard (the WAL lock allows one open per directory), the child
-loads, optimizes, flushes and closes it, and the caller reopens it.
+instead, on a copy of the live shard (edge_rebuild.py; the WAL lock allows one open per
+directory): it loads, optimizes, flushes and closes it. The child runs at a lower CPU
+priority (nice 10) so that, on a small box, serving goes first.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from vecpipe.errors import StoreError
 
 # Self-contained on purpose: the child needs qdrant_edge only, not vecpipe on its path.
 _CHILD = """
-import json, sys, time
+import json, os, sys, time
 import qdrant_edge
+os.nice(10)
 shard = qdrant_edge.EdgeShard.load(sys.argv[1])
 try:
     started = time.perf_counter()
@@ -47,9 +49,13 @@ class OptimizeReport:
     points: int
     indexed_vectors: int
     segments: int
+    # Filled in by the online optimize (edge_rebuild.py) around the child's run:
+    copy_seconds: float = 0.0
+    catch_up_seconds: float = 0.0  # open the optimized copy, replay writes made meanwhile
+    replayed_points: int = 0
 
 
-async def optimize_closed_shard(path: Path) -> OptimizeReport:
+async def optimize_shard_dir(path: Path) -> OptimizeReport:
     """Run the optimizer on the shard at `path`, which no process may have open."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

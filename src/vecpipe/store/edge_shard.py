@@ -1,7 +1,7 @@
 """Synchronous Qdrant Edge pieces: shard config, open/create, filters, calls.
 
 Everything here blocks (and holds the GIL while Edge works): `EdgeStore` runs it on its own
-executor thread, never on the event loop.
+executor threads (one for writes, one for reads), never on the event loop.
 
 Indexing, measured on qdrant-edge-py 0.9.0, 384-d, 2 CPUs shared with other work (load ~5).
 Edge never optimizes by itself: writes land in an appendable plain segment, searched brute
@@ -140,14 +140,16 @@ def _metadata_condition(match: MetadataMatch) -> qe.FieldCondition | qe.Filter:
 
 
 # ---------------------------------------------------------------------------- calls
+# Writes are built as UpdateOperations, which one shard's `update` does not consume: an online
+# optimize applies the same operation to the shard and to its copy (edge_rebuild.py).
 
 
-def upsert(
-    shard: qe.EdgeShard, points: Sequence[tuple[str, list[float], dict[str, Any]]], version: int
-) -> None:
+def upsert_op(
+    points: Sequence[tuple[str, list[float], dict[str, Any]]], version: int
+) -> qe.UpdateOperation:
     """Insert new points; replace existing ones only where their version is not newer."""
     batch = [qe.Point(pid, vector, payload) for pid, vector, payload in points]
-    shard.update(qe.UpdateOperation.upsert_points(batch, not_newer_than(version)))
+    return qe.UpdateOperation.upsert_points(batch, not_newer_than(version))
 
 
 def not_newer_than(version: int) -> qe.Filter:
@@ -208,13 +210,13 @@ def retrieve_payloads(
     return [record.payload for record in records if record.payload is not None]
 
 
-def delete_where(shard: qe.EdgeShard, flt: qe.Filter) -> None:
-    shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+def delete_op(flt: qe.Filter) -> qe.UpdateOperation:
+    return qe.UpdateOperation.delete_points_by_filter(flt)
 
 
-def set_payload_where(shard: qe.EdgeShard, flt: qe.Filter, payload: dict[str, Any]) -> None:
+def set_payload_op(flt: qe.Filter, payload: dict[str, Any]) -> qe.UpdateOperation:
     """Set top-level payload keys (each replaced whole) on the matching points."""
-    shard.update(qe.UpdateOperation.set_payload_by_filter(flt, payload))
+    return qe.UpdateOperation.set_payload_by_filter(flt, payload)
 
 
 def count(shard: qe.EdgeShard, flt: qe.Filter | None) -> int:

@@ -1,0 +1,256 @@
+"""Online optimize: index a copy of a space's shard while the live one keeps serving.
+
+1. Copy (a write job): flush the live shard and copy its directory to a new generation
+   (edge_generations.py). From this job on, every write the live shard takes is also kept,
+   as the same Edge UpdateOperation, in the space's `Mirror`.
+2. Optimize the copy in a child process (edge_optimize.py): reads and writes go on meanwhile.
+3. Catch up (write jobs): open the optimized copy here, replay the kept writes on it in
+   jobs of ~1k points (other writes run in between, and get kept too), flush it. From then
+   on each write job applies its operation to both shards.
+4. Swap (a write job, then the loop): publish the copy as live (an atomic rename), point the
+   space's handle at it, and close the old shard once the calls using it are done.
+
+Writes run in order on the store's one write thread, so the job order *is* the write order:
+the copy holds every write before step 1, the mirror every write after it, in order. The
+mirror is touched on that thread only. Searches never wait for any of this, except behind
+the GIL while step 3 loads the copy (Edge's load holds it: ~0.2 s at 20k points, 384-d).
+Cancelled or failed before step 4, the copy is discarded and the live shard is untouched; a
+kill at any point leaves one complete live shard (edge_generations.py recovers on open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from vecpipe.errors import StoreError
+from vecpipe.store import edge_generations, edge_shard
+from vecpipe.store.edge_optimize import OptimizeReport, optimize_shard_dir
+from vecpipe.store.edge_space import OpenSpace, ShardHandle
+
+JOURNAL_MAX_POINTS = 50_000
+"""Points written during one optimize that the mirror keeps (~100 MB at 384-d); beyond, the
+optimize gives up (and is retried later) rather than hold an unbounded journal."""
+
+REPLAY_POINTS = 1024
+"""Journaled points replayed on the copy per write job: ~20-80 ms of GIL at 384-d."""
+
+Runner = Callable[..., Awaitable[Any]]
+"""`run(op, fn, *args)`: `fn(*args)` as a job on the store's write thread."""
+
+
+class Mirror:
+    """The writes the live shard took since its copy was taken, for the copy: journaled
+    until the copy is open and caught up, then applied to it as they come."""
+
+    def __init__(self, max_points: int = JOURNAL_MAX_POINTS) -> None:
+        self.max_points = max_points
+        self.recording = False
+        self.ops: deque[tuple[qe.UpdateOperation, int]] = deque()  # with their point counts
+        self.points = 0  # in `ops`
+        self.replayed = 0
+        self.copy: qe.EdgeShard | None = None
+        self.following = False  # the copy is caught up: writes go straight to it
+        self.published = False  # the copy is the live shard now
+        self.failure: str | None = None
+
+    def follow(self, op: qe.UpdateOperation, weight: int) -> None:
+        if self.published and self.copy is not None:
+            self.copy.update(op)  # the live shard: its error is the write's error
+            return
+        if not self.recording or self.failure is not None:
+            return
+        if self.following and self.copy is not None:
+            try:
+                self.copy.update(op)
+            except Exception as exc:
+                self.fail(f"a write failed on the copy ({type(exc).__name__})")
+            return
+        self.points += weight
+        if self.points > self.max_points:
+            self.fail(f"more than {self.max_points} points were written during the optimize")
+        else:
+            self.ops.append((op, weight))
+
+    def replay(self, max_points: int) -> bool:
+        """Apply journaled writes to the open copy, about `max_points` points' worth (one
+        job's GIL hold); True once the journal is empty and the copy follows the writes."""
+        assert self.copy is not None
+        done = 0
+        while self.ops and done < max_points:
+            op, weight = self.ops.popleft()
+            self.copy.update(op)
+            self.points -= weight
+            done += weight
+        self.replayed += done
+        self.following = not self.ops
+        return self.following
+
+    def flush(self) -> None:
+        if self.copy is not None and (self.published or self.failure is None):
+            self.copy.flush()
+
+    def fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+        self.ops.clear()
+
+
+# ---------------------------------------------------------------------------- write jobs
+
+
+def write(
+    shard: qe.EdgeShard,
+    mirror: Mirror | None,
+    make_op: Callable[[], qe.UpdateOperation],
+    weight: int,
+) -> None:
+    """Every store write: apply the operation to the live shard, and to the mirror if any."""
+    op = make_op()
+    try:
+        shard.update(op)
+    except BaseException:
+        if mirror is not None:  # it may have been applied in part: the copy cannot tell
+            mirror.fail("a write failed on the live shard")
+        raise
+    if mirror is not None:
+        mirror.follow(op, weight)
+
+
+def flush(shard: qe.EdgeShard, mirror: Mirror | None) -> None:
+    shard.flush()
+    if mirror is not None:
+        mirror.flush()
+
+
+def take_copy(shard: qe.EdgeShard, mirror: Mirror, source: Path, dest: Path) -> None:
+    mirror.recording = True
+    shard.flush()
+    shutil.copytree(source, dest)  # sendfile: the GIL is free while the bytes move
+
+
+def open_copy(mirror: Mirror, dest: Path, dimension: int) -> None:
+    _check(mirror)
+    mirror.copy = edge_shard.open_shard(dest, dimension)
+
+
+def replay(mirror: Mirror, max_points: int) -> bool:
+    _check(mirror)
+    return mirror.replay(max_points)
+
+
+def flush_copy(mirror: Mirror) -> None:
+    """Writes flushed on the live shard before the copy followed: flushed on the copy too."""
+    _check(mirror)
+    mirror.flush()
+
+
+def commit(mirror: Mirror, shards_dir: Path, key: str, dest: Path) -> None:
+    _check(mirror)
+    try:
+        edge_generations.publish(shards_dir, key, dest)
+    finally:  # a failed fsync after the rename: the copy is live all the same
+        mirror.published = edge_generations.live_dir(shards_dir, key) == dest
+
+
+def discard(mirror: Mirror) -> None:
+    mirror.recording = False
+    mirror.ops.clear()
+    copy, mirror.copy = mirror.copy, None
+    if copy is not None and not mirror.published:
+        copy.close()
+
+
+def retire(old: qe.EdgeShard, mirror: Mirror) -> None:
+    mirror.recording = False
+    mirror.copy = None
+    old.close()
+
+
+def _check(mirror: Mirror) -> None:
+    if mirror.failure is not None:
+        raise StoreError(f"optimize abandoned: {mirror.failure}")
+
+
+# ---------------------------------------------------------------------------- the steps
+
+
+async def optimize_online(target: OpenSpace, run: Runner, shards_dir: Path) -> OptimizeReport:
+    """Steps 1-4 above; the caller holds the space's optimize lock."""
+    key = target.space.key
+    dest = await asyncio.to_thread(edge_generations.next_generation, shards_dir, key)
+    mirror = target.mirror = Mirror()
+    clock = time.perf_counter()
+    try:
+        await run("copy", take_copy, target.handle.shard, mirror, target.path, dest)
+        copied = time.perf_counter()
+        report = await optimize_shard_dir(dest)
+        optimized = time.perf_counter()
+        await run("catch_up", open_copy, mirror, dest, target.space.dimension)
+        while not await run("catch_up", replay, mirror, REPLAY_POINTS):
+            pass
+        await run("catch_up", flush_copy, mirror)
+    except BaseException:
+        await _uninterrupted(_discard(target, mirror, dest, run))
+        raise
+    await _uninterrupted(_swap(target, mirror, dest, run, shards_dir))
+    return replace(
+        report,
+        copy_seconds=copied - clock,
+        catch_up_seconds=time.perf_counter() - optimized,
+        replayed_points=mirror.replayed,
+    )
+
+
+async def _swap(
+    target: OpenSpace, mirror: Mirror, dest: Path, run: Runner, shards_dir: Path
+) -> None:
+    failure: BaseException | None = None
+    try:
+        await run("publish", commit, mirror, shards_dir, target.space.key, dest)
+    except BaseException as exc:
+        if not mirror.published:
+            await _discard(target, mirror, dest, run)
+            raise
+        failure = exc  # reported once the swap the pointer already made is done
+    assert mirror.copy is not None  # opened by the catch-up
+    old, old_path = target.handle, target.path
+    target.handle, target.path, target.mirror = ShardHandle(mirror.copy), dest, None
+    await old.wait_idle()  # calls that took the old shard, writes included (they mirror)
+    await run("retire", retire, old.shard, mirror)
+    await asyncio.to_thread(shutil.rmtree, old_path, True)
+    if failure is not None:
+        raise failure
+
+
+async def _discard(target: OpenSpace, mirror: Mirror, dest: Path, run: Runner) -> None:
+    target.mirror = None  # writes made from now on skip the mirror
+    await run("discard", discard, mirror)  # after the write jobs that still hold it
+    await asyncio.to_thread(shutil.rmtree, dest, True)
+
+
+async def _uninterrupted(coro: Coroutine[Any, Any, None]) -> None:
+    """Run `coro` to its end even if the caller is cancelled meanwhile, then re-raise that.
+
+    A swap or a cleanup stopped half way would leave a copy open or its directory behind.
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

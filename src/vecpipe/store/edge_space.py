@@ -1,0 +1,67 @@
+"""An open space of the EdgeStore: its live shard, calls in flight, writes and flushes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import qdrant_edge as qe
+
+from vecpipe.models import EmbeddingSpace
+
+if TYPE_CHECKING:
+    from vecpipe.store.edge_rebuild import Mirror
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """How much of a space is HNSW-indexed; `unindexed` points are searched brute force."""
+
+    points: int
+    indexed_vectors: int
+    segments: int
+
+    @property
+    def unindexed(self) -> int:
+        return max(0, self.points - self.indexed_vectors)
+
+
+class ShardHandle:
+    """One open EdgeShard and the calls using it, so it is closed only once they are done.
+
+    An optimize replaces a space's handle while calls on the old one may still run.
+    """
+
+    def __init__(self, shard: qe.EdgeShard) -> None:
+        self.shard = shard
+        self.users = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def acquire(self) -> qe.EdgeShard:
+        self.users += 1
+        self._idle.clear()
+        return self.shard
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+@dataclass(eq=False)
+class OpenSpace:
+    space: EmbeddingSpace
+    path: Path  # the live shard's directory (edge_generations.py)
+    handle: ShardHandle
+    mirror: Mirror | None = None  # while an online optimize runs: its copy's journal
+    writes: int = 0  # write calls made so far
+    flushed: int = 0  # write calls a finished flush covers
+    writes_in_flight: int = 0
+    flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    optimize_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -1,0 +1,87 @@
+"""The EdgeStore's maintenance task: when it optimizes a space, and that it stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.store.contract import SPACE, put, record_points, vec
+from tests.store.edge_support import GatedChild, space_dirs
+from vecpipe.store.edge import EdgeStore
+from vecpipe.store.edge_maintenance import MAX_DEFERRALS, EdgeMaintenance
+from vecpipe.store.edge_optimize import OptimizeReport
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[EdgeStore]:
+    async with EdgeStore(tmp_path / "data") as store:
+        yield store
+
+
+async def add(store: EdgeStore, *names: str) -> None:
+    await put(store, *(record_points("t1", name, [vec(a=1)]) for name in names))
+
+
+# At these sizes no segment reaches the indexing threshold: every point stays unindexed.
+
+
+async def test_a_space_is_optimized_once_enough_points_are_unindexed(store: EdgeStore) -> None:
+    maintenance = EdgeMaintenance(store, after_points=3, poll_seconds=3600)
+    await add(store, "r1", "r2")
+    assert await maintenance.run_once() == []
+    await add(store, "r3")
+    assert await maintenance.run_once() == [SPACE]
+    assert await maintenance.run_once() == []  # counted from what that optimize left
+    await add(store, "r4", "r5", "r6")
+    assert await maintenance.run_once() == [SPACE]
+    await maintenance.aclose()
+
+
+async def test_a_busy_space_is_deferred_a_few_rounds(
+    store: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    maintenance = EdgeMaintenance(store, after_points=1, poll_seconds=3600)
+    await add(store, "r1")
+    monkeypatch.setattr(store, "busy", lambda space: True)
+    for _ in range(MAX_DEFERRALS):
+        assert await maintenance.run_once() == []
+    assert await maintenance.run_once() == [SPACE]
+    await maintenance.aclose()
+
+
+async def test_the_store_runs_the_task_and_stops_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    optimized = asyncio.Event()
+    async with EdgeStore(data_dir, optimize_after_points=2, optimize_poll_seconds=0.01) as store:
+        real_optimize = store.optimize
+
+        async def spied(space: object) -> OptimizeReport:
+            report = await real_optimize(SPACE)
+            optimized.set()
+            return report
+
+        store.optimize = spied  # type: ignore[method-assign]
+        await add(store, "r1", "r2")
+        await asyncio.wait_for(optimized.wait(), timeout=120)  # a hang is the failure
+        assert await store.count(SPACE, "t1") == 2
+    assert space_dirs(data_dir) == [f"{SPACE.key}@1"]
+
+
+async def test_closing_the_store_abandons_an_optimize_in_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    child = GatedChild(tmp_path, monkeypatch)
+    async with EdgeStore(data_dir, optimize_after_points=1, optimize_poll_seconds=0.01) as store:
+        await add(store, "r1")
+        await child.wait_started()
+        await add(store, "r2")
+    with pytest.raises(ProcessLookupError):
+        os.kill(child.pid, 0)  # killed and reaped
+    assert space_dirs(data_dir) == [SPACE.key]
+    async with EdgeStore(data_dir) as store:
+        assert await store.count(SPACE, "t1") == 2
