@@ -1,10 +1,13 @@
 """Scenario 1: ingest of real text through the bulk API and the queue, against the model alone.
 
 One process: the app (API + in-process worker) served by uvicorn on this loop, and
-`SentenceTransformer.encode` of the same texts on the very same model object, so the torch
-thread count is the same by construction. Each round measures every method side by side, in
-a rotating order; every text carries a run tag so no run hits the embedding cache or the
-unchanged-text check of another.
+`SentenceTransformer.encode` of the same texts on the very same model object. The baseline
+encodes with torch's default thread count (one per core): the model's own limit on this
+machine. The app's ingest encodes use `VECPIPE_TORCH_THREADS` (default: one less than the
+cores, see `LocalProvider`), so a ratio above 1 can mean that choice beats torch's default
+on a busy machine, and one below 1 on a quiet one can be the price of it. Each round
+measures every method side by side, in a rotating order; every text carries a run tag so no
+run hits the embedding cache or the unchanged-text check of another.
 
 The model's `encode` is metered for the whole run, so each figure splits into "how much of
 the wall time the model was busy" and "how fast it encoded while busy": a service loses

@@ -139,7 +139,9 @@ def default_provider_factory(settings: Settings, policy: GatewayUrlPolicy) -> Pr
         return await LocalProvider.open(
             config.model,
             batch_size=settings.local_batch_size,
+            batch_tokens=settings.local_batch_tokens,
             overlap_tokens=settings.chunk_overlap_tokens,
+            torch_threads=settings.torch_threads,
         )
 
     return build

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     edge_optimize_poll_seconds: float = Field(default=30.0, gt=0)
     limits: Limits = Field(default_factory=Limits)
     quotas: Quotas = Field(default_factory=Quotas)
+    # local model: padded tokens per forward pass (with local_batch_size texts at most), and
+    # torch intra-op threads for ingest encodes (0: cores - 1, at least 1; queries use 1)
+    local_batch_tokens: int = Field(default=512, ge=1)
+    torch_threads: int = Field(default=0, ge=0)
 
     @field_validator("data_dir")
     @classmethod

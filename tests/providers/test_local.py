@@ -161,6 +161,8 @@ async def test_a_directory_that_is_not_a_model_is_a_config_error(tmp_path) -> No
     ("options", "message"),
     [
         ({"batch_size": 0}, "batch size"),
+        ({"batch_tokens": 0}, "batch tokens"),
+        ({"torch_threads": -1}, "torch threads"),
         ({"overlap_tokens": -1}, "overlap"),
         ({"overlap_tokens": 200}, "at most half"),
         ({"max_tokens": 0}, "max tokens"),

