@@ -60,7 +60,8 @@ async def open_resources(
         )
         queue = await stack.enter_async_context(open_queue(settings))
         cache = EmbeddingCache(settings.embed_cache_items) if settings.embed_cache_items else None
-        ingestor = Ingestor(store, cache)
+        # an Edge store is opened by one process, whose one ingestor makes every write
+        ingestor = Ingestor(store, cache, sole_writer=settings.store == "edge")
         pipeline = Pipeline(
             settings=settings,
             store=store,

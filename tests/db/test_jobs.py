@@ -176,3 +176,23 @@ async def test_unknown_outcome_is_rejected(db: Database) -> None:
     job_id = await db.jobs.create("acme", _items(1))
     with pytest.raises(ValidationError):
         await db.jobs.record_outcomes(job_id, {"rec-00000": ("skipped", None)})
+
+
+async def test_a_batch_of_successes_heals_failures_but_not_other_outcomes(db: Database) -> None:
+    job_id = await db.jobs.create("acme", _items(3))
+    first = {"rec-00000": ("failed", "boom"), "rec-00001": ("unchanged", None)}
+    assert await db.jobs.record_outcomes(job_id, first, tenant_id="acme") == 2
+    successes = {f"rec-{i:05d}": ("done", None) for i in range(3)}
+    assert await db.jobs.record_outcomes(job_id, successes, tenant_id="zeta") == 0
+    assert await db.jobs.record_outcomes(job_id, successes, tenant_id="acme") == 2
+    status = await db.jobs.get("acme", job_id)
+    assert status is not None
+    assert (status.done, status.unchanged, status.failed) == (2, 1, 0)
+
+
+async def test_another_tenant_sets_nothing_whatever_the_mix(db: Database) -> None:
+    job_id = await db.jobs.create("acme", _items(2))
+    mixed = {"rec-00000": ("failed", "boom"), "rec-00001": ("done", None)}
+    assert await db.jobs.record_outcomes(job_id, mixed, tenant_id="zeta") == 0
+    status = await db.jobs.get("acme", job_id)
+    assert status is not None and status.status == "queued"

@@ -8,11 +8,13 @@ Every operation gets exactly one outcome; one bad record fails alone.
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from vecpipe import metrics
 from vecpipe.core.embed_cache import EmbeddingCache
@@ -25,6 +27,31 @@ from vecpipe.store.base import VectorStore
 log = logging.getLogger(__name__)
 
 Status = Literal["upserted", "unchanged", "deleted", "failed"]
+
+OLDER_VERSIONS_GROUP = 16
+"""Records per `delete_older_versions` call. The delete's filter is one clause per record
+and its cost grows with the square of their number (Edge, 256 one-chunk records: one call
+217 ms, 16 calls of 16 25 ms); groups of 16 keep it linear."""
+
+T = TypeVar("T")
+
+_deferred_flushes: contextvars.ContextVar[set[EmbeddingSpace] | None] = contextvars.ContextVar(
+    "vecpipe_deferred_flushes", default=None
+)
+
+
+@contextlib.contextmanager
+def flushes_deferred() -> Iterator[set[EmbeddingSpace]]:
+    """In this context (this task), `Ingestor.apply` returns before its writes are durable:
+    it adds the spaces it wrote to the set yielded, and the caller must `Ingestor.flush`
+    them before it acknowledges anything (the worker, so that its next batch embeds while
+    this one is flushed)."""
+    spaces: set[EmbeddingSpace] = set()
+    token = _deferred_flushes.set(spaces)
+    try:
+        yield spaces
+    finally:
+        _deferred_flushes.reset(token)
 
 
 @dataclass
@@ -56,11 +83,70 @@ class Outcome:
         return cls("failed", exc.message, exc.retryable, getattr(exc, "retry_after", None))
 
 
+Key = tuple[str, str]  # (tenant_id, record_id)
+
+
+class _Claim:
+    """One batch's hold on its records while it writes them."""
+
+    def __init__(self) -> None:
+        self.contended: set[Key] = set()  # records another batch wrote meanwhile
+        self.settled: set[Key] = set()  # records written and settled with full checks
+
+
+class _Writes:
+    """The records being written by this ingestor's batches, to tell contended ones apart.
+
+    A batch interrupted (cancelled, failed) may leave a store call running that lands later:
+    its records count as contended until a later batch has written and settled them.
+    """
+
+    def __init__(self) -> None:
+        self._claims: dict[Key, list[_Claim]] = {}
+        self._interrupted: set[Key] = set()
+
+    @contextlib.contextmanager
+    def claim(self, keys: set[Key]) -> Iterator[_Claim]:
+        mine = _Claim()
+        mine.contended.update(keys & self._interrupted)
+        for key in keys:
+            others = self._claims.setdefault(key, [])
+            if others:
+                mine.contended.add(key)
+                for other in others:
+                    other.contended.add(key)
+            others.append(mine)
+        try:
+            yield mine
+        except BaseException:
+            self._interrupted.update(keys)
+            raise
+        else:
+            self._interrupted.difference_update(mine.settled)
+        finally:
+            for key in keys:
+                others = self._claims[key]
+                others.remove(mine)
+                if not others:
+                    del self._claims[key]
+
+
 class Ingestor:
-    def __init__(self, store: VectorStore, cache: EmbeddingCache | None = None) -> None:
+    """Writes batches of ops to the store.
+
+    `sole_writer`: this ingestor makes every write to the store's points (true of an Edge
+    store: one process opens it, and it has one ingestor). A first write of a record that no
+    other batch wrote meanwhile then skips the older-version cleanup (see `_settle`).
+    """
+
+    def __init__(
+        self, store: VectorStore, cache: EmbeddingCache | None = None, *, sole_writer: bool = False
+    ) -> None:
         self.store = metrics.timed_store(store)  # store_seconds{op} for every call
         self.cache = cache
+        self.sole_writer = sole_writer
         self.provider_texts = 0  # chunk texts sent to a provider, for tests and metrics
+        self._writes = _Writes()
 
     async def apply(self, chain: ProviderChain, ops: Sequence[Op]) -> list[Outcome]:
         """One outcome per op, in order. Later ops on the same record supersede earlier ones."""
@@ -87,8 +173,19 @@ class Ingestor:
             outcomes.append(outcome)
         return outcomes
 
+    async def flush(self, spaces: Iterable[EmbeddingSpace]) -> None:
+        """Make the writes to these spaces durable (see `flushes_deferred`)."""
+        for space in spaces:
+            await self.store.flush(space)
+
     async def _apply_effective(
         self, chain: ProviderChain, ops: Sequence[Op]
+    ) -> dict[tuple[str, str], Outcome]:
+        with self._writes.claim({op.key for op in ops}) as claim:
+            return await self._apply_claimed(chain, ops, claim)
+
+    async def _apply_claimed(
+        self, chain: ProviderChain, ops: Sequence[Op], claim: _Claim
     ) -> dict[tuple[str, str], Outcome]:
         space = chain.space
         await self.store.ensure_space(space)
@@ -117,10 +214,14 @@ class Ingestor:
             to_embed.append(op)
         wrote |= await self._delete(space, [op for op in ops if op.record is None], stored)
         if to_embed:
-            outcomes.update(await self._embed_and_write(chain, to_embed, stored))
+            outcomes.update(await self._embed_and_write(chain, to_embed, stored, claim))
             wrote = True
         if wrote:
-            await self.store.flush(space)
+            deferred = _deferred_flushes.get()
+            if deferred is None:
+                await self.store.flush(space)
+            else:
+                deferred.add(space)
         return outcomes
 
     async def _stored(
@@ -154,6 +255,7 @@ class Ingestor:
         chain: ProviderChain,
         ops: Sequence[Op],
         stored: dict[tuple[str, str], StoredRecord],
+        claim: _Claim,
     ) -> dict[tuple[str, str], Outcome]:
         chunks = await chain.chunk([op.record.text for op in ops if op.record])
         embedded = await self._embed_isolating(chain, chunks)
@@ -168,7 +270,7 @@ class Ingestor:
             written.append((op, len(record_chunks)))
         if points:
             await self.store.upsert_chunks(chain.space, points)
-        outcomes.update(await self._settle(chain.space, written, stored))
+        outcomes.update(await self._settle(chain.space, written, stored, claim))
         return outcomes
 
     async def _settle(
@@ -176,37 +278,55 @@ class Ingestor:
         space: EmbeddingSpace,
         written: Sequence[tuple[Op, int]],
         before: dict[tuple[str, str], StoredRecord],
+        claim: _Claim,
     ) -> dict[tuple[str, str], Outcome]:
         """After a conditional write: drop what lost to a newer version, then stale chunks.
 
         Chunk 0 is the arbiter: whoever's version it holds owns the record. A write that
         lost a race removes the points it wrote; the winner removes every point of the
         record older than its own version (chunks past its count, leftovers of a loser).
+
+        A first write (nothing stored before it) may have to clean up too: a concurrent
+        older writer that also found nothing may have written and re-read its chunk 0
+        before this write replaced it; that writer believes it won and leaves its chunks
+        past this write's count (tests/core/test_ingest_races.py). Only a sole writer can
+        rule that out: no other batch of its own wrote the record meanwhile. Such a record
+        (uncontended) needs no re-read either: nothing but this write changed it since it
+        was read, and the conditional write replaced what was read.
         """
         if not written:
             return {}
-        now = await self._stored(space, [op for op, _ in written])
+        alone = {op.key for op, _ in written if self._alone(op, claim)}
+        now = await self._stored(space, [op for op, _ in written if op.key not in alone])
         outcomes: dict[tuple[str, str], Outcome] = {}
         won: dict[str, dict[str, int]] = {}
         for op, chunk_count in written:
             current = now.get(op.key)
-            if current is not None and current.version != op.version:
+            if op.key not in alone and current is not None and current.version != op.version:
                 await self.store.delete_record_version(
                     space, op.tenant_id, op.record_id, op.version
                 )
                 outcomes[op.key] = Outcome("unchanged")  # superseded by a newer version
                 continue
-            won.setdefault(op.tenant_id, {})[op.record_id] = op.version
+            outcomes[op.key] = Outcome("upserted")
+            claim.settled.add(op.key)
             old = before.get(op.key)
+            if old is None and op.key in alone:
+                continue  # a first write, alone: nothing older can exist
+            won.setdefault(op.tenant_id, {})[op.record_id] = op.version
             if old and old.version == op.version and old.chunk_count > chunk_count:
                 # same version rewritten shorter: older-version cleanup would not catch it
                 await self.store.delete_stale_chunks(
                     space, op.tenant_id, op.record_id, chunk_count, op.version
                 )
-            outcomes[op.key] = Outcome("upserted")
         for tenant_id, versions in won.items():
-            await self.store.delete_older_versions(space, tenant_id, versions)
+            for group in _groups(list(versions.items()), OLDER_VERSIONS_GROUP):
+                await self.store.delete_older_versions(space, tenant_id, dict(group))
         return outcomes
+
+    def _alone(self, op: Op, claim: _Claim) -> bool:
+        """Whether no other write of this record can have happened since it was read."""
+        return self.sole_writer and op.key not in claim.contended
 
     async def _embed_isolating(
         self, chain: ProviderChain, chunks: list[list[str]]
@@ -253,6 +373,10 @@ def _count_outcomes(ops: Sequence[Op], outcomes: Sequence[Outcome], provider: st
     tally = collections.Counter((op.tenant_id, outcome.status) for op, outcome in pairs)
     for (tenant_id, status), n in tally.items():
         metrics.count_records(tenant_id, provider, status, n)
+
+
+def _groups(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _winners(ops: Sequence[Op]) -> dict[tuple[str, str], int]:

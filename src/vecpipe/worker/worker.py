@@ -1,8 +1,15 @@
 """The VectorizationWorker: receive a micro-batch, embed and write it, account, then ack.
 
-Acknowledgement comes only after the store write is durable (the ingestor flushes) and the
-job outcome is recorded. Failures are retried with backoff, then dead-lettered with the
-reason. `stop()` stops taking work; a batch in flight finishes or is released.
+Acknowledgement comes only after the store write is durable (the worker flushes what a
+batch wrote when it settles the batch) and the job outcome is recorded. Failures are
+retried with backoff, then dead-lettered with the reason. `stop()` stops taking work; a
+batch in flight finishes or is released.
+
+Each consumer loop overlaps three batches: the next one is received while the current one
+is processed (embedded and written), and the previous one is settled (flush, job outcomes,
+acks, retries, dead letters) meanwhile; the loop waits for that before it settles another.
+A stop lets the current batch finish and settle and gives the one received ahead back; a
+cancellation gives back all three.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vecpipe import metrics
-from vecpipe.core.ingest import Outcome
+from vecpipe.core.ingest import Outcome, flushes_deferred
 from vecpipe.core.pipeline import OUTCOME_TO_JOB, Pipeline
+from vecpipe.models import EmbeddingSpace
 from vecpipe.queue.backoff import backoff_delay
 from vecpipe.queue.base import Delivery, MessageQueue
 from vecpipe.settings import Settings
@@ -38,6 +46,8 @@ class WorkerStats:
 
 @dataclass
 class _Plan:
+    deliveries: Sequence[Delivery] = ()
+    flush: set[EmbeddingSpace] = field(default_factory=set)  # written, not yet durable
     acks: list[Delivery] = field(default_factory=list)
     retries: list[tuple[Delivery, float, str]] = field(default_factory=list)
     dead: list[tuple[Delivery, str]] = field(default_factory=list)
@@ -52,6 +62,14 @@ class _Plan:
     providers: Counter[str] = field(default_factory=Counter)
     retried_tenants: list[str] = field(default_factory=list)
     dead_labels: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Lane:
+    """One consumer loop's batches besides the one it processes."""
+
+    ahead: asyncio.Task[list[Delivery]] | None = None  # being received
+    settling: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 class VectorizationWorker:
@@ -82,37 +100,94 @@ class VectorizationWorker:
 
     async def _consume(self) -> None:
         failures = 0
-        while not self._stopping.is_set():
-            try:
-                await self._wait_for_store()
-                await self._consume_batch()
-                failures = 0
-            except Exception as exc:  # the queue or the database failed: back off, go on
-                failures += 1
-                delay = backoff_delay(
-                    failures, self.settings.worker_poll_seconds, STORE_PROBE_MAX_SECONDS
-                )
-                log.warning(
-                    "worker loop failed (%s: %s), again in %.1fs", type(exc).__name__, exc, delay
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+        lane = _Lane()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._step(lane)
+                    failures = 0
+                except Exception as exc:  # the queue or the database failed: back off, go on
+                    failures += 1
+                    await self._back_off(failures, exc)
+        except asyncio.CancelledError:
+            for task in lane.settling:
+                if not task.cancelling():  # the one awaited is cancelled already: once only,
+                    task.cancel()  # or a second cancel would cut short its giving back
+            raise
+        finally:
+            if lane.ahead is not None:
+                await self._give_back(lane.ahead)
+            for task in lane.settling:
+                await _finished(task)
 
-    async def _consume_batch(self) -> None:
-        deliveries = await self.queue.receive(
+    async def _step(self, lane: _Lane) -> None:
+        """Take a batch (received ahead, or now), process it, and start settling it."""
+        if self._check_store and lane.ahead is not None:
+            held, lane.ahead = lane.ahead, None
+            await self._give_back(held)  # no leases held through a store outage
+        await self._wait_for_store()
+        ahead, lane.ahead = lane.ahead, None
+        deliveries = await (ahead or self._receive())
+        plan = None
+        if await self._take(deliveries):
+            lane.ahead = asyncio.create_task(self._receive())
+            plan = await self._processed(deliveries)
+            lane.settling.append(self._start_settling(plan))
+        # one batch may settle while the next is taken; none while idle
+        await _settled(lane.settling, keep=1 if plan is not None else 0)
+
+    async def _back_off(self, failures: int, exc: Exception) -> None:
+        delay = backoff_delay(failures, self.settings.worker_poll_seconds, STORE_PROBE_MAX_SECONDS)
+        log.warning("worker loop failed (%s: %s), again in %.1fs", type(exc).__name__, exc, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _receive(self) -> list[Delivery]:
+        return await self.queue.receive(
             self.settings.worker_batch_size, self.settings.worker_poll_seconds
         )
+
+    async def _take(self, deliveries: list[Delivery]) -> bool:
+        """Whether to process what was received; else it is given back (stop, or the store)."""
         if not deliveries:
-            return
+            return False
         if self._stopping.is_set() or self._check_store:  # check first (the store, or stop)
             await self.queue.release(deliveries)
-            return
+            return False
+        return True
+
+    async def _processed(self, deliveries: list[Delivery]) -> _Plan:
+        """The batch processed (written durably); on cancellation it is given back."""
+        metrics.IN_FLIGHT.inc(len(deliveries))
         try:
-            await self.handle(deliveries)
-        except BaseException:  # cancelled, or settling failed: give the batch back
+            return await self._process(deliveries)
+        except BaseException:
+            metrics.IN_FLIGHT.dec(len(deliveries))
             with contextlib.suppress(Exception):
                 await self.queue.release(deliveries)
             raise
+
+    async def _give_back(self, batch: asyncio.Task[list[Delivery]]) -> None:
+        """A batch received ahead and not processed: cancel its receive, release its leases."""
+        batch.cancel()  # a cancelled receive gives back what it leased
+        await asyncio.wait([batch])
+        if not batch.cancelled() and batch.exception() is None and batch.result():
+            with contextlib.suppress(Exception):
+                await self.queue.release(batch.result())
+
+    def _start_settling(self, plan: _Plan) -> asyncio.Task[None]:
+        return asyncio.create_task(self._settle(plan), name="vecpipe-worker-settle")
+
+    async def _settle(self, plan: _Plan) -> None:
+        try:
+            await self._execute(plan)
+        except BaseException:  # cancelled, or settling failed: give the batch back
+            with contextlib.suppress(Exception):
+                await self.queue.release(plan.deliveries)
+            raise
+        finally:
+            metrics.IN_FLIGHT.dec(len(plan.deliveries))
+        self._log_batch(len(plan.deliveries), plan)
 
     async def _wait_for_store(self) -> None:
         """After a retried batch, take no work until the store reports ready.
@@ -136,14 +211,18 @@ class VectorizationWorker:
                 self._check_store = False
 
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
+        """Process and settle one batch (no pipelining: tests, `--once`)."""
         metrics.IN_FLIGHT.inc(len(deliveries))
         try:
-            await self._handle(deliveries)
-        finally:
+            plan = await self._process(deliveries)
+        except BaseException:
             metrics.IN_FLIGHT.dec(len(deliveries))
+            raise
+        await self._settle(plan)
 
-    async def _handle(self, deliveries: Sequence[Delivery]) -> None:
-        plan = _Plan()
+    async def _process(self, deliveries: Sequence[Delivery]) -> _Plan:
+        """Embed and write the batch; what to do with each delivery once it is durable."""
+        plan = _Plan(deliveries)
         parsed: list[tuple[Delivery, ParsedMessage]] = []
         for delivery in deliveries:
             try:
@@ -153,15 +232,17 @@ class VectorizationWorker:
                 plan.dead_labels.append((metrics.UNKNOWN_TENANT, metrics.NO_PROVIDER))
         if parsed:
             try:
-                outcomes = await self.pipeline.process([p.op for _, p in parsed])
+                with flushes_deferred() as plan.flush:  # flushed when settled, before acks
+                    outcomes = await self.pipeline.process([p.op for _, p in parsed])
             except Exception as exc:  # a bug or an unexpected failure: retry, never lose
                 log.exception("batch failed unexpectedly")
                 outcomes = [Outcome("failed", f"internal error: {type(exc).__name__}", True)]
                 outcomes *= len(parsed)
             for (delivery, message), outcome in zip(parsed, outcomes, strict=True):
                 self._plan(plan, delivery, message, outcome)
-        await self._execute(plan)
-        self._log_batch(len(deliveries), plan)
+        # before the next batch is taken: a retried batch means the store may be down
+        self._check_store = self._check_store or bool(plan.retries)
+        return plan
 
     def _plan(
         self, plan: _Plan, delivery: Delivery, message: ParsedMessage, outcome: Outcome
@@ -193,7 +274,11 @@ class VectorizationWorker:
             plan.jobs[(message.op.tenant_id, message.job_id)][message.op.record_id] = job_outcome
 
     async def _execute(self, plan: _Plan) -> None:
-        self._check_store = self._check_store or bool(plan.retries)
+        try:
+            await self.pipeline.ingestor.flush(plan.flush)  # durable before anything is counted
+        except Exception:
+            self._check_store = True  # the batch is given back; no work until the store is ready
+            raise
         for (tenant_id, job_id), outcomes in plan.jobs.items():
             await self.pipeline.jobs.record_outcomes(job_id, outcomes, tenant_id=tenant_id)
         if plan.acks:
@@ -222,6 +307,24 @@ class VectorizationWorker:
                 "providers": _joined(plan.providers),
             },
         )
+
+
+async def _settled(settling: list[asyncio.Task[None]], keep: int) -> None:
+    """Wait until at most `keep` batches are settling; a failure to settle is raised."""
+    while len(settling) > keep:
+        task = settling[0]
+        try:
+            await task
+        finally:
+            if task.done():
+                settling.remove(task)
+
+
+async def _finished(task: asyncio.Task[None]) -> None:
+    """Wait for a settling batch; its failure was already handled (the batch given back)."""
+    await asyncio.wait([task])
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("settling a batch failed (%s: %s)", type(exc).__name__, exc)
 
 
 def _joined(counts: Counter[str]) -> str | None:

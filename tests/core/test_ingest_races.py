@@ -1,0 +1,161 @@
+"""Two writers of one record, interleaved step by step on a real Edge store.
+
+The interleaving that matters for cleanup after a first write: B (the newer version) finds
+nothing stored; A (older, with more chunks) then writes, re-reads its chunk 0 and believes it
+won; only then does B write. B's upsert replaces A's chunks at B's indexes but not those past
+them, and A will never look again: B must remove them although it found nothing before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.fake_provider import FakeProvider
+from vecpipe.core.ingest import Ingestor, Op
+from vecpipe.models import ChunkPoint, EmbeddingSpace, Record
+from vecpipe.providers.chain import CircuitBreaker, ProviderChain
+from vecpipe.store.edge import EdgeStore
+
+SPACE = EmbeddingSpace("fake-model", 8)
+LONG = " ".join(f"older{i}" for i in range(400))  # many chunks of the fake's 400 chars
+
+
+class HeldUpserts:
+    """The store, except that its first upsert waits until `release` is set."""
+
+    def __init__(self, store: EdgeStore) -> None:
+        self._store = store
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+        self.older_version_deletes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
+        if not self.waiting.is_set():
+            self.waiting.set()
+            await self.release.wait()
+        await self._store.upsert_chunks(space, points)
+
+    async def delete_older_versions(
+        self, space: EmbeddingSpace, tenant_id: str, versions: Mapping[str, int]
+    ) -> None:
+        self.older_version_deletes += 1
+        await self._store.delete_older_versions(space, tenant_id, versions)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[EdgeStore]:
+    async with EdgeStore(tmp_path / "edge") as opened:
+        yield opened
+
+
+def chain() -> ProviderChain:
+    return ProviderChain([FakeProvider(SPACE)], [CircuitBreaker()])
+
+
+def upsert(text: str, version: int) -> Op:
+    return Op("t", "a", Record(id="a", text=text, version=version))
+
+
+def writers(held: HeldUpserts, sole_writer: bool) -> tuple[Ingestor, Ingestor]:
+    """(first, second): one ingestor of a sole writer, else two (as two processes)."""
+    first = Ingestor(held, sole_writer=sole_writer)
+    return first, first if sole_writer else Ingestor(held)
+
+
+async def stored_text_and_points(store: EdgeStore) -> tuple[str, int]:
+    record = (await store.stored_records(SPACE, "t", ["a"]))["a"]
+    return record.text, await store.count(SPACE, "t")
+
+
+@pytest.mark.parametrize("sole_writer", [False, True])
+async def test_a_first_write_removes_what_a_concurrent_older_first_write_left(
+    store: EdgeStore, sole_writer: bool
+) -> None:
+    held = HeldUpserts(store)
+    newer_writer, older_writer = writers(held, sole_writer)
+    newer = asyncio.create_task(newer_writer.apply(chain(), [upsert("newest text", 2)]))
+    await held.waiting.wait()  # B has read "nothing stored" and embedded; its write waits
+    [older] = await older_writer.apply(chain(), [upsert(LONG, 1)])
+    assert older.status == "upserted"  # A saw its own chunk 0: it believes it won
+    held.release.set()
+    [outcome] = await newer
+    assert outcome.status == "upserted"
+    assert await stored_text_and_points(store) == ("newest text", 1)  # none of A's left
+
+
+@pytest.mark.parametrize("sole_writer", [False, True])
+async def test_an_older_write_that_lands_last_removes_its_own_chunks(
+    store: EdgeStore, sole_writer: bool
+) -> None:
+    held = HeldUpserts(store)
+    older_writer, newer_writer = writers(held, sole_writer)
+    older = asyncio.create_task(older_writer.apply(chain(), [upsert(LONG, 1)]))
+    await held.waiting.wait()
+    [newer] = await newer_writer.apply(chain(), [upsert("newest text", 2)])
+    assert newer.status == "upserted"
+    held.release.set()
+    [outcome] = await older
+    assert outcome.status == "unchanged"  # superseded
+    assert await stored_text_and_points(store) == ("newest text", 1)
+
+
+async def test_a_sole_writer_cleans_up_after_updates_only(store: EdgeStore) -> None:
+    held = HeldUpserts(store)
+    held.waiting.set()  # nothing held
+    ingestor = Ingestor(held, sole_writer=True)
+    await ingestor.apply(chain(), [upsert(LONG, 1)])
+    assert held.older_version_deletes == 0  # a first write, alone: nothing older exists
+    await ingestor.apply(chain(), [upsert("newest text", 2)])
+    assert held.older_version_deletes == 1
+    assert await stored_text_and_points(store) == ("newest text", 1)
+
+
+class LandingLate:
+    """The store, except that the first upsert lands only when the next one is made, even
+    if its caller was cancelled meanwhile (as a store call already on its thread would)."""
+
+    def __init__(self, store: EdgeStore) -> None:
+        self._store = store
+        self.late: asyncio.Future[None] | None = None
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
+        if self.late is None:
+            self.late = asyncio.ensure_future(self._land(space, points))
+            self.held.set()
+            await asyncio.shield(self.late)
+            return
+        self.release.set()
+        await self.late  # the store runs writes in order
+        await self._store.upsert_chunks(space, points)
+
+    async def _land(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
+        await self.release.wait()
+        await self._store.upsert_chunks(space, points)
+
+
+async def test_a_write_after_a_cancelled_one_cleans_up_what_landed_late(
+    store: EdgeStore,
+) -> None:
+    late = LandingLate(store)
+    ingestor = Ingestor(late, sole_writer=True)
+    cancelled = asyncio.create_task(ingestor.apply(chain(), [upsert(LONG, 1)]))
+    await late.held.wait()
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    # the next write finds nothing stored; the cancelled one's chunks land before its own
+    [outcome] = await ingestor.apply(chain(), [upsert("newest text", 2)])
+    assert outcome.status == "upserted"
+    assert await stored_text_and_points(store) == ("newest text", 1)
