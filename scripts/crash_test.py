@@ -41,9 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.support: the loopback gateway, the worker process
 
-from tests.reliability.support import WorkerProc, gateway_factory  # noqa: E402
+from tests.reliability.support import gateway_factory  # noqa: E402
 from tests.support.corpus import english_paragraphs  # noqa: E402
 from tests.support.gateway import GatewayControl, running_gateway  # noqa: E402
+from tests.support.processes import WorkerProcess  # noqa: E402
 
 from vecpipe.db.jobs import JobStatus  # noqa: E402
 from vecpipe.models import Record  # noqa: E402
@@ -140,7 +141,7 @@ class Chaos:
         self.env = env
         self.logs = logs
         self.rng = random.Random(options.seed)
-        self.worker: WorkerProc | None = None
+        self.worker: WorkerProcess | None = None
         self.incarnations = 0
         self.kills = 0
         self.job_ids: dict[str, str] = {}
@@ -149,7 +150,7 @@ class Chaos:
 
     def start_worker(self) -> None:
         self.incarnations += 1
-        self.worker = WorkerProc(f"worker-{self.incarnations}", self.env, self.logs).start()
+        self.worker = WorkerProcess(f"worker-{self.incarnations}", self.env, self.logs).start()
 
     async def submit(self, name: str, records: list[Record]) -> None:
         pipeline = self.resources.pipeline

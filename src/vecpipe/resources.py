@@ -109,6 +109,17 @@ async def open_store(settings: Settings) -> AsyncIterator[VectorStore]:
             yield edge
 
 
+def rabbit_prefetch(settings: Settings) -> int:
+    """Unacked RabbitMQ deliveries per worker process: what its consumer loops can hold.
+
+    Each loop holds up to three batches (one settling, one processing, one received ahead);
+    a smaller prefetch starves the receive ahead, a larger one only parks messages in this
+    process that other workers could take (and that age towards the broker's
+    consumer_timeout unacked).
+    """
+    return max(1, settings.worker_batch_size) * max(1, settings.worker_concurrency) * 3
+
+
 @asynccontextmanager
 async def open_queue(settings: Settings) -> AsyncIterator[MessageQueue]:
     if settings.queue == "rabbitmq":
@@ -117,6 +128,7 @@ async def open_queue(settings: Settings) -> AsyncIterator[MessageQueue]:
         async with RabbitQueue(
             settings.rabbitmq_url,
             settings.rabbitmq_queue,
+            prefetch=rabbit_prefetch(settings),
             max_retry_delay=settings.retry_max_seconds,
         ) as rabbit:
             yield rabbit

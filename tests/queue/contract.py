@@ -152,6 +152,21 @@ class MessageQueueContract:
         await survivor.ack([again])
         assert await eventually(survivor.depth, 0, self.patience) == 0
 
+    async def test_an_extended_lease_outlives_its_first_expiry(
+        self, queue_factory: QueueFactory
+    ) -> None:
+        holder = await queue_factory(lease_seconds=0.3)
+        other = await queue_factory(lease_seconds=0.3)
+        await holder.publish([b"long job"])
+        (held,) = await collect(holder, 1, patience=self.patience)
+        assert await holder.extend([held], LONG_LEASE) == []
+
+        # waits past the first expiry; another receiver would get the message at once
+        assert await other.receive(1, timeout=1.0) == []
+        await holder.ack([held])
+        assert await eventually(holder.depth, 0, self.patience) == 0
+        assert await holder.extend([held], LONG_LEASE) == [held]  # settled: no longer held
+
     async def test_retry_comes_back_after_its_delay(self, queue_factory: QueueFactory) -> None:
         queue = await queue_factory()
         await queue.publish([b"flaky"])
@@ -265,6 +280,7 @@ class MessageQueueContract:
         await queue.publish([])
         await queue.ack([])
         await queue.release([])
+        assert await queue.extend([], LONG_LEASE) == []
         assert await queue.depth() == 0
 
     async def test_use_after_close_is_refused(self, queue_factory: QueueFactory) -> None:

@@ -171,6 +171,9 @@ async def test_unacked_message_goes_to_another_consumer_when_the_connection_drop
     assert again.body == b"unfinished"
     assert again.attempts == taken.attempts + 1
 
+    # lost with its channel, once the client has seen the close (the broker may redeliver first)
+    lost = await eventually(lambda: victim.extend([taken], LONG_LEASE), [taken], PATIENCE)
+    assert lost == [taken]
     await victim.ack([taken])  # its channel is gone: a logged no-op, not an error
     await survivor.ack([again])
     await victim.aclose()  # closing while it waits to reconnect

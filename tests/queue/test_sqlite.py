@@ -94,6 +94,35 @@ async def test_old_holder_cannot_touch_a_message_leased_again(
         assert await queue.depth() == 0
 
 
+async def test_extend_never_takes_back_a_lease_another_receiver_holds(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_queue(db, lease_seconds=0.2) as queue:
+        await queue.publish([b"slow"])
+        (stale,) = await queue.receive(1, timeout=0)
+        (fresh,) = await collect(queue, 1, patience=PATIENCE)  # leased again once it ran out
+        await queue.publish([b"next"])
+        (mine,) = await queue.receive(1, timeout=0)
+
+        assert await queue.extend([stale, mine, fresh], LONG_LEASE) == [stale]
+        assert await queue.receive(5, timeout=0.5) == []  # past both leases' first expiry
+        with caplog.at_level(logging.WARNING, logger="vecpipe.queue.sqlite"):
+            await queue.ack([fresh, mine])  # both tokens still hold their message
+        assert caplog.records == []
+        assert await queue.depth() == 0
+
+
+async def test_an_extended_lease_still_runs_out(db: Path) -> None:
+    async with open_queue(db, lease_seconds=LONG_LEASE) as queue:
+        await queue.publish([b"abandoned"])
+        (first,) = await queue.receive(1, timeout=0)
+        assert await queue.extend([first], 0.1) == []  # ends 0.1 s from now, not 30 s
+        (again,) = await collect(queue, 1, patience=PATIENCE)
+        assert (again.body, again.attempts) == (b"abandoned", 2)
+        with pytest.raises(ValueError):
+            await queue.extend([again], 0)
+
+
 async def test_holder_may_ack_after_its_lease_ran_out_if_nobody_took_it(db: Path) -> None:
     async with open_queue(db, lease_seconds=0.05) as queue:
         await queue.publish([b"done late"])

@@ -2,6 +2,7 @@
 
 At-least-once: a received message stays owned by the receiver until it is acked, retried,
 dead-lettered or released; a receiver that dies loses its lease and the message returns.
+A receiver that holds messages longer than a lease keeps them with `extend`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ class MessageQueue(Protocol):
         """Up to max_messages, waiting at most timeout seconds for the first one."""
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def extend(self, deliveries: Sequence[Delivery], seconds: float) -> list[Delivery]:
+        """Keep the messages owned `seconds` from now; returns the deliveries no longer owned.
+
+        A lease lost (it ran out and another receiver has the message) or a message already
+        settled is left alone, never taken back, and returned. Backends without leases keep
+        messages for as long as the receiver is connected and only report lost ones.
+        """
 
     async def retry(self, delivery: Delivery, delay: float, reason: str) -> None:
         """Give the message back to be delivered again after `delay` seconds."""

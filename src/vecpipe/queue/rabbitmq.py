@@ -240,6 +240,25 @@ class RabbitQueue:
                 await settle(message, requeue=None)
         self._log_stale()
 
+    async def extend(self, deliveries: Sequence[Delivery], seconds: float) -> list[Delivery]:
+        """Nothing to extend: returns the deliveries already settled or whose channel died.
+
+        RabbitMQ has no lease: an unacked delivery stays with this consumer until it is settled
+        or its channel closes (connection lost, or the broker's `consumer_timeout`, 30 min by
+        default, for a delivery unacked that long), and then goes back to the queue. No AMQP
+        method resets that timeout, so there is nothing to renew: it bounds how long a batch,
+        and the ones prefetched behind it (see `prefetch`), may take.
+        """
+        self._check_open()
+        lost = []
+        for delivery in deliveries:
+            message = delivery.tag
+            if not isinstance(message, AbstractIncomingMessage):
+                raise ValidationError("not a RabbitMQ delivery")
+            if message.processed or not is_live(message):
+                lost.append(delivery)
+        return lost
+
     async def retry(self, delivery: Delivery, delay: float, reason: str) -> None:
         self._check_open()
         message = self._take(delivery)

@@ -10,9 +10,10 @@ One `sqlite3` connection lives on one dedicated thread for the queue's lifetime;
 loop only awaits it. Several processes may share the file (an API process publishing, a
 worker receiving): the statements and their locking are in sqlite_ops.py.
 
-A received message is leased for `lease_seconds`; a receiver that dies loses the lease and
-the message comes back, counted as an attempt. `receive` polls every `poll_interval` seconds
-while it waits, and wakes at once when this queue object publishes or gives a message back.
+A received message is leased for `lease_seconds` (its holder may `extend` the lease); a
+receiver that dies loses the lease and the message comes back, counted as an attempt.
+`receive` polls every `poll_interval` seconds while it waits, and wakes at once when this
+queue object publishes or gives a message back.
 """
 
 from __future__ import annotations
@@ -210,6 +211,17 @@ class SqliteQueue:
         if tags:
             lost = await self._call(lambda conn: ops.delete(conn, tags))
             _warn_lost("ack", lost)
+
+    async def extend(self, deliveries: Sequence[Delivery], seconds: float) -> list[Delivery]:
+        """Leases end `seconds` from now, unless lost: those are returned, left to their holder."""
+        self._check_open()
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        tags = _tags(deliveries)
+        if not tags:
+            return []
+        lost = set(await self._call(lambda conn: ops.extend(conn, tags, seconds)))
+        return [delivery for delivery in deliveries if delivery.tag in lost]
 
     async def retry(self, delivery: Delivery, delay: float, reason: str) -> None:
         tag = _tag(delivery)

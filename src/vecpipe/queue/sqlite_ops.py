@@ -10,7 +10,7 @@ the same message.
 Times are wall-clock seconds (`time.time()`), because several processes share the file.
 A lease token is kept after its lease expires, so a slow holder whose lease ran out may still
 ack the message as long as nobody has leased it since; once re-leased, the old token matches
-nothing and the old holder's ack, retry, release or dead-letter is a no-op.
+nothing and the old holder's ack, retry, release, dead-letter or extend is a no-op.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -162,6 +163,33 @@ def delete(conn: sqlite3.Connection, tags: Sequence[SqliteTag]) -> list[SqliteTa
             if conn.execute(f"DELETE FROM messages WHERE {_HELD}", _held(tag)).rowcount == 0:
                 lost.append(tag)
     return lost
+
+
+def extend(
+    conn: sqlite3.Connection, tags: Sequence[SqliteTag], lease_seconds: float
+) -> list[SqliteTag]:
+    """Leases end `lease_seconds` from now; returns the tags whose lease was lost (nothing done).
+
+    One UPDATE per lease token (a receive's batch shares one) and up to _ID_CHUNK rows. A
+    lease that ran out but that nobody took since still has its token, and is kept.
+    """
+    ids_by_token: dict[str, list[int]] = defaultdict(list)
+    for tag in tags:
+        ids_by_token[tag.token].append(tag.id)
+    kept: set[SqliteTag] = set()
+    with immediate(conn):
+        until = time.time() + lease_seconds
+        for token, ids in ids_by_token.items():
+            for start in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[start : start + _ID_CHUNK]
+                rows = conn.execute(
+                    "UPDATE messages SET lease_until = ?"
+                    f" WHERE lease_token = ? AND id IN ({', '.join('?' * len(chunk))})"
+                    " RETURNING id",
+                    (until, token, *chunk),
+                ).fetchall()
+                kept.update(SqliteTag(row[0], token) for row in rows)
+    return [tag for tag in tags if tag not in kept]
 
 
 def reschedule(conn: sqlite3.Connection, tag: SqliteTag, delay: float, reason: str) -> bool:

@@ -9,7 +9,8 @@ Each consumer loop overlaps three batches: the next one is received while the cu
 is processed (embedded and written), and the previous one is settled (flush, job outcomes,
 acks, retries, dead letters) meanwhile; the loop waits for that before it settles another.
 A stop lets the current batch finish and settle and gives the one received ahead back; a
-cancellation gives back all three.
+cancellation gives back all three. The leases of all three are renewed while the worker
+holds them (leases.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from vecpipe.models import EmbeddingSpace
 from vecpipe.queue.backoff import backoff_delay
 from vecpipe.queue.base import Delivery, MessageQueue
 from vecpipe.settings import Settings
+from vecpipe.worker.leases import LeaseKeeper
 from vecpipe.worker.messages import ParsedMessage, PoisonMessage, parse_message
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ class VectorizationWorker:
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
         self._check_store = False  # a batch was retried: is the store down?
+        self.leases = LeaseKeeper(queue, settings.lease_seconds)
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -91,12 +94,14 @@ class VectorizationWorker:
     async def run(self) -> None:
         """Consume until stop is requested; cancelling releases what is in flight."""
         loops = [self._consume() for _ in range(max(1, self.settings.worker_concurrency))]
-        await asyncio.gather(*loops)
+        async with self.leases.renewing():  # left after every loop has given its batches back
+            await asyncio.gather(*loops)
 
     async def run_until_idle(self) -> None:
         """Process until the queue has nothing ready (tests, `--once`)."""
-        while deliveries := await self.queue.receive(self.settings.worker_batch_size, 0.05):
-            await self.handle(deliveries)
+        async with self.leases.renewing():
+            while deliveries := await self.queue.receive(self.settings.worker_batch_size, 0.05):
+                await self.handle(deliveries)
 
     async def _consume(self) -> None:
         failures = 0
@@ -143,16 +148,22 @@ class VectorizationWorker:
             await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _receive(self) -> list[Delivery]:
-        return await self.queue.receive(
+        deliveries = await self.queue.receive(
             self.settings.worker_batch_size, self.settings.worker_poll_seconds
         )
+        self.leases.hold(deliveries)
+        return deliveries
+
+    async def _release(self, deliveries: Sequence[Delivery]) -> None:
+        self.leases.drop(deliveries)
+        await self.queue.release(deliveries)
 
     async def _take(self, deliveries: list[Delivery]) -> bool:
         """Whether to process what was received; else it is given back (stop, or the store)."""
         if not deliveries:
             return False
         if self._stopping.is_set() or self._check_store:  # check first (the store, or stop)
-            await self.queue.release(deliveries)
+            await self._release(deliveries)
             return False
         return True
 
@@ -164,7 +175,7 @@ class VectorizationWorker:
         except BaseException:
             metrics.IN_FLIGHT.dec(len(deliveries))
             with contextlib.suppress(Exception):
-                await self.queue.release(deliveries)
+                await self._release(deliveries)
             raise
 
     async def _give_back(self, batch: asyncio.Task[list[Delivery]]) -> None:
@@ -173,7 +184,7 @@ class VectorizationWorker:
         await asyncio.wait([batch])
         if not batch.cancelled() and batch.exception() is None and batch.result():
             with contextlib.suppress(Exception):
-                await self.queue.release(batch.result())
+                await self._release(batch.result())
 
     def _start_settling(self, plan: _Plan) -> asyncio.Task[None]:
         return asyncio.create_task(self._settle(plan), name="vecpipe-worker-settle")
@@ -183,9 +194,10 @@ class VectorizationWorker:
             await self._execute(plan)
         except BaseException:  # cancelled, or settling failed: give the batch back
             with contextlib.suppress(Exception):
-                await self.queue.release(plan.deliveries)
+                await self._release(plan.deliveries)
             raise
         finally:
+            self.leases.drop(plan.deliveries)
             metrics.IN_FLIGHT.dec(len(plan.deliveries))
         self._log_batch(len(plan.deliveries), plan)
 
@@ -213,9 +225,11 @@ class VectorizationWorker:
     async def handle(self, deliveries: Sequence[Delivery]) -> None:
         """Process and settle one batch (no pipelining: tests, `--once`)."""
         metrics.IN_FLIGHT.inc(len(deliveries))
+        self.leases.hold(deliveries)
         try:
             plan = await self._process(deliveries)
         except BaseException:
+            self.leases.drop(deliveries)
             metrics.IN_FLIGHT.dec(len(deliveries))
             raise
         await self._settle(plan)
@@ -281,6 +295,9 @@ class VectorizationWorker:
             raise
         for (tenant_id, job_id), outcomes in plan.jobs.items():
             await self.pipeline.jobs.record_outcomes(job_id, outcomes, tenant_id=tenant_id)
+        # the leases have most of a period left: renewing them while they are settled would
+        # only report the settled ones as lost
+        self.leases.drop(plan.deliveries)
         if plan.acks:
             await self.queue.ack(plan.acks)
         for delivery, delay, reason in plan.retries:
