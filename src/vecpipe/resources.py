@@ -16,7 +16,12 @@ from vecpipe.core.ingest import Ingestor
 from vecpipe.core.migration import MigrationRunner, Migrations
 from vecpipe.core.pipeline import Pipeline
 from vecpipe.db.engine import Database, open_database
-from vecpipe.models import OpenAIProviderConfig, ProviderConfig
+from vecpipe.models import (
+    EmbeddingSpace,
+    LocalProviderConfig,
+    OpenAIProviderConfig,
+    ProviderConfig,
+)
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.manager import ProviderFactory, ProviderManager
 from vecpipe.providers.url_policy import GatewayUrlPolicy
@@ -56,6 +61,7 @@ async def open_resources(
                 migrations.active_config,
                 default=configs.default,
                 breaker_cooldown=settings.breaker_cooldown_seconds,
+                declare_space=declared_local_space if provider_factory is None else None,
             )
         )
         queue = await stack.enter_async_context(open_queue(settings))
@@ -139,6 +145,15 @@ async def open_queue(settings: Settings) -> AsyncIterator[MessageQueue]:
             settings.data_dir / "queue.db", lease_seconds=settings.lease_seconds
         ) as sqlite:
             yield sqlite
+
+
+def declared_local_space(config: ProviderConfig) -> EmbeddingSpace | None:
+    """A local model's space from its files (no model load); None for a gateway."""
+    if not isinstance(config, LocalProviderConfig):
+        return None
+    from vecpipe.providers.local_model import declared_space
+
+    return declared_space(config.model)
 
 
 def default_provider_factory(settings: Settings, policy: GatewayUrlPolicy) -> ProviderFactory:

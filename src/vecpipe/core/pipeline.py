@@ -84,7 +84,7 @@ class Pipeline:
         space = await self.providers.validate(parsed)
         if self.migrations is not None:
             self.providers.forget(tenant_id)  # the current space, freshly loaded
-            current_space = await self.space_of(tenant_id)
+            current_space = await self._current_space(tenant_id)
             if await self.migrations.begin(tenant_id, parsed, space, current_space):
                 self.providers.forget(tenant_id)  # a migration started: see core/migration.py
                 return space
@@ -108,6 +108,13 @@ class Pipeline:
         deleted = await self.configs.delete(tenant_id)
         self.providers.forget(tenant_id)
         return deleted
+
+    async def _current_space(self, tenant_id: str) -> EmbeddingSpace:
+        """The tenant's space now; from its config's files when they tell (a tenant on the
+        default local model need not load it to learn that its config changes)."""
+        assert self.migrations is not None
+        config = await self.migrations.active_config(tenant_id)
+        return await self.providers.declared_space(config) or await self.space_of(tenant_id)
 
     async def space_of(self, tenant_id: str) -> EmbeddingSpace:
         async with self.providers.lease(tenant_id) as chain:

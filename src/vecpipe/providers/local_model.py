@@ -7,6 +7,7 @@ model already in the Hugging Face cache, loaded offline.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -15,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from vecpipe.errors import ConfigError
+from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.model_gate import ModelGate
 
 __all__ = [
     "DEFAULT_MODEL",
     "LoadedModel",
     "canonical_model_name",
+    "declared_space",
     "load_model",
     "resolve_model_path",
 ]
@@ -96,6 +99,56 @@ def _offline_environment() -> None:
     """Hugging Face libraries read these when first imported: set them before that."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def declared_space(model: str) -> EmbeddingSpace | None:
+    """The model's embedding space without loading it (blocking: reads its files).
+
+    None when its files are missing or say nothing `declared_dimension` understands: the
+    caller then loads the model to learn it.
+    """
+    try:
+        path = resolve_model_path(model)
+    except ConfigError:
+        return None
+    loaded = _models.get(str(path))
+    dimension = loaded.dimension if loaded is not None else declared_dimension(path)
+    return None if dimension is None else EmbeddingSpace(canonical_model_name(model), dimension)
+
+
+_POOLING_MODES = (
+    "pooling_mode_cls_token",
+    "pooling_mode_mean_tokens",
+    "pooling_mode_max_tokens",
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
+
+
+def declared_dimension(path: Path) -> int | None:
+    """The embedding dimension a sentence-transformers model directory declares.
+
+    Follows modules.json as sentence-transformers composes them: a Pooling module sets the
+    dimension (word embedding dimension x pooling modes), a Dense one replaces it
+    (out_features); Transformer and Normalize keep it. Any other module: None.
+    """
+    try:
+        dimension: int | None = None
+        for module in json.loads((path / "modules.json").read_text()):
+            kind = str(module["type"]).rsplit(".", 1)[-1]
+            config_file = path / str(module.get("path", "")) / "config.json"
+            if kind == "Pooling":
+                config = json.loads(config_file.read_text())
+                modes = sum(bool(config.get(mode)) for mode in _POOLING_MODES)
+                dimension = int(config["word_embedding_dimension"]) * max(1, modes)
+            elif kind == "Dense":
+                dimension = int(json.loads(config_file.read_text())["out_features"])
+            elif kind not in ("Transformer", "Normalize"):
+                return None
+        return dimension
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_model(model: str) -> LoadedModel:

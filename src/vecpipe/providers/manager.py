@@ -21,6 +21,7 @@ from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.chain import CircuitBreaker, ProviderChain
 
 ProviderFactory = Callable[[ProviderConfig], Awaitable[EmbeddingProvider]]
+SpaceDeclarer = Callable[[ProviderConfig], EmbeddingSpace | None]  # blocking; None: unknown
 ConfigLoader = Callable[[str], Awaitable[AIConfig]]
 
 
@@ -46,8 +47,10 @@ class ProviderManager(AsyncResource):
         config_ttl: float = 2.0,
         breaker_cooldown: float = 30.0,
         default: AIConfig | None = None,
+        declare_space: SpaceDeclarer | None = None,
     ) -> None:
         self._default = default or AIConfig()
+        self._declare_space = declare_space
         self._factory = factory
         self._load_config = load_config
         self._config_ttl = config_ttl
@@ -57,6 +60,15 @@ class ProviderManager(AsyncResource):
         self._tenants: dict[str, _TenantBinding] = {}
         self._lock = asyncio.Lock()
         self._closed = False
+
+    async def declared_space(self, config: AIConfig) -> EmbeddingSpace | None:
+        """The space `config`'s chain would have, known without opening a provider; else None.
+
+        (A chain has one space, its primary's: see `_check_one_space`.)
+        """
+        if self._declare_space is None:
+            return None
+        return await asyncio.to_thread(self._declare_space, config.primary)
 
     @asynccontextmanager
     async def lease(self, tenant_id: str | None) -> AsyncIterator[ProviderChain]:
