@@ -110,6 +110,28 @@ async def test_configured_dimensions_skip_the_probe_and_are_sent(
     assert gateway.control.bodies[0]["dimensions"] == 8
 
 
+@pytest.mark.parametrize("dimensions", [None, 8])
+async def test_requests_are_what_the_sdks_create_would_send(
+    gateway: Gateway, open_provider: OpenProvider, dimensions: int | None
+) -> None:
+    """The provider posts its request body directly; it must not drift from the SDK's."""
+    import openai
+
+    provider = await open_provider(dimensions=dimensions, api_key=API_KEY)
+    gateway.control.reset()
+    await provider.embed(["alpha", "beta"])
+    extra: dict[str, Any] = {} if dimensions is None else {"dimensions": dimensions}
+    async with openai.AsyncOpenAI(base_url=gateway.base_url, api_key=API_KEY) as client:
+        await client.embeddings.create(
+            input=["alpha", "beta"], model="m", encoding_format="base64", **extra
+        )
+    ours, sdks = gateway.control.bodies
+    assert json.dumps(ours) == json.dumps(sdks)  # same keys, same order
+    ours_headers, sdk_headers = gateway.control.headers
+    for name in ("authorization", "content-type", "accept"):
+        assert ours_headers[name] == sdk_headers[name]
+
+
 async def test_embed_decodes_base64_in_order(gateway: Gateway, open_provider: OpenProvider) -> None:
     provider = await open_provider()
     texts = ["alpha beta", "gamma", "alpha beta gamma delta"]
