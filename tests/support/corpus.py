@@ -114,7 +114,9 @@ def english_paragraphs(count: int, min_words: int = 12, max_words: int = 120) ->
         except ImportError:
             continue
         for obj in _documented(module):
-            doc = getattr(obj, "__doc__", None) if obj is not None else None
+            with warnings.catch_warnings():  # `typing.io` and the like warn when touched
+                warnings.simplefilter("ignore", DeprecationWarning)
+                doc = getattr(obj, "__doc__", None) if obj is not None else None
             if not isinstance(doc, str):
                 continue
             for paragraph in _paragraphs(doc):
