@@ -57,7 +57,9 @@ class WorkerConfig:
 
 
 CONFIGS = (
-    WorkerConfig("defaults (batch 64 x 2)", batch=64, concurrency=2),
+    WorkerConfig("defaults (batch 256 x 2)", batch=256, concurrency=2),
+    WorkerConfig("batch 64 x 2", batch=64, concurrency=2),
+    WorkerConfig("batch 128 x 2", batch=128, concurrency=2),
     WorkerConfig("batch 256 x 4", batch=256, concurrency=4),
 )
 
