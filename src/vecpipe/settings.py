@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     quotas: Quotas = Field(default_factory=Quotas)
     # local model: padded tokens per forward pass (with local_batch_size texts at most), and
-    # torch intra-op threads for ingest encodes (0: cores - 1, at least 1; queries use 1)
+    # torch intra-op threads for ingest encodes (0: torch's default, one per core; queries use 1)
     local_batch_tokens: int = Field(default=512, ge=1)
     torch_threads: int = Field(default=0, ge=0)
 

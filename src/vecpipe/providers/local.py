@@ -73,13 +73,14 @@ class LocalProvider(AsyncResource):
     2-CPU box, with 2 clients ingesting 64 texts per call, query p99 was 152 / 371 ms at
     512 / 1024 tokens for the same ingest rate, and 256 cost a fifth of the rate.
 
-    Queries encode with one torch thread, ingest with `torch_threads` (0: one less than
-    torch's default of one per core, at least one). OpenMP threads wait for each other at
-    every op, so when another thread takes one of their cores (this service's own event
-    loop, store and chunking, or other processes) the whole op stalls. Same box, searches
-    through `Pipeline` while 2 tasks ingest: 1 ingest thread gave query p99 190 ms and 62
-    records/s, 2 threads 883 ms and 53 records/s; one 8-word query alone: p99 89 ms with 1
-    thread, 932 ms with 2.
+    Queries encode with one torch thread (one short text has too little work to share, and a
+    lone thread has no partner to wait for), ingest with `torch_threads` (0: torch's default,
+    one per core). OpenMP threads wait for each other at every op, so when another process
+    takes one of their cores the whole op stalls: on a box shared with other busy work, 1 is
+    better (measured while other test runs loaded this 2-CPU box: searches during ingest p99
+    190 ms with 1 ingest thread, 883 ms with 2). On a quiet box 2 win on both counts (full
+    search bench: p99 under local ingest 136 ms with 2, 194 ms with 1; bulk ingest 1.13x
+    `encode` with 2, 0.78x with 1): bench/README.md §1 and §5.
     """
 
     def __init__(
@@ -103,7 +104,7 @@ class LocalProvider(AsyncResource):
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.overlap_tokens = overlap_tokens
-        self.ingest_threads = torch_threads or max(1, loaded.default_threads - 1)
+        self.ingest_threads = torch_threads or loaded.default_threads
         self._loaded = loaded
         # all owned, whoever created them; a thread starts with its first job
         self._executors = {
