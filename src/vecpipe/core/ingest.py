@@ -19,6 +19,7 @@ from typing import Literal, TypeVar
 from vecpipe import metrics
 from vecpipe.core.embed_cache import EmbeddingCache
 from vecpipe.core.hashing import content_hash
+from vecpipe.core.write_claims import Claim, WriteClaims
 from vecpipe.errors import ProviderError, VecpipeError
 from vecpipe.models import ChunkPoint, EmbeddingSpace, Record, StoredRecord
 from vecpipe.providers.chain import ProviderChain, track_served
@@ -83,54 +84,6 @@ class Outcome:
         return cls("failed", exc.message, exc.retryable, getattr(exc, "retry_after", None))
 
 
-Key = tuple[str, str]  # (tenant_id, record_id)
-
-
-class _Claim:
-    """One batch's hold on its records while it writes them."""
-
-    def __init__(self) -> None:
-        self.contended: set[Key] = set()  # records another batch wrote meanwhile
-        self.settled: set[Key] = set()  # records written and settled with full checks
-
-
-class _Writes:
-    """The records being written by this ingestor's batches, to tell contended ones apart.
-
-    A batch interrupted (cancelled, failed) may leave a store call running that lands later:
-    its records count as contended until a later batch has written and settled them.
-    """
-
-    def __init__(self) -> None:
-        self._claims: dict[Key, list[_Claim]] = {}
-        self._interrupted: set[Key] = set()
-
-    @contextlib.contextmanager
-    def claim(self, keys: set[Key]) -> Iterator[_Claim]:
-        mine = _Claim()
-        mine.contended.update(keys & self._interrupted)
-        for key in keys:
-            others = self._claims.setdefault(key, [])
-            if others:
-                mine.contended.add(key)
-                for other in others:
-                    other.contended.add(key)
-            others.append(mine)
-        try:
-            yield mine
-        except BaseException:
-            self._interrupted.update(keys)
-            raise
-        else:
-            self._interrupted.difference_update(mine.settled)
-        finally:
-            for key in keys:
-                others = self._claims[key]
-                others.remove(mine)
-                if not others:
-                    del self._claims[key]
-
-
 class Ingestor:
     """Writes batches of ops to the store.
 
@@ -146,7 +99,7 @@ class Ingestor:
         self.cache = cache
         self.sole_writer = sole_writer
         self.provider_texts = 0  # chunk texts sent to a provider, for tests and metrics
-        self._writes = _Writes()
+        self._writes = WriteClaims()
 
     async def apply(self, chain: ProviderChain, ops: Sequence[Op]) -> list[Outcome]:
         """One outcome per op, in order. Later ops on the same record supersede earlier ones."""
@@ -185,7 +138,7 @@ class Ingestor:
             return await self._apply_claimed(chain, ops, claim)
 
     async def _apply_claimed(
-        self, chain: ProviderChain, ops: Sequence[Op], claim: _Claim
+        self, chain: ProviderChain, ops: Sequence[Op], claim: Claim
     ) -> dict[tuple[str, str], Outcome]:
         space = chain.space
         await self.store.ensure_space(space)
@@ -255,7 +208,7 @@ class Ingestor:
         chain: ProviderChain,
         ops: Sequence[Op],
         stored: dict[tuple[str, str], StoredRecord],
-        claim: _Claim,
+        claim: Claim,
     ) -> dict[tuple[str, str], Outcome]:
         chunks = await chain.chunk([op.record.text for op in ops if op.record])
         embedded = await self._embed_isolating(chain, chunks)
@@ -278,7 +231,7 @@ class Ingestor:
         space: EmbeddingSpace,
         written: Sequence[tuple[Op, int]],
         before: dict[tuple[str, str], StoredRecord],
-        claim: _Claim,
+        claim: Claim,
     ) -> dict[tuple[str, str], Outcome]:
         """After a conditional write: drop what lost to a newer version, then stale chunks.
 
@@ -324,7 +277,7 @@ class Ingestor:
                 await self.store.delete_older_versions(space, tenant_id, dict(group))
         return outcomes
 
-    def _alone(self, op: Op, claim: _Claim) -> bool:
+    def _alone(self, op: Op, claim: Claim) -> bool:
         """Whether no other write of this record can have happened since it was read."""
         return self.sole_writer and op.key not in claim.contended
 
