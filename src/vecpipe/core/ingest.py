@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
 from vecpipe import metrics
 from vecpipe.core.embed_cache import EmbeddingCache
@@ -28,13 +28,6 @@ from vecpipe.store.base import VectorStore
 log = logging.getLogger(__name__)
 
 Status = Literal["upserted", "unchanged", "deleted", "failed"]
-
-OLDER_VERSIONS_GROUP = 16
-"""Records per `delete_older_versions` call. The delete's filter is one clause per record
-and its cost grows with the square of their number (Edge, 256 one-chunk records: one call
-217 ms, 16 calls of 16 25 ms); groups of 16 keep it linear."""
-
-T = TypeVar("T")
 
 _deferred_flushes: contextvars.ContextVar[set[EmbeddingSpace] | None] = contextvars.ContextVar(
     "vecpipe_deferred_flushes", default=None
@@ -273,8 +266,7 @@ class Ingestor:
                     space, op.tenant_id, op.record_id, chunk_count, op.version
                 )
         for tenant_id, versions in won.items():
-            for group in _groups(list(versions.items()), OLDER_VERSIONS_GROUP):
-                await self.store.delete_older_versions(space, tenant_id, dict(group))
+            await self.store.delete_older_versions(space, tenant_id, versions)
         return outcomes
 
     def _alone(self, op: Op, claim: Claim) -> bool:
@@ -326,10 +318,6 @@ def _count_outcomes(ops: Sequence[Op], outcomes: Sequence[Outcome], provider: st
     tally = collections.Counter((op.tenant_id, outcome.status) for op, outcome in pairs)
     for (tenant_id, status), n in tally.items():
         metrics.count_records(tenant_id, provider, status, n)
-
-
-def _groups(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _winners(ops: Sequence[Op]) -> dict[tuple[str, str], int]:

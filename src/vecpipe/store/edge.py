@@ -43,6 +43,7 @@ from vecpipe.store.edge_optimize import OptimizeReport
 from vecpipe.store.edge_space import IndexStatus, OpenSpace, ShardHandle
 from vecpipe.store.payload import (
     METADATA,
+    OLDER_VERSIONS_GROUP,
     VERSION,
     batched,
     belongs_to,
@@ -149,7 +150,7 @@ class EdgeStore(AsyncResource):
         if not versions:
             return
         target = await self._space(space)
-        for batch in batched(list(versions.items()), BATCH_SIZE):
+        for batch in batched(list(versions.items()), OLDER_VERSIONS_GROUP):
             older = edge_shard.older_versions_filter(tenant_id, dict(batch))
             await self._write(target, "delete", functools.partial(edge_shard.delete_op, older))
 

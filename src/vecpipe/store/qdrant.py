@@ -38,6 +38,7 @@ from vecpipe.store import qdrant_filters as qf
 from vecpipe.store.grouping import ChunkHit, search_records
 from vecpipe.store.payload import (
     METADATA,
+    OLDER_VERSIONS_GROUP,
     RECORD_ID,
     SEARCH_FIELDS,
     VERSION,
@@ -172,7 +173,7 @@ class QdrantStore(AsyncResource):
             return
         name = await self._collection(space)
         items = list(versions.items())
-        for batch in batched(items, BATCH_SIZE):
+        for batch in batched(items, OLDER_VERSIONS_GROUP):
             await self._delete_where(name, qf.older_versions_filter(tenant_id, dict(batch)))
 
     async def delete_record_version(
