@@ -12,6 +12,8 @@
     │   ├── TransientProviderError   worth retrying: 429, 5xx, timeout, connection
     │   └── BadProviderResponse      wrong count, wrong dimension, non-finite numbers
     ├── StoreError               the vector store failed (retryable: nothing was acknowledged)
+    │   └── StorageFull          the data dir's disk is below its free-space floor (HTTP 507)
+    ├── StoreLocked              another process owns the data dir (its pid and the ways out)
     ├── QueueError               the queue failed (publish not confirmed, broker gone)
     └── ClosedError              a resource used after it was closed
 
@@ -87,6 +89,28 @@ class BadProviderResponse(ProviderError):
 class StoreError(VecpipeError):
     code = "store_error"
     retryable = True
+
+
+class StorageFull(StoreError):
+    """The disk under the data dir is below the free-space floor: writes are refused (never
+    half made) until space is back; reads go on. `retry_after` seconds before trying again."""
+
+    code = "insufficient_storage"
+
+    def __init__(self, message: str, retry_after: float = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreLocked(VecpipeError):
+    """Another process holds the data dir's lock: only that process may open its store,
+    database and queue. `holder_pid` is that process's pid when it could be read."""
+
+    code = "data_dir_locked"
+
+    def __init__(self, message: str, holder_pid: int | None = None) -> None:
+        super().__init__(message)
+        self.holder_pid = holder_pid
 
 
 class QueueError(VecpipeError):

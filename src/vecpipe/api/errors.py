@@ -1,6 +1,6 @@
 """Every error leaves the API as {"error": {"code", "message"}} with a fitting status.
 
-401 carries `WWW-Authenticate: Bearer`; 429 and 503 carry `Retry-After`.
+401 carries `WWW-Authenticate: Bearer`; 429, 503 and 507 carry `Retry-After`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ STATUS = {
     errors.BadProviderResponse: 502,
     errors.TransientProviderError: 503,
     errors.ProviderError: 502,
+    errors.StorageFull: 507,
     errors.StoreError: 503,
+    errors.StoreLocked: 503,
     errors.QueueError: 503,
     errors.ClosedError: 503,
 }
@@ -51,10 +53,10 @@ def _status_for(exc: errors.VecpipeError) -> int:
 
 
 def _headers_for(status: int, exc: errors.VecpipeError) -> dict[str, str] | None:
-    """401 names the scheme; 429 and 503 say when to come back."""
+    """401 names the scheme; 429, 503 and 507 say when to come back."""
     if status == 401:
         return {"WWW-Authenticate": "Bearer"}
-    if status in (429, 503):
+    if status in (429, 503, 507):
         retry_after = getattr(exc, "retry_after", None)
         return {"Retry-After": str(max(1, round(retry_after or 1)))}
     return None
