@@ -139,3 +139,21 @@ def test_the_depth_setting_stays_well_under_what_the_engine_reads_back() -> None
         Limits(max_metadata_depth=MAX_METADATA_DEPTH + 1)
     with pytest.raises(ValueError, match="max_metadata_depth"):
         Limits(max_metadata_depth=0)
+
+
+def test_brackets_and_digits_inside_strings_are_text() -> None:
+    strings = {
+        "brackets": "[" * 100 + "{" * 100,
+        "digits": "1" * 30,
+        "escaped": 'a "quoted" \\ [[[ string with \\" and \\\\',
+        "key with [[[[[[[[[[ and 12345678901234567890": "]]]]",
+    }
+    check_record(record(strings), LIMITS)
+    check_record(record({"floats": [1e300, -1.5e-300, 12345678901234567.0, 2.0**64]}), LIMITS)
+
+
+def test_long_integers_are_found_anywhere() -> None:
+    for metadata in ({"a": [1, 2, 2**63]}, {"a": {"b": -(2**63) - 1}}, {"s": "x", "n": 2**70}):
+        with pytest.raises(ValidationError, match="integer outside the 64-bit range"):
+            check_record(record(metadata), LIMITS)
+    check_record(record({"a": [-(2**63), 2**63 - 1, 10**18, -(10**18)]}), LIMITS)

@@ -69,13 +69,19 @@ def check_record_id(record_id: str, limits: Limits) -> None:
 
 
 def check_metadata(metadata: Mapping[str, Any], limits: Limits, where: str = "record") -> None:
-    """Its size first (cheap, whatever the shape), then every key and value."""
-    try:
-        size = len(json.dumps(metadata, ensure_ascii=False).encode())
-    except (TypeError, ValueError, RecursionError):
-        size = 0  # not JSON text (a surrogate, a foreign type, too deep): the walk says why
+    """Its size first (whatever its shape), then every key and value.
+
+    Plain JSON metadata (nearly all of it) is checked on its JSON text, at C speed: a walk
+    in Python costs ~3.6 ms for 16 KiB of small items, seconds for a request of 1,000. The
+    walk runs only when the text shows a problem or cannot stand for the metadata, and says
+    where the problem is.
+    """
+    text = _json_text(metadata)
+    size = len(text) if text is not None else _size_anyway(metadata)
     if size > limits.max_metadata_bytes:
         raise LimitExceeded(f"{where}: metadata larger than {limits.max_metadata_bytes} bytes")
+    if text is not None and not _text_may_have_problem(text, limits.max_metadata_depth):
+        return
     problem = _metadata_problem(metadata, limits.max_metadata_depth)
     if problem is not None:
         raise ValidationError(f"{where}: {problem}")
@@ -86,6 +92,49 @@ def max_message_bytes(limits: Limits) -> int:
     escapes the text: a larger message is refused before it is parsed."""
     fields = limits.max_text_bytes + limits.max_metadata_bytes + 4 * limits.max_id_length
     return _ESCAPED * fields + _ENVELOPE_BYTES
+
+
+def _json_text(metadata: Mapping[str, Any]) -> bytes | None:
+    """The metadata as JSON (UTF-8), or None if JSON cannot stand for it exactly: a NaN or
+    an infinity, a lone surrogate, a type JSON lacks, a non-string key or a tuple (JSON
+    would turn them into something else), or nesting too deep for the encoder."""
+    try:
+        text = json.dumps(metadata, ensure_ascii=False, allow_nan=False)
+        encoded = text.encode()  # a lone surrogate raises UnicodeEncodeError (a ValueError)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return encoded if json.loads(text) == metadata else None
+
+
+def _size_anyway(metadata: Mapping[str, Any]) -> int:
+    try:
+        return len(json.dumps(metadata, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    except (TypeError, ValueError, RecursionError):
+        return 0  # not JSON at all: the walk says why
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")  # a container holding none
+_NINETEEN_DIGITS = re.compile(rb"\d{19}")
+_LONG_INTEGER = re.compile(rb"(?<![\w.+-])-?\d{19,}(?![\w.])")  # floats print as 1e+19
+
+
+def _text_may_have_problem(text: bytes, max_depth: int) -> bool:
+    """Whether JSON text (of plain JSON metadata) nests too deep or holds a long integer.
+
+    Depth: each pass replaces the containers that hold no container; what is left after
+    `max_depth` passes nests deeper. Regular expressions, so every pass runs at C speed.
+    """
+    bare = _STRING.sub(b'""', text)
+    if _NINETEEN_DIGITS.search(bare) and any(
+        not INT64[0] <= int(number.group()) <= INT64[1] for number in _LONG_INTEGER.finditer(bare)
+    ):
+        return True
+    for _ in range(max_depth):
+        bare = _INNERMOST.sub(b"0", bare)
+        if b"[" not in bare and b"{" not in bare:
+            return False
+    return True
 
 
 def _metadata_problem(metadata: Mapping[str, Any], max_depth: int) -> str | None:
