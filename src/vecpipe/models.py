@@ -13,6 +13,7 @@ _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 # control characters and lone surrogates (which no valid UTF-8 can carry)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
+MAX_JOB_ID_LENGTH = 128  # vecpipe's job ids are 32 hex digits; a message may name no longer
 MAX_VERSION = 2**53  # versions are compared as float64 by Qdrant range filters: exact up to here
 
 TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, examples=["acme"])]
@@ -122,7 +123,7 @@ class UpsertMessage(BaseModel):
     op: Literal["upsert"] = "upsert"
     tenant_id: TenantId
     record: Record
-    job_id: str | None = None
+    job_id: str | None = Field(default=None, max_length=MAX_JOB_ID_LENGTH)
 
 
 class DeleteMessage(BaseModel):
@@ -132,7 +133,7 @@ class DeleteMessage(BaseModel):
     op: Literal["delete"] = "delete"
     tenant_id: TenantId
     record_id: str = Field(min_length=1, max_length=512)
-    job_id: str | None = None
+    job_id: str | None = Field(default=None, max_length=MAX_JOB_ID_LENGTH)
 
     @field_validator("record_id")
     @classmethod

@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MAX_METADATA_DEPTH = 100
+"""The deepest metadata a setting may allow: well under what Qdrant Edge can read back."""
+
 
 class Limits(BaseSettings):
     """Limits on what a caller may send; every one answers with a 4xx JSON error."""
@@ -19,6 +22,10 @@ class Limits(BaseSettings):
     max_text_bytes: int = 1024 * 1024
     max_id_length: int = 512
     max_metadata_bytes: int = 16 * 1024
+    # levels of objects and arrays in one record's metadata, the metadata object included
+    # ({"a": {"b": 1}} is 2). Qdrant Edge 0.9 cannot read back a point nested 122 levels
+    # (its WAL) or 127 (its payload storage): see record_checks.py.
+    max_metadata_depth: int = Field(default=32, ge=1, le=MAX_METADATA_DEPTH)
     max_query_bytes: int = 8 * 1024
     max_search_limit: int = 100
 

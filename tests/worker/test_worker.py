@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.app import FakeFactory
 from vecpipe.core.ingest import Op
 from vecpipe.core.pipeline import message_for
-from vecpipe.models import Record
+from vecpipe.errors import StoreError
+from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.resources import Resources
+from vecpipe.settings import Limits
+from vecpipe.worker.messages import parse_message
 from vecpipe.worker.worker import VectorizationWorker
 
 
@@ -76,3 +81,47 @@ async def test_failing_provider_retries_then_dead_letters(
     assert worker.stats.retried == resources.settings.max_attempts - 1
     letters = await resources.queue.list_dead_letters()
     assert len(letters) == 1 and letters[0].attempts == resources.settings.max_attempts
+
+
+async def test_a_record_whose_flush_failed_counts_done_when_redelivered(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's writes land, its flush fails, it is given back: the redelivery finds the
+    records stored by a write no one was told of, and counts them done, not unchanged."""
+    pipeline = resources.pipeline
+    await pipeline.ingest("acme", [Record(id="old", text="to be deleted")])
+    flush = resources.store.flush
+    failed: list[EmbeddingSpace] = []
+
+    async def failing_once(space: EmbeddingSpace) -> None:
+        if not failed:
+            failed.append(space)
+            raise StoreError("edge flush failed: tracker_journal.dat is shorter than expected")
+        await flush(space)
+
+    monkeypatch.setattr(resources.store, "flush", failing_once)
+    upserts = [Record(id=f"new-{i}", text=f"new text {i}") for i in range(20)]
+    job_id = await pipeline.submit_job("acme", upserts=upserts, deletes=["old"])
+    worker = _worker(resources)
+    with pytest.raises(StoreError):
+        await worker.run_until_idle()  # written, not flushed: the batch is given back
+    assert failed and (await pipeline.job("acme", job_id)).status == "queued"
+    await worker.run_until_idle()
+    status = await pipeline.job("acme", job_id)
+    assert (status.status, status.done, status.unchanged, status.failed) == ("completed", 21, 0, 0)
+
+
+async def test_a_job_record_written_by_a_worker_that_died_counts_done(
+    resources: Resources,
+) -> None:
+    """A worker wrote and flushed a batch, then died before counting it: nothing of it is
+    left in memory, and the redelivery knows its own write by the job's version."""
+    pipeline = resources.pipeline
+    job_id = await pipeline.submit_job("acme", upserts=[Record(id="a", text="written once")])
+    deliveries = await resources.queue.receive(10, 1.0)
+    await pipeline.process([parse_message(d.body, Limits()).op for d in deliveries])
+    await resources.queue.release(deliveries)  # as when its lease runs out
+
+    await _worker(resources).run_until_idle()
+    status = await pipeline.job("acme", job_id)
+    assert (status.status, status.done, status.unchanged, status.failed) == ("completed", 1, 0, 0)

@@ -12,6 +12,7 @@ from tests.support.processes import eventually
 from vecpipe.models import ChunkPoint, EmbeddingSpace, Record
 from vecpipe.queue.base import Delivery
 from vecpipe.resources import Resources
+from vecpipe.settings import Limits
 from vecpipe.worker.messages import parse_message
 from vecpipe.worker.worker import VectorizationWorker
 
@@ -50,7 +51,7 @@ async def test_every_ack_follows_the_durable_write_of_its_record(
         durable.update(covered)
 
     async def checked_ack(deliveries: Sequence[Delivery]) -> None:
-        ids = [parse_message(d.body).op.record_id for d in deliveries]
+        ids = [parse_message(d.body, Limits()).op.record_id for d in deliveries]
         not_durable_at_ack.extend(i for i in ids if i not in durable)
         await ack(deliveries)
 

@@ -87,6 +87,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         resources = getattr(request.app.state, "resources", None)
         limit = f"{resources.settings.limits.max_body_bytes} bytes" if resources else "the limit"
         return error_response(413, errors.LimitExceeded.code, f"request body larger than {limit}")
+    if isinstance(exc.__cause__, RecursionError):
+        # valid JSON too deep for json.loads (about 1,000 levels): say so, not "error parsing"
+        message = "request body nested deeper than the JSON parser accepts"
+        return error_response(422, errors.ValidationError.code, message)
     code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, "http_error"
     )

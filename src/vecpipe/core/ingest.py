@@ -19,7 +19,7 @@ from typing import Literal
 from vecpipe import metrics
 from vecpipe.core.embed_cache import EmbeddingCache
 from vecpipe.core.hashing import content_hash
-from vecpipe.core.write_claims import Claim, WriteClaims
+from vecpipe.core.write_claims import DELETED, Claim, Unconfirmed, WriteClaims
 from vecpipe.errors import ProviderError, VecpipeError
 from vecpipe.models import ChunkPoint, EmbeddingSpace, Record, StoredRecord
 from vecpipe.providers.chain import ProviderChain, track_served
@@ -93,6 +93,7 @@ class Ingestor:
         self.sole_writer = sole_writer
         self.provider_texts = 0  # chunk texts sent to a provider, for tests and metrics
         self._writes = WriteClaims()
+        self._unconfirmed = Unconfirmed()  # writes no flush has confirmed yet
 
     async def apply(self, chain: ProviderChain, ops: Sequence[Op]) -> list[Outcome]:
         """One outcome per op, in order. Later ops on the same record supersede earlier ones."""
@@ -122,13 +123,18 @@ class Ingestor:
     async def flush(self, spaces: Iterable[EmbeddingSpace]) -> None:
         """Make the writes to these spaces durable (see `flushes_deferred`)."""
         for space in spaces:
-            await self.store.flush(space)
+            with self._unconfirmed.flushing(space):
+                await self.store.flush(space)
 
     async def _apply_effective(
         self, chain: ProviderChain, ops: Sequence[Op]
     ) -> dict[tuple[str, str], Outcome]:
         with self._writes.claim({op.key for op in ops}) as claim:
-            return await self._apply_claimed(chain, ops, claim)
+            try:
+                return await self._apply_claimed(chain, ops, claim)
+            except BaseException:
+                self._unconfirmed.failed(chain.space)  # it may have written part of the batch
+                raise
 
     async def _apply_claimed(
         self, chain: ProviderChain, ops: Sequence[Op], claim: Claim
@@ -141,16 +147,21 @@ class Ingestor:
         wrote = False
         for op in ops:
             old = stored.get(op.key)
+            unconfirmed = self._unconfirmed.version(space, op.key)
             if op.record is None:
-                outcomes[op.key] = Outcome("deleted" if old else "unchanged")
+                gone = old is not None or unconfirmed == DELETED  # deleted, or not confirmed
+                outcomes[op.key] = Outcome("deleted" if gone else "unchanged")
+                wrote |= old is None and gone  # flushed again
                 continue
             if old and old.version > op.version:
                 outcomes[op.key] = Outcome("unchanged")  # a newer version is stored already
                 continue
             if old and old.content_hash == content_hash(op.record.text):
                 if old.metadata == op.record.metadata:
-                    outcomes[op.key] = Outcome("unchanged")
+                    outcomes[op.key] = _as_stored(op, old, unconfirmed)
+                    wrote |= outcomes[op.key].status == "upserted"  # flushed again
                 else:
+                    self._unconfirmed.wrote(space, op.key, op.version)
                     await self.store.update_metadata(
                         space, op.tenant_id, op.record_id, op.record.metadata, op.version
                     )
@@ -162,10 +173,10 @@ class Ingestor:
         if to_embed:
             outcomes.update(await self._embed_and_write(chain, to_embed, stored, claim))
             wrote = True
-        if wrote:
+        if wrote or self._unconfirmed.in_doubt(space):
             deferred = _deferred_flushes.get()
             if deferred is None:
-                await self.store.flush(space)
+                await self.flush([space])
             else:
                 deferred.add(space)
         return outcomes
@@ -193,6 +204,8 @@ class Ingestor:
             if op.key in stored:
                 ids_by_tenant.setdefault(op.tenant_id, []).append(op.record_id)
         for tenant_id, ids in ids_by_tenant.items():
+            for record_id in ids:
+                self._unconfirmed.wrote(space, (tenant_id, record_id), DELETED)
             await self.store.delete_records(space, tenant_id, ids)
         return bool(ids_by_tenant)
 
@@ -215,6 +228,12 @@ class Ingestor:
             points.extend(_points(op, record_chunks, result))
             written.append((op, len(record_chunks)))
         if points:
+            for op, _ in written:
+                self._unconfirmed.wrote(chain.space, op.key, op.version)
+            # Chunk 0 last: it is what reads take for the record, so a write cut short
+            # between two store calls never leaves a chunk 0 whose other chunks are missing
+            # (its redelivery would find the record stored and write nothing).
+            points.sort(key=lambda point: point.chunk_index == 0)
             await self.store.upsert_chunks(chain.space, points)
         outcomes.update(await self._settle(chain.space, written, stored, claim))
         return outcomes
@@ -306,6 +325,26 @@ class Ingestor:
         if self.cache is None:
             return await call_provider(texts)
         return await self.cache.embed(chain.space, texts, call_provider)
+
+
+def _as_stored(op: Op, stored: StoredRecord, unconfirmed: int | None) -> Outcome:
+    """The outcome of an upsert that finds its text and metadata stored already: unchanged,
+    unless no one was ever told that what is stored was written.
+
+    - Stored by a write no flush has confirmed (`unconfirmed` is the version it stored: its
+      flush failed, and this op is the retry or the redelivery): upserted.
+    - Stored under this op's own version: this very write, which an earlier delivery made
+      and never settled (the worker died before its job was counted; in memory nothing of
+      it is left): upserted. A version tells writes apart: a job's is given when the job
+      is submitted, a request's when it is accepted. A message published without one gets
+      a new one on each delivery: after a restart, its redelivery counts unchanged.
+
+    A job counts each record once, however many deliveries report it.
+    """
+    own_version = op.record.version if op.record is not None else None
+    if stored.version in (unconfirmed, own_version):
+        return Outcome("upserted")
+    return Outcome("unchanged")
 
 
 def _provider_of(served: Sequence[str], primary: str) -> str:

@@ -25,13 +25,13 @@ from vecpipe.models import (
     SearchHit,
     StoredRecord,
     UpsertMessage,
-    check_record_id,
     is_valid_tenant_id,
 )
 from vecpipe.providers.manager import ProviderManager
 from vecpipe.providers.model_gate import query_lane
 from vecpipe.queue.base import MessageQueue
-from vecpipe.settings import Settings
+from vecpipe.record_checks import check_record, check_record_id
+from vecpipe.settings import Limits, Settings
 from vecpipe.store.base import VectorStore
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class Pipeline:
         upserts: Sequence[Record] = (),
         deletes: Sequence[str] = (),
     ) -> BatchResult:
-        ops = _ops(tenant_id, upserts, deletes)
+        ops = _ops(tenant_id, upserts, deletes, self.settings.limits)
         result = BatchResult()
         for op, outcome in zip(ops, await self.process(ops), strict=True):
             if outcome.status == "failed":
@@ -223,7 +223,7 @@ class Pipeline:
         self, tenant_id: str, upserts: Sequence[Record] = (), deletes: Sequence[str] = ()
     ) -> str:
         """Record the job, then publish one message per record; returns the job id."""
-        ops = _ops(tenant_id, upserts, deletes)
+        ops = _ops(tenant_id, upserts, deletes, self.settings.limits)
         items = [(op.record_id, "upsert" if op.record else "delete") for op in ops]
         job_id = await self.jobs.create(tenant_id, items)
         await self.queue.publish([message_for(op, job_id) for op in ops])
@@ -262,13 +262,16 @@ def check_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
-def _ops(tenant_id: str, upserts: Sequence[Record], deletes: Sequence[str]) -> list[Op]:
+def _ops(
+    tenant_id: str, upserts: Sequence[Record], deletes: Sequence[str], limits: Limits
+) -> list[Op]:
+    """The ops of one request, every record checked (record_checks.py: as the HTTP routes
+    and the worker check theirs), all of them versioned with the time it was accepted."""
     check_tenant_id(tenant_id)
+    for record in upserts:
+        check_record(record, limits)
     for record_id in deletes:
-        try:
-            check_record_id(record_id)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
+        check_record_id(record_id, limits)
     version = new_version()
     ops = [Op(tenant_id, r.id, with_version(r, version)) for r in upserts]
     ops += [Op(tenant_id, rid) for rid in deletes]

@@ -240,7 +240,7 @@ class VectorizationWorker:
         parsed: list[tuple[Delivery, ParsedMessage]] = []
         for delivery in deliveries:
             try:
-                parsed.append((delivery, parse_message(delivery.body)))
+                parsed.append((delivery, parse_message(delivery.body, self.settings.limits)))
             except PoisonMessage as exc:
                 plan.dead.append((delivery, exc.reason))
                 plan.dead_labels.append((metrics.UNKNOWN_TENANT, metrics.NO_PROVIDER))
