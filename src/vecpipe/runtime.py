@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from vecpipe import datadir
 from vecpipe.api.app import create_app, stop_worker
 from vecpipe.errors import ConfigError
 from vecpipe.resources import open_resources
@@ -61,7 +62,8 @@ def serve(settings: Settings, *, with_worker: bool = True) -> None:
     check_bind(settings)
     if settings.admin_token is None:
         log.warning("no VECPIPE_ADMIN_TOKEN: listening on loopback %s only", settings.host)
-    app = create_app(settings, run_worker=with_worker)
+    url = datadir.serving_url(settings.host, settings.port)
+    app = create_app(settings, run_worker=with_worker, owner_url=url)
     config = uvicorn.Config(
         app,
         host=settings.host,
