@@ -127,6 +127,14 @@ def holder_of(data_dir: Path) -> Holder | None:
     return None
 
 
+def check_free(data_dir: Path) -> None:
+    """Raise StoreLocked now if another process holds `data_dir`, before a slow start (a
+    model load, a port bind) would only fail later; the lock itself is taken at open."""
+    holder = holder_of(data_dir)
+    if holder is not None:
+        raise StoreLocked(locked_message(Path(data_dir), holder), holder.pid)
+
+
 def sqlite_file(database_url: str) -> Path | None:
     """The file a `sqlite…:///path` URL names (None for other engines and in-memory ones)."""
     scheme, sep, rest = database_url.partition(":///")
@@ -159,7 +167,7 @@ def locked_message(data_dir: Path, holder: Holder) -> str:
     who = "another process" if holder.pid is None else f"process {holder.pid}"
     if holder.command:
         who += f" ({holder.command})"
-    ask = holder.url or "the server's URL"
+    ask = holder.url or "http://HOST:PORT"
     return (
         f"the data dir {data_dir} is in use by {who}, and one process at a time may open it: "
         f"ask that server instead (--url {ask} or VECPIPE_URL, or its HTTP API), "

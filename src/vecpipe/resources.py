@@ -121,6 +121,13 @@ def claim_data_dir(
     return datadir.held(settings.data_dir, url=url) if uses_data_dir(settings) else nullcontext()
 
 
+def check_data_dir_free(settings: Settings) -> None:
+    """Fail fast (StoreLocked) when another process owns the data dir this stack would open:
+    `serve` and `worker` call it before loading anything; `open_resources` takes the lock."""
+    if uses_data_dir(settings):
+        datadir.check_free(settings.data_dir)
+
+
 def claim_database(settings: Settings) -> AbstractContextManager[datadir.DataDirLock | None]:
     """For commands that open only the database: the lock when that database is a SQLite
     file under the data dir (the default), nothing for PostgreSQL or a file elsewhere."""

@@ -18,7 +18,7 @@ import uvicorn
 from vecpipe import datadir
 from vecpipe.api.app import create_app, stop_worker
 from vecpipe.errors import ConfigError
-from vecpipe.resources import open_resources
+from vecpipe.resources import check_data_dir_free, open_resources
 from vecpipe.settings import Settings
 from vecpipe.worker.metrics_server import serve_worker_metrics
 from vecpipe.worker.worker import VectorizationWorker
@@ -59,6 +59,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(settings: Settings, *, with_worker: bool = True) -> None:
+    check_data_dir_free(settings)
     check_bind(settings)
     if settings.admin_token is None:
         log.warning("no VECPIPE_ADMIN_TOKEN: listening on loopback %s only", settings.host)
@@ -80,6 +81,7 @@ def serve(settings: Settings, *, with_worker: bool = True) -> None:
 
 
 def run_worker(settings: Settings, *, once: bool = False) -> None:
+    check_data_dir_free(settings)
     if not asyncio.run(_worker_main(settings, once=once)):
         raise SystemExit(1)  # the worker failed, no one stopped it: a supervisor restarts it
 

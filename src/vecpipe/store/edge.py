@@ -263,17 +263,14 @@ class EdgeStore(AsyncResource):
         self._check_open()
         if self._owner is not None:
             raise StoreError("the edge store is open already")
-        self._owner = datadir.acquire(self._shards_dir)  # StoreLocked: nothing touched
         loop = asyncio.get_running_loop()
         try:
-            removed = await loop.run_in_executor(
-                self._writer, edge_generations.remove_all_stale, self._shards_dir
+            self._owner = await loop.run_in_executor(
+                self._writer, edge_generations.take_over, self._shards_dir
             )
-        except OSError as exc:
+        except BaseException:
             await self.aclose()
-            raise StoreError(f"edge open failed: {_reason(exc)}") from exc
-        if removed:
-            log.info("removed stale edge generations: %s", ", ".join(p.name for p in removed))
+            raise
         return self
 
     async def check_ready(self) -> None:
@@ -372,7 +369,7 @@ class EdgeStore(AsyncResource):
 
     async def _open(self, space: EmbeddingSpace) -> OpenSpace:
         path, shard, changed = await self._run(
-            "open", space, _open_live, self._shards_dir, space.key, space.dimension
+            "open", space, edge_generations.open_live, self._shards_dir, space.key, space.dimension
         )
         target = OpenSpace(space, path, ShardHandle(shard), changed_points=changed)
         self._spaces[space.key] = target
@@ -442,13 +439,6 @@ class EdgeStore(AsyncResource):
             raise
         except Exception as exc:
             raise StoreError(f"edge {op} failed in space {space.key}: {_reason(exc)}") from exc
-
-
-def _open_live(shards_dir: Path, key: str, dimension: int) -> tuple[Path, qe.EdgeShard, int]:
-    """Open the space's live shard; with the changes counted on it before the last close."""
-    path = edge_generations.checked_live_dir(shards_dir, key)
-    shard = edge_shard.open_shard(path, dimension)
-    return path, shard, edge_generations.load_changes(path)
 
 
 def _reason(exc: BaseException) -> str:

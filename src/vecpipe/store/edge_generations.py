@@ -25,13 +25,40 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import qdrant_edge as qe
+
+from vecpipe import datadir
 from vecpipe.errors import StoreError
+from vecpipe.store import edge_shard
 
 log = logging.getLogger(__name__)
 
 _POINTER_SUFFIX = ".live"
 _CHANGES_SUFFIX = ".changes"
 _GENERATION = re.compile(r"(?P<key>[a-z0-9-]+)(@(?P<number>[0-9]+))?")
+
+
+def take_over(shards_dir: Path) -> datadir.DataDirLock:
+    """Lock `shards_dir` for this store (StoreLocked, nothing touched, if another holds it),
+    then remove every space's stale generations. The lock is the caller's to release."""
+    lock = datadir.acquire(shards_dir)
+    try:
+        removed = remove_all_stale(shards_dir)
+    except OSError as exc:
+        lock.release()
+        raise StoreError(f"edge open failed: {exc.strerror or exc}") from exc
+    except BaseException:
+        lock.release()
+        raise
+    if removed:
+        log.info("removed stale edge generations: %s", ", ".join(p.name for p in removed))
+    return lock
+
+
+def open_live(shards_dir: Path, key: str, dimension: int) -> tuple[Path, qe.EdgeShard, int]:
+    """Open the space's live shard; with the changes counted on it before the last close."""
+    path = checked_live_dir(shards_dir, key)
+    return path, edge_shard.open_shard(path, dimension), load_changes(path)
 
 
 def live_dir(shards_dir: Path, key: str) -> Path:
