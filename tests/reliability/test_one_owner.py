@@ -60,6 +60,7 @@ def server_env() -> dict[str, str]:
         "VECPIPE_SECRET_KEY": SECRET_KEY,
         "VECPIPE_GATEWAY_ALLOWLIST": "127.0.0.1",
         "VECPIPE_LOG_LEVEL": "WARNING",
+        "VECPIPE_SHUTDOWN_GRACE_SECONDS": "2",  # nothing in flight at the restarts
     }
 
 
