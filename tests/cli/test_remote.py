@@ -52,7 +52,9 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
 
 
 async def test_ingest_and_search_over_http(tmp_path: Path) -> None:
-    records = [{"id": f"n{i}", "text": f"shipping note number {i}"} for i in range(40)]
+    records: list[dict[str, Any]] = [
+        {"id": f"n{i}", "text": f"shipping note number {i}"} for i in range(40)
+    ]
     records.append({"id": "invoice", "text": "invoices are due in thirty days", "metadata": {}})
     source = write_jsonl(tmp_path / "records.jsonl", records)
     with serving(tmp_path / "served", admin_token=TOKEN) as server:
