@@ -112,11 +112,14 @@ def held(data_dir: Path, *, url: str | None = None) -> Iterator[DataDirLock]:
 
 
 def holder_of(data_dir: Path) -> Holder | None:
-    """Who holds `data_dir`'s lock now, or None when no process does."""
+    """Who holds `data_dir`'s lock now, or None when no process does.
+
+    It looks by trying the lock for an instant: an opener starting at that very instant is
+    refused, and this caller, which goes on to open, becomes the one owner instead."""
     path = Path(data_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # none yet, or unreadable: `acquire` says why when it matters
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -219,4 +222,4 @@ def _command() -> str:
     if script.name == "vecpipe" or (script.name == "__main__.py" and script.parent.name == "cli"):
         verb = next((word for word in sys.argv[1:] if not word.startswith("-")), "")
         return f"vecpipe {verb}".strip()
-    return script.name or "python"
+    return script.name if script.name not in ("", "-c") else "python"
