@@ -3,14 +3,16 @@
     .venv/bin/python scripts/crash_test.py --records 5000 --kills 10 --queue sqlite
     .venv/bin/python scripts/crash_test.py --records 5000 --kills 10 --queue rabbitmq
 
-This process plays the API: it opens the same resource stack as `vecpipe serve --no-worker`
-on a temporary data dir (the Edge store stays closed until the end, so the worker owns it),
-gives tenant `crash` a gateway provider (the loopback test gateway, running here in a
-thread, so no model burns CPU), submits a job of `--records` short records (one chunk each)
-and watches its progress. One `vecpipe worker` subprocess at a time processes the queue; at
-random moments, each after that incarnation has made progress, it gets SIGKILL and a new one
-starts. After half the kills, a second job rewrites the text of a fifth of the records while
-the first is still running. At the end the worker is stopped with SIGTERM and checked:
+This process plays the API: with the resource stack `vecpipe serve --no-worker` opens, on a
+temporary data dir, it gives tenant `crash` a gateway provider (the loopback test gateway,
+running here in a thread, so no model burns CPU) and submits a job of `--records` short
+records (one chunk each). One `vecpipe worker` subprocess at a time then owns the data dir
+(datadir.py) and processes the queue, while this process watches the job's progress in the
+database beside it (tests/support/processes.py `observing`); at random moments, each after
+that incarnation has made progress, the worker gets SIGKILL and a new one starts. After half
+the kills, between two incarnations, a second job rewrites the text of a fifth of the
+records while the first is still running. At the end the worker is stopped with SIGTERM and
+checked:
 
 - both jobs completed, each record counted once, none failed;
 - the store holds exactly one point per record (point count == chunk count) and each
@@ -44,10 +46,11 @@ if str(ROOT) not in sys.path:
 from tests.reliability.support import gateway_factory  # noqa: E402
 from tests.support.corpus import english_paragraphs  # noqa: E402
 from tests.support.gateway import GatewayControl, running_gateway  # noqa: E402
-from tests.support.processes import WorkerProcess  # noqa: E402
+from tests.support.processes import Observer, WorkerProcess, observing  # noqa: E402
 
 from vecpipe.db.jobs import JobStatus  # noqa: E402
 from vecpipe.models import Record  # noqa: E402
+from vecpipe.providers.manager import ProviderFactory  # noqa: E402
 from vecpipe.resources import Resources, open_resources  # noqa: E402
 from vecpipe.settings import Settings  # noqa: E402
 
@@ -135,9 +138,17 @@ def build_settings(options: Options, data_dir: Path) -> tuple[Settings, dict[str
 class Chaos:
     """The run: the jobs, the worker incarnations, the kills."""
 
-    def __init__(self, options: Options, resources: Resources, env: dict[str, str], logs: Path):
+    def __init__(
+        self,
+        options: Options,
+        api: Api,
+        observer: Observer,
+        env: dict[str, str],
+        logs: Path,
+    ):
         self.options = options
-        self.resources = resources
+        self.api = api
+        self.observer = observer
         self.env = env
         self.logs = logs
         self.rng = random.Random(options.seed)
@@ -153,13 +164,15 @@ class Chaos:
         self.worker = WorkerProcess(f"worker-{self.incarnations}", self.env, self.logs).start()
 
     async def submit(self, name: str, records: list[Record]) -> None:
-        pipeline = self.resources.pipeline
-        self.job_ids[name] = await pipeline.submit_job(TENANT, upserts=records)
+        """Submit a job through the API's stack: only while no worker owns the data dir."""
+        assert self.worker is None or not self.worker.alive()
+        async with self.api.open() as resources:
+            self.job_ids[name] = await resources.pipeline.submit_job(TENANT, upserts=records)
         self.expected.update({r.id: r.text for r in records})
 
     async def statuses(self) -> dict[str, JobStatus]:
-        pipeline = self.resources.pipeline
-        return {name: await pipeline.job(TENANT, job) for name, job in self.job_ids.items()}
+        observer = self.observer
+        return {name: await observer.job(TENANT, job) for name, job in self.job_ids.items()}
 
     async def progress(self) -> int:
         return sum(s.done + s.unchanged + s.failed for s in (await self.statuses()).values())
@@ -180,9 +193,10 @@ class Chaos:
                 raise RuntimeError(f"{self.worker.name} exited by itself:\n{self.worker.log()}")
             await asyncio.sleep(0.02)
 
-    async def kill_after(self, target: int, cap: int) -> None:
+    async def kill_after(self, target: int, cap: int, updates: list[Record] | None = None) -> None:
         """SIGKILL once progress passes `target` (this incarnation working), a random moment
-        later: anywhere in the next batch or two, but before progress reaches `cap`."""
+        later: anywhere in the next batch or two, but before progress reaches `cap`; submit
+        `updates` as a job before the next incarnation starts."""
         assert self.worker is not None
         await self.wait_for(target, await self.progress())
         deadline = time.monotonic() + self.rng.uniform(0.0, 0.4)
@@ -192,6 +206,8 @@ class Chaos:
             await asyncio.sleep(0.01)
         await asyncio.to_thread(self.worker.kill)
         self.kills += 1
+        if updates is not None:
+            await self.submit("update", updates)  # while the first job is still running
         self.start_worker()
 
     async def run(self, originals: list[Record], updates: list[Record]) -> None:
@@ -207,10 +223,11 @@ class Chaos:
         late = targets(self.options.kills - first, 0.55 * total, total - margin)
         caps = [*early[1:], *late, total - margin // 2]
         await self.submit("create", originals)
+        if not early:
+            await self.submit("update", updates)
         self.start_worker()
-        for target, cap in zip(early, caps, strict=False):
-            await self.kill_after(target, cap)
-        await self.submit("update", updates)  # while the first job is still running
+        for n, (target, cap) in enumerate(zip(early, caps, strict=False)):
+            await self.kill_after(target, cap, updates if n == len(early) - 1 else None)
         for target, cap in zip(late, caps[len(early) :], strict=True):
             await self.kill_after(target, cap)
         await self.wait_for(total, -1)
@@ -223,11 +240,21 @@ class Chaos:
         deadline = time.monotonic() + STALL_SECONDS
         while quiet < 3 and time.monotonic() < deadline:
             await asyncio.sleep(max(0.3, self.options.lease_seconds / 2))
-            quiet = quiet + 1 if await self.resources.queue.depth() == 0 else 0
+            quiet = quiet + 1 if await self.observer.queue.depth() == 0 else 0
 
 
-async def verify(chaos: Chaos, report: Report) -> None:
-    resources = chaos.resources
+@dataclass
+class Api:
+    """The API side's resource stack, opened while no worker owns the data dir."""
+
+    settings: Settings
+    factory: ProviderFactory
+
+    def open(self) -> Any:
+        return open_resources(self.settings, provider_factory=self.factory)
+
+
+async def verify(chaos: Chaos, resources: Resources, report: Report) -> None:
     for name, status in (await chaos.statuses()).items():
         report.jobs[name] = status.model_dump(include={"status", "total", "done", "unchanged"})
         report.jobs[name]["failed"] = status.failed
@@ -275,10 +302,11 @@ async def crash_test(options: Options, work_dir: Path) -> Report:
     control = GatewayControl(latency_seconds=options.latency)
     with running_gateway(control) as gateway_url:
         # A fake for the local model: configuring a tenant asks for the default space.
-        factory = gateway_factory(settings.allowlisted_gateway_hosts)
-        async with open_resources(settings, provider_factory=factory) as resources:
+        api = Api(settings, gateway_factory(settings.allowlisted_gateway_hosts))
+        async with api.open() as resources:
             await resources.pipeline.set_ai_config(TENANT, gateway_config(gateway_url))
-            chaos = Chaos(options, resources, env, work_dir / "logs")
+        async with observing(settings) as observer:
+            chaos = Chaos(options, api, observer, env, work_dir / "logs")
             try:
                 await chaos.run(originals, updates)
                 assert chaos.worker is not None
@@ -289,10 +317,11 @@ async def crash_test(options: Options, work_dir: Path) -> Report:
                 if chaos.worker is not None:
                     await asyncio.to_thread(chaos.worker.kill)
             report.kills, report.incarnations = chaos.kills, chaos.incarnations
-            if not report.problems:
-                await verify(chaos, report)
-            if options.queue == "rabbitmq":
-                await delete_rabbit_topology(resources)
+            async with api.open() as resources:  # the last worker is gone: ours again
+                if not report.problems:
+                    await verify(chaos, resources, report)
+                if options.queue == "rabbitmq":
+                    await delete_rabbit_topology(resources)
     if report.final_exit_code not in (0, None):
         report.problems.append(f"the last worker exited {report.final_exit_code}")
     if report.kills < options.kills:

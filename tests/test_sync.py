@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
+import time
 import warnings
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import asyncio_error_messages
-from tests.support.app import make_settings
+from tests.support.app import FakeFactory, make_settings
 from tests.support.gateway import Gateway
 from tests.support.sockets import open_sockets, wait_for_sockets_at_most
-from vecpipe.errors import ClosedError
+from vecpipe.errors import ClosedError, StoreLocked
 from vecpipe.models import Record
+from vecpipe.resources import open_resources
 from vecpipe.sync import SyncPipeline
 
 API_KEY = "sk-sync-test-key-0123456789"
@@ -94,3 +97,15 @@ def test_forgotten_sync_pipeline_is_closed_when_collected(sync_settings, gateway
     del pipeline
     gc.collect()
     assert wait_for_sockets_at_most(baseline) <= baseline
+
+
+async def test_the_sync_facade_on_an_owned_data_dir_fails_at_once(sync_settings) -> None:
+    """Beside the data dir's owner (here a stack in this same process), never a second open."""
+    async with open_resources(sync_settings, provider_factory=FakeFactory()) as resources:
+        await resources.pipeline.ingest("t", [Record(id="r1", text="kept safe")])
+        started = time.perf_counter()
+        with pytest.raises(StoreLocked, match=f"in use by process {os.getpid()}"):
+            await asyncio.to_thread(SyncPipeline, sync_settings)
+        assert time.perf_counter() - started < 10  # at once (a bound for a loaded box)
+        assert [hit.id for hit in await resources.pipeline.search("t", "kept safe", 1)] == ["r1"]
+    assert not [t for t in threading.enumerate() if "portal" in t.name.lower()]

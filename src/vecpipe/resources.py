@@ -1,15 +1,18 @@
 """The one resource builder shared by the API and the worker.
 
-Opens settings -> database -> store -> providers -> queue on the running loop and closes
-them in reverse on the same loop. Nothing here is created at import time.
+Takes the data dir's lock (datadir.py) when the stack opens anything under the data dir,
+then opens settings -> database -> store -> providers -> queue on the running loop, and
+closes them in reverse on the same loop, the lock last. Nothing here is created at import
+time.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 
+from vecpipe import datadir
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.embed_cache import EmbeddingCache
 from vecpipe.core.ingest import Ingestor
@@ -43,12 +46,19 @@ class Resources:
 
 @asynccontextmanager
 async def open_resources(
-    settings: Settings, *, provider_factory: ProviderFactory | None = None
+    settings: Settings,
+    *,
+    provider_factory: ProviderFactory | None = None,
+    owner_url: str | None = None,
 ) -> AsyncIterator[Resources]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """The whole stack; `owner_url` is where this process serves its API (`vecpipe serve`),
+    noted in the data dir's lock for the message a second opener gets."""
     policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
     box = secret_box(settings)
     async with AsyncExitStack() as stack:
+        # first in, last out: nothing under the data dir is open without the lock held
+        stack.enter_context(claim_data_dir(settings, url=owner_url))
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = await stack.enter_async_context(open_database(settings.resolved_database_url))
         store = await stack.enter_async_context(open_store(settings))
         factory = provider_factory or default_provider_factory(settings, policy)
@@ -88,6 +98,42 @@ async def open_resources(
             )
         )
         yield Resources(settings, database, store, providers, queue, pipeline)
+
+
+def uses_data_dir(settings: Settings) -> bool:
+    """Whether the stack opens files under the data dir: the Edge store, the SQLite queue,
+    or a SQLite database there. Workers on a Qdrant server, RabbitMQ and PostgreSQL open
+    none, so any number of them may share a machine (and a data dir setting)."""
+    return settings.store == "edge" or settings.queue == "sqlite" or database_in_data_dir(settings)
+
+
+def database_in_data_dir(settings: Settings) -> bool:
+    """Whether the database is a SQLite file under the data dir (the default one is)."""
+    database = datadir.sqlite_file(settings.resolved_database_url)
+    return datadir.is_under(database, settings.data_dir)
+
+
+def claim_data_dir(
+    settings: Settings, *, url: str | None = None
+) -> AbstractContextManager[datadir.DataDirLock | None]:
+    """The data dir's lock, held for the `with` block, when the stack opens files there;
+    raises StoreLocked at once if another process (or stack) holds it."""
+    return datadir.held(settings.data_dir, url=url) if uses_data_dir(settings) else nullcontext()
+
+
+def check_data_dir_free(settings: Settings) -> None:
+    """Fail fast (StoreLocked) when another process owns the data dir this stack would open:
+    `serve` and `worker` call it before loading anything; `open_resources` takes the lock."""
+    if uses_data_dir(settings):
+        datadir.check_free(settings.data_dir)
+
+
+def claim_database(settings: Settings) -> AbstractContextManager[datadir.DataDirLock | None]:
+    """For commands that open only the database: the lock when that database is a SQLite
+    file under the data dir (the default), nothing for PostgreSQL or a file elsewhere."""
+    if database_in_data_dir(settings):
+        return datadir.held(settings.data_dir)
+    return nullcontext()
 
 
 def secret_box(settings: Settings) -> SecretBox | None:

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from vecpipe import datadir
 from vecpipe.api.app import create_app, stop_worker
 from vecpipe.errors import ConfigError
-from vecpipe.resources import open_resources
+from vecpipe.resources import check_data_dir_free, open_resources
 from vecpipe.settings import Settings
 from vecpipe.worker.metrics_server import serve_worker_metrics
 from vecpipe.worker.worker import VectorizationWorker
@@ -58,10 +59,12 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(settings: Settings, *, with_worker: bool = True) -> None:
+    check_data_dir_free(settings)
     check_bind(settings)
     if settings.admin_token is None:
         log.warning("no VECPIPE_ADMIN_TOKEN: listening on loopback %s only", settings.host)
-    app = create_app(settings, run_worker=with_worker)
+    url = datadir.serving_url(settings.host, settings.port)
+    app = create_app(settings, run_worker=with_worker, owner_url=url)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -78,6 +81,7 @@ def serve(settings: Settings, *, with_worker: bool = True) -> None:
 
 
 def run_worker(settings: Settings, *, once: bool = False) -> None:
+    check_data_dir_free(settings)
     if not asyncio.run(_worker_main(settings, once=once)):
         raise SystemExit(1)  # the worker failed, no one stopped it: a supervisor restarts it
 

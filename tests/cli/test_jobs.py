@@ -29,19 +29,23 @@ def records(prefix: str, n: int) -> list[Record]:
     return [Record(id=f"{prefix}{i}", text=f"{prefix} line {i}") for i in range(n)]
 
 
-async def test_jobs_reads_only_the_database_so_it_works_beside_serve(
+async def test_jobs_reads_the_database_and_takes_the_data_dirs_lock(
     fake_cli: dict[str, str],
 ) -> None:
     settings = Settings(data_dir=Path(fake_cli["VECPIPE_DATA_DIR"]))
-    async with open_resources(settings) as resources:  # holds the store, like `serve` would
+    async with open_resources(settings) as resources:  # owns the data dir, like `serve`
         pipeline = resources.pipeline
         done = await pipeline.submit_job("acme", upserts=records("a", 3))
         await VectorizationWorker(pipeline, resources.queue, settings).run_until_idle()
         waiting = await pipeline.submit_job("globex", upserts=records("g", 2))
+        # the default SQLite database is the data dir's: beside its owner, only --url
+        refused = await asyncio.to_thread(invoke, ["jobs"], fake_cli)
+    assert refused.exit_code == 2
+    assert "is in use by process" in refused.stderr and "--url" in refused.stderr
 
-        listed = await asyncio.to_thread(invoke, ["jobs"], fake_cli)
-        as_json = await asyncio.to_thread(invoke, ["jobs", "--json", "-t", "acme"], fake_cli)
-        followed = await asyncio.to_thread(invoke, ["jobs", "--follow", done], fake_cli)
+    listed = await asyncio.to_thread(invoke, ["jobs"], fake_cli)
+    as_json = await asyncio.to_thread(invoke, ["jobs", "--json", "-t", "acme"], fake_cli)
+    followed = await asyncio.to_thread(invoke, ["jobs", "--follow", done], fake_cli)
 
     assert listed.exit_code == 0, listed.output
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in listed.stdout.splitlines()]

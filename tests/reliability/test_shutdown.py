@@ -16,10 +16,10 @@ import pytest
 from tests.reliability.support import gateway_factory
 from tests.support.app import make_settings
 from tests.support.gateway import Gateway
-from tests.support.processes import WorkerProcess, eventually
+from tests.support.processes import Observer, WorkerProcess, eventually, observing
 from vecpipe.db.jobs import JobStatus
 from vecpipe.models import EmbeddingSpace, Record
-from vecpipe.resources import Resources, open_resources
+from vecpipe.resources import open_resources
 
 pytestmark = pytest.mark.slow
 
@@ -42,23 +42,23 @@ def worker_env(data_dir: Path, grace: float) -> dict[str, str]:
     }
 
 
-async def progress(resources: Resources, job_id: str) -> JobStatus:
-    return await resources.pipeline.job(TENANT, job_id)
+async def progress(observer: Observer, job_id: str) -> JobStatus:
+    return await observer.job(TENANT, job_id)
 
 
-async def counted(resources: Resources, job_id: str) -> int:
-    status = await progress(resources, job_id)
+async def counted(observer: Observer, job_id: str) -> int:
+    status = await progress(observer, job_id)
     return status.done + status.unchanged + status.failed
 
 
 async def stop_mid_job(
-    resources: Resources, job_id: str, worker: WorkerProcess, grace: float
+    observer: Observer, job_id: str, worker: WorkerProcess, grace: float
 ) -> tuple[int, str]:
     """Let the worker get going, SIGTERM it mid-job; its exit code and log."""
-    before = await counted(resources, job_id)
-    await eventually(lambda: _above(resources, job_id, before), "the worker took work", 60)
+    before = await counted(observer, job_id)
+    await eventually(lambda: _above(observer, job_id, before), "the worker took work", 60)
     code = await asyncio.to_thread(worker.terminate, grace + 20)  # raises if it hangs
-    assert await counted(resources, job_id) < RECORDS, "the job was over before the signal"
+    assert await counted(observer, job_id) < RECORDS, "the job was over before the signal"
     return code, worker.log(100_000)
 
 
@@ -72,8 +72,8 @@ def check_clean(code: int, log: str) -> None:
 async def test_sigterm_mid_job_then_restart_completes(tmp_path: Path, gateway: Gateway) -> None:
     data_dir = tmp_path / "data"
     settings = make_settings(data_dir, gateway_allowlist="127.0.0.1", secret_key=SECRET)
-    # The API side (the worker's store space stays closed here); a fake for the local model
-    factory = gateway_factory(settings.allowlisted_gateway_hosts)
+    # The API side configures and submits, then closes: the worker owns the data dir
+    factory = gateway_factory(settings.allowlisted_gateway_hosts)  # a fake for the local model
     async with open_resources(settings, provider_factory=factory) as resources:
         provider = {
             "kind": "openai",
@@ -86,9 +86,10 @@ async def test_sigterm_mid_job_then_restart_completes(tmp_path: Path, gateway: G
         records = [Record(id=f"b{i}", text=f"bulk record {i} of the job") for i in range(RECORDS)]
         job_id = await resources.pipeline.submit_job(TENANT, upserts=records)
 
+    async with observing(settings) as observer:  # the job's progress, beside the worker
         gateway.control.latency_seconds = 0.1  # batches finish well within the grace
         with WorkerProcess("finishing", worker_env(data_dir, 5.0), tmp_path) as worker:
-            code, log = await stop_mid_job(resources, job_id, worker, 5.0)
+            code, log = await stop_mid_job(observer, job_id, worker, 5.0)
         check_clean(code, log)
         assert "releasing in-flight work" not in log
 
@@ -100,10 +101,11 @@ async def test_sigterm_mid_job_then_restart_completes(tmp_path: Path, gateway: G
 
         gateway.control.latency_seconds = 0.0
         with WorkerProcess("completing", worker_env(data_dir, 5.0), tmp_path) as worker:
-            await eventually(lambda: _completed(resources, job_id), "the job completed", 120)
+            await eventually(lambda: _completed(observer, job_id), "the job completed", 120)
             assert await asyncio.to_thread(worker.terminate) == 0
-        status = await progress(resources, job_id)
+        status = await progress(observer, job_id)
         assert (status.failed, status.done + status.unchanged) == (0, RECORDS)
+    async with open_resources(settings, provider_factory=factory) as resources:
         assert await resources.queue.depth() == 0
         await resources.store.ensure_space(SPACE)
         assert await resources.store.count(SPACE, TENANT) == RECORDS
@@ -120,9 +122,9 @@ async def _in_flight(gateway: Gateway) -> bool:
     return gateway.control.in_flight > 0
 
 
-async def _above(resources: Resources, job_id: str, before: int) -> bool:
-    return await counted(resources, job_id) > before
+async def _above(observer: Observer, job_id: str, before: int) -> bool:
+    return await counted(observer, job_id) > before
 
 
-async def _completed(resources: Resources, job_id: str) -> bool:
-    return (await progress(resources, job_id)).status == "completed"
+async def _completed(observer: Observer, job_id: str) -> bool:
+    return (await progress(observer, job_id)).status == "completed"

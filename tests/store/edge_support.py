@@ -30,7 +30,8 @@ class GatedChild:
             f"pathlib.Path({str(self.started)!r}).write_text(str(os.getpid()))\n"
             f"while not pathlib.Path({str(self.gate)!r}).exists(): time.sleep(0.01)\n"
         )
-        monkeypatch.setattr(edge_optimize, "_CHILD", hold + edge_optimize._CHILD)
+        # after the guard: the held child already dies with its parent and holds its dir
+        monkeypatch.setattr(edge_optimize, "_CHILD_WORK", hold + edge_optimize._CHILD_WORK)
 
     async def wait_started(self) -> None:
         for _ in range(3000):  # an interpreter start, however slow the box

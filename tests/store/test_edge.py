@@ -13,7 +13,7 @@ import pytest
 import qdrant_edge as qe
 
 from tests.store.contract import SPACE, VectorStoreContract, put, record_points, vec
-from vecpipe.errors import ClosedError, StoreError
+from vecpipe.errors import ClosedError, ConfigError, StoreError, StoreLocked
 from vecpipe.store.base import VectorStore
 from vecpipe.store.edge import EdgeStore
 from vecpipe.store.payload import point_id
@@ -67,9 +67,10 @@ async def test_a_data_dir_has_one_owner(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     async with EdgeStore(data_dir) as first:
         await first.ensure_space(SPACE)
-        async with EdgeStore(data_dir) as second:
-            with pytest.raises(StoreError, match="open failed"):
-                await second.ensure_space(SPACE)
+        with pytest.raises(StoreLocked, match="in use by process"):  # before any shard
+            async with EdgeStore(data_dir):
+                pytest.fail("a second store opened")
+        await first.ensure_space(SPACE)
     async with EdgeStore(data_dir) as third:
         await third.ensure_space(SPACE)
 
@@ -173,9 +174,9 @@ async def test_close_waits_for_calls_in_flight(tmp_path: Path) -> None:
 async def test_readiness_names_the_reason(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data dir should be")
-    async with EdgeStore(blocker) as store:
-        with pytest.raises(StoreError, match="not writable"):
-            await store.check_ready()
+    with pytest.raises(ConfigError, match="cannot open the data dir lock"):
+        async with EdgeStore(blocker):  # the owner's lock comes first, and cannot be made
+            pytest.fail("opened a store where no file can be made")
     async with EdgeStore(tmp_path / "fresh") as store:
         await store.check_ready()
         assert (tmp_path / "fresh" / "shards").is_dir()
@@ -196,7 +197,7 @@ async def test_cancelling_optimize_kills_the_child(
 ) -> None:
     marker = tmp_path / "child.pid"
     child = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD", child)
+    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD_WORK", child)
     await put(store, record_points("t1", "r1", [vec(a=1)]))
     task = asyncio.create_task(store.optimize(SPACE))
     for _ in range(500):  # the child is up once it wrote its pid
@@ -214,7 +215,7 @@ async def test_cancelling_optimize_kills_the_child(
 async def test_a_failed_optimize_reopens_the_shard(
     store: EdgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD", "import sys; sys.exit('boom')")
+    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD_WORK", "import sys; sys.exit('boom')")
     await put(store, record_points("t1", "r1", [vec(a=1)]))
     with pytest.raises(StoreError, match="exited with 1: boom"):
         await store.optimize(SPACE)

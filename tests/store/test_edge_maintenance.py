@@ -11,6 +11,8 @@ import pytest
 
 from tests.store.contract import SPACE, put, record_points, vec
 from tests.store.edge_support import GatedChild, space_dirs
+from vecpipe.models import ChunkPoint
+from vecpipe.store import edge_shard
 from vecpipe.store.edge import EdgeStore
 from vecpipe.store.edge_maintenance import MAX_DEFERRALS, EdgeMaintenance
 from vecpipe.store.edge_optimize import OptimizeReport
@@ -85,3 +87,79 @@ async def test_closing_the_store_abandons_an_optimize_in_progress(
     assert space_dirs(data_dir) == [SPACE.key]
     async with EdgeStore(data_dir) as store:
         assert await store.count(SPACE, "t1") == 2
+
+
+# ------------------------------------------------------------ the trigger after rewrites
+
+INDEXED_POINTS = 2000
+
+
+def rewrites(start: int, stop: int, axis: str) -> list[list[ChunkPoint]]:
+    return [
+        record_points("t1", f"r{i}", [vec(**{axis: 1, "h": i / 1000})]) for i in range(start, stop)
+    ]
+
+
+@pytest.fixture
+async def indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[EdgeStore]:
+    """A store whose space is optimized into indexed segments (a 1 KB indexing threshold)."""
+    monkeypatch.setattr(edge_shard, "INDEXING_THRESHOLD_KB", 1)
+    async with EdgeStore(tmp_path / "data") as store:
+        await put(store, *rewrites(0, INDEXED_POINTS, "a"))
+        await store.optimize(SPACE)
+        status = await store.index_status(SPACE)
+        assert status.indexed_vectors >= INDEXED_POINTS - 100, status  # small segments aside
+        assert status.changed_points == 0
+        yield store
+
+
+async def test_heavy_rewrites_of_indexed_points_trigger_an_optimize(indexed: EdgeStore) -> None:
+    maintenance = EdgeMaintenance(indexed, after_points=1000, poll_seconds=3600)
+    assert await maintenance.run_once() == []
+    await put(indexed, *rewrites(0, 1500, "b"))  # new vectors for 1,500 indexed points
+    status = await indexed.index_status(SPACE)
+    # Edge counts the dead copies as indexed: by its numbers nothing needs indexing
+    assert status.points == INDEXED_POINTS and status.unindexed <= 100
+    assert status.changed_points == 1500
+    assert await maintenance.run_once() == [SPACE]
+    after = await indexed.index_status(SPACE)
+    assert after.changed_points == 0 and after.indexed_vectors >= INDEXED_POINTS - 100
+    assert await maintenance.run_once() == []
+    await maintenance.aclose()
+
+
+async def test_heavy_deletes_trigger_an_optimize(indexed: EdgeStore) -> None:
+    maintenance = EdgeMaintenance(indexed, after_points=1000, poll_seconds=3600)
+    await indexed.delete_records(SPACE, "t1", [f"r{i}" for i in range(1200)])
+    status = await indexed.index_status(SPACE)
+    assert status.unindexed == 0 and status.changed_points == 1200
+    assert await maintenance.run_once() == [SPACE]
+    await maintenance.aclose()
+
+
+async def test_changes_counted_before_a_restart_still_count(
+    indexed: EdgeStore, tmp_path: Path
+) -> None:
+    await put(indexed, *rewrites(0, 700, "c"))
+    await indexed.aclose()
+    async with EdgeStore(tmp_path / "data") as reopened:
+        assert (await reopened.index_status(SPACE)).changed_points == 700
+        maintenance = EdgeMaintenance(reopened, after_points=500, poll_seconds=3600)
+        assert await maintenance.run_once() == [SPACE]
+        await maintenance.aclose()
+    async with EdgeStore(tmp_path / "data") as again:  # the optimized generation: from zero
+        assert (await again.index_status(SPACE)).changed_points == 0
+
+
+async def test_writes_during_an_optimize_stay_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    child = GatedChild(tmp_path, monkeypatch)
+    async with EdgeStore(tmp_path / "data") as store:
+        await add(store, "r1", "r2")
+        optimize = asyncio.create_task(store.optimize(SPACE))
+        await child.wait_started()
+        await add(store, "r3", "r4", "r5")  # after the copy: not in what the child indexes
+        child.release()
+        await optimize
+        assert (await store.index_status(SPACE)).changed_points == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ import qdrant_edge as qe
 
 from tests.store.contract import SPACE, put, record_points, vec
 from tests.store.edge_support import GatedChild, shards, space_dirs
-from vecpipe.errors import StoreError
+from vecpipe.errors import StoreError, StoreLocked
 from vecpipe.store import edge_generations, edge_rebuild, edge_shard
 from vecpipe.store.edge import EdgeStore
 
@@ -158,10 +159,11 @@ async def test_a_second_store_leaves_the_first_ones_copy_alone(tmp_path: Path) -
         await put(first, record_points("t1", "r1", [vec(a=1)]))
         in_progress = shards(data_dir) / f"{SPACE.key}@1"
         shutil.copytree(shards(data_dir) / SPACE.key, in_progress)
-        async with EdgeStore(data_dir) as second:
-            with pytest.raises(StoreError, match="open failed"):
-                await second.count(SPACE)
+        with pytest.raises(StoreLocked, match=f"process {os.getpid()} "):
+            async with EdgeStore(data_dir):
+                pytest.fail("a second store opened the shards")
         assert in_progress.is_dir()
+        assert await first.count(SPACE, "t1") == 1
 
 
 async def test_a_kill_after_the_swap_keeps_the_new_generation(tmp_path: Path) -> None:

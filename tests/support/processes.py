@@ -5,6 +5,12 @@ given, writes its log (stdout and stderr) to a file of its own, and is stopped w
 `with` block ends: SIGTERM, then SIGKILL if it does not exit in time. `kill()` is the SIGKILL
 a test uses to crash a worker mid-job. `store_ai_config` configures the tenant the workers
 will serve, from the test process. `wait_until_async` and `eventually` poll a condition.
+
+A worker subprocess on the embedded default owns its data dir (datadir.py): the test process
+may not open the resource stack there while it runs. `observing(settings)` opens the
+SQLite database and queue of that data dir beside the worker, without the lock, for a test
+to publish, watch jobs and read dead letters: SQLite itself allows that, and the Edge store,
+which does not, stays closed. The product has no such door: tools ask the owner over HTTP.
 """
 
 from __future__ import annotations
@@ -16,13 +22,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from vecpipe.core.pipeline import Pipeline
+from vecpipe.db.jobs import JobRepo, JobStatus
 from vecpipe.models import AIConfig, EmbeddingSpace
+from vecpipe.queue.base import MessageQueue
+from vecpipe.settings import Settings
 
 STOP_TIMEOUT = 20.0
 
@@ -158,3 +169,26 @@ async def store_ai_config(
     await pipeline.configs.save(tenant_id, parsed)
     pipeline.providers.forget(tenant_id)
     return await pipeline.space_of(tenant_id)
+
+
+@dataclass
+class Observer:
+    """The jobs table and the queue of a data dir another process owns (tests only)."""
+
+    jobs: JobRepo
+    queue: MessageQueue
+
+    async def job(self, tenant_id: str, job_id: str) -> JobStatus:
+        status = await self.jobs.get(tenant_id, job_id)
+        assert status is not None, f"no job {job_id}"
+        return status
+
+
+@asynccontextmanager
+async def observing(settings: Settings) -> AsyncIterator[Observer]:
+    """The database and the queue of `settings`, opened without the data dir's lock."""
+    from vecpipe.db.engine import open_database
+    from vecpipe.resources import open_queue
+
+    async with open_database(settings.resolved_database_url) as db, open_queue(settings) as queue:
+        yield Observer(db.jobs, queue)

@@ -114,24 +114,26 @@ async def test_a_port_in_use_is_a_config_error(resources: Resources) -> None:
 @pytest.mark.slow
 async def test_worker_process_serves_its_own_metrics_until_sigterm(tmp_path: Path) -> None:
     env = {"VECPIPE_DATA_DIR": str(tmp_path / "data"), "VECPIPE_LOG_LEVEL": "INFO"}
-    async with open_resources(Settings(data_dir=tmp_path / "data")) as resources:
+    settings = Settings(data_dir=tmp_path / "data")
+    async with open_resources(settings) as resources:  # closed: the worker owns the data dir
         await resources.queue.publish([b"{not json"])
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/metrics"
-        worker = WorkerProcess("worker", env, tmp_path / "logs")
-        worker.args += ["--metrics-port", str(port)]
-        dead_letters = ("vecpipe_dead_letters_total", (("provider", "none"), ("tenant", "unknown")))
-        with worker:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    worker = WorkerProcess("worker", env, tmp_path / "logs")
+    worker.args += ["--metrics-port", str(port)]
+    dead_letters = ("vecpipe_dead_letters_total", (("provider", "none"), ("tenant", "unknown")))
+    with worker:
 
-            def poison_counted() -> bool:
-                try:
-                    scraped = samples(httpx.get(url, timeout=2).text)
-                except httpx.ConnectError:
-                    return False  # not listening yet
-                return scraped.get(dead_letters) == 1
+        def poison_counted() -> bool:
+            try:
+                scraped = samples(httpx.get(url, timeout=2).text)
+            except httpx.ConnectError:
+                return False  # not listening yet
+            return scraped.get(dead_letters) == 1
 
-            await wait_until_async(poison_counted, 60, "a scrape", workers=(worker,))
-            assert worker.terminate() == 0, worker.log()
-        assert refused(url)
-        assert "Traceback" not in worker.log(), worker.log()
+        await wait_until_async(poison_counted, 60, "a scrape", workers=(worker,))
+        assert worker.terminate() == 0, worker.log()
+    assert refused(url)
+    assert "Traceback" not in worker.log(), worker.log()
+    async with open_resources(settings) as resources:
         assert await resources.queue.depth() == 0

@@ -12,7 +12,16 @@ from fastapi import FastAPI
 from vecpipe.api.body_limit import BodyLimitMiddleware
 from vecpipe.api.docs import install_docs
 from vecpipe.api.errors import install_error_handlers
-from vecpipe.api.routes import ai_config, embeddings, health, jobs, records, search, tokens
+from vecpipe.api.routes import (
+    ai_config,
+    dead_letters,
+    embeddings,
+    health,
+    jobs,
+    records,
+    search,
+    tokens,
+)
 from vecpipe.api.routes import status as operator_routes
 from vecpipe.providers.manager import ProviderFactory
 from vecpipe.resources import Resources, open_resources
@@ -27,13 +36,18 @@ def create_app(
     *,
     provider_factory: ProviderFactory | None = None,
     run_worker: bool = False,
+    owner_url: str | None = None,
 ) -> FastAPI:
-    """An app whose lifespan opens every resource and, with run_worker, a worker too."""
+    """An app whose lifespan opens every resource and, with run_worker, a worker too.
+
+    `owner_url` is where it is served, noted in the data dir's lock (datadir.py)."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(settings, provider_factory=provider_factory) as resources:
+        async with open_resources(
+            settings, provider_factory=provider_factory, owner_url=owner_url
+        ) as resources:
             app.state.resources = resources
             await _warm_up(resources)
             if not run_worker:
@@ -59,6 +73,7 @@ def create_app(
     for module in (health, ai_config, records, jobs, search, embeddings, tokens):
         app.include_router(module.router)
     app.include_router(operator_routes.router)
+    app.include_router(dead_letters.router)
     install_docs(app)
     return app
 

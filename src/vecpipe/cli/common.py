@@ -9,17 +9,15 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from vecpipe.errors import StoreError, VecpipeError
+from vecpipe.errors import StoreLocked, VecpipeError
 from vecpipe.logs import configure_logging, secrets_of
 from vecpipe.settings import Settings
 
 T = TypeVar("T")
 console = Console(stderr=True)
 STORE_LOCKED_HINT = (
-    "hint: another process holds the embedded store in this data dir (a running "
-    "`vecpipe serve`?). Qdrant Edge opens a shard in one process at a time: stop it, or ask "
-    "it over HTTP: `vecpipe status --url http://127.0.0.1:8000` (or set VECPIPE_URL), "
-    "`vecpipe jobs --url ...`, and the HTTP API for records and search."
+    "hint: status, jobs, search, ingest and dlq take --url (or VECPIPE_URL) with "
+    "VECPIPE_ADMIN_TOKEN to ask the running server"
 )
 
 
@@ -39,6 +37,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def fail(exc: VecpipeError) -> NoReturn:
     console.print(f"[red]error:[/red] {exc.message}")
-    if isinstance(exc, StoreError) and ("WouldBlock" in exc.message or "lock" in exc.message):
+    if isinstance(exc, StoreLocked):
         console.print(STORE_LOCKED_HINT, markup=False)
     raise typer.Exit(2) from None

@@ -1,7 +1,8 @@
 """`vecpipe jobs`: recent jobs with progress, or `--follow JOB` until it completes.
 
-Without `--url` only the database is opened (not the store), so this works on the embedded
-default while `vecpipe serve` runs; with `--url` (or VECPIPE_URL) it asks the server.
+Without `--url` only the database is opened (not the store); the default SQLite database
+lives in the data dir, so that takes the data dir's lock and works only while no
+`vecpipe serve` owns it. With `--url` (or VECPIPE_URL) it asks the server.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from rich.text import Text
 from vecpipe.api.schemas import JobResponse
 from vecpipe.cli.common import load_settings, run
 from vecpipe.cli.records import progress_reporter
-from vecpipe.cli.status import JsonOption, UrlOption, remote_client, remote_get
+from vecpipe.cli.remote import UrlOption, remote_client, remote_get
+from vecpipe.cli.status import JsonOption
 from vecpipe.db.engine import Database
 from vecpipe.errors import NotFound
 from vecpipe.settings import Settings
@@ -67,9 +69,11 @@ async def open_jobs(settings: Settings, url: str | None) -> AsyncIterator[JobSou
             yield _HttpJobs(client)
         return
     from vecpipe.db.engine import open_database
+    from vecpipe.resources import claim_database
 
-    async with open_database(settings.resolved_database_url) as database:
-        yield _DatabaseJobs(database)
+    with claim_database(settings):
+        async with open_database(settings.resolved_database_url) as database:
+            yield _DatabaseJobs(database)
 
 
 async def follow_job(source: JobSource, job_id: str, interval: float) -> JobResponse:

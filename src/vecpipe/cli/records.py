@@ -1,14 +1,22 @@
-"""`vecpipe ingest` and `vecpipe search`."""
+"""`vecpipe ingest` and `vecpipe search`: in-process on the data dir, or `--url` over HTTP.
+
+In-process they open the whole resource stack, which takes the data dir's lock (datadir.py):
+beside a running `vecpipe serve` they fail at once and say so; with `--url` (or VECPIPE_URL)
+they send the same work to that server (`POST /v1/tenants/{t}/records`, `…/jobs`,
+`…/search`) with VECPIPE_ADMIN_TOKEN.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
+from urllib.parse import quote
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -25,8 +33,12 @@ from rich.table import Table
 from rich.text import Text
 
 from vecpipe.cli.common import console, load_settings, run
-from vecpipe.core.pipeline import Pipeline
-from vecpipe.models import Record
+from vecpipe.cli.remote import UrlOption, remote_client, remote_post
+from vecpipe.models import Record, SearchHit
+from vecpipe.settings import Settings
+
+if TYPE_CHECKING:
+    from vecpipe.core.pipeline import Pipeline
 
 
 def _read_jsonl(path: Path) -> Iterator[Record]:
@@ -116,11 +128,77 @@ def progress_reporter(label: str, total: int) -> Iterator[Reporter]:
         yield _BarReporter(progress, label, total)
 
 
+class RecordsTarget(Protocol):
+    """Where ingest and search go: the pipeline in this process, or a server."""
+
+    async def ingest(self, tenant: str, batch: list[Record]) -> dict[str, int]: ...
+    async def submit(self, tenant: str, batch: list[Record]) -> str: ...
+    async def search(self, tenant: str, query: str, limit: int) -> list[SearchHit]: ...
+
+
+class _LocalTarget:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    async def ingest(self, tenant: str, batch: list[Record]) -> dict[str, int]:
+        result = await self._pipeline.ingest(tenant, batch)
+        counts = {key: len(getattr(result, key)) for key in ("upserted", "unchanged", "deleted")}
+        return counts | {"failed": len(result.failed)}
+
+    async def submit(self, tenant: str, batch: list[Record]) -> str:
+        return await self._pipeline.submit_job(tenant, upserts=batch)
+
+    async def search(self, tenant: str, query: str, limit: int) -> list[SearchHit]:
+        return await self._pipeline.search(tenant, query, limit)
+
+
+class _HttpTarget:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def ingest(self, tenant: str, batch: list[Record]) -> dict[str, int]:
+        body = {"upsert": [_wire(r) for r in batch]}
+        answer = await remote_post(self._client, f"{_tenant_path(tenant)}/records", body)
+        counts = {key: int(answer[key]) for key in ("upserted", "unchanged", "deleted")}
+        return counts | {"failed": len(answer["failed"])}
+
+    async def submit(self, tenant: str, batch: list[Record]) -> str:
+        body = {"upsert": [_wire(r) for r in batch]}
+        answer = await remote_post(self._client, f"{_tenant_path(tenant)}/jobs", body)
+        return str(answer["job_id"])
+
+    async def search(self, tenant: str, query: str, limit: int) -> list[SearchHit]:
+        body = {"query": query, "limit": limit}
+        answer = await remote_post(self._client, f"{_tenant_path(tenant)}/search", body)
+        return [SearchHit.model_validate(hit) for hit in answer["results"]]
+
+
+def _tenant_path(tenant: str) -> str:
+    return f"/v1/tenants/{quote(tenant, safe='')}"
+
+
+def _wire(record: Record) -> dict[str, object]:
+    return record.model_dump(mode="json", exclude_none=True)
+
+
+@asynccontextmanager
+async def open_target(settings: Settings, url: str | None) -> AsyncIterator[RecordsTarget]:
+    if url:
+        async with remote_client(url, settings) as client:
+            yield _HttpTarget(client)
+        return
+    from vecpipe.core.pipeline import Pipeline  # the whole stack: only on this path
+
+    async with Pipeline.open(settings) as pipeline:
+        yield _LocalTarget(pipeline)
+
+
 def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines")],
     tenant: Annotated[str, typer.Option("--tenant", "-t")],
     queue: Annotated[bool, typer.Option("--queue", help="submit jobs for the worker")] = False,
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 256,
+    url: UrlOption = None,
 ) -> None:
     """Ingest a JSON-lines file of {"id", "text", "metadata"} records."""
     settings = load_settings()
@@ -129,22 +207,20 @@ def ingest(
 
     async def main() -> None:
         counts = {"upserted": 0, "unchanged": 0, "deleted": 0, "failed": 0}
-        async with Pipeline.open(settings) as pipeline:
+        async with open_target(settings, url) as target:
             with progress_reporter("ingest", total) as progress:
                 completed = 0
                 for batch in _batches(_read_jsonl(file), batch_size):
                     if queue:
-                        job_id = await pipeline.submit_job(tenant, upserts=batch)
+                        job_id = await target.submit(tenant, batch)
                         typer.echo(
                             f"job {job_id}: {len(batch)} records queued "
                             f"(follow: vecpipe jobs --follow {job_id})",
                             err=True,
                         )
                     else:
-                        result = await pipeline.ingest(tenant, batch)
-                        for key in ("upserted", "unchanged", "deleted"):
-                            counts[key] += len(getattr(result, key))
-                        counts["failed"] += len(result.failed)
+                        for key, count in (await target.ingest(tenant, batch)).items():
+                            counts[key] += count
                     completed += len(batch)
                     progress.update(completed)
         if not queue:
@@ -158,13 +234,14 @@ def search(
     tenant: Annotated[str, typer.Option("--tenant", "-t")],
     limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    url: UrlOption = None,
 ) -> None:
     """Search a tenant's records."""
     settings = load_settings()
 
     async def main() -> None:
-        async with Pipeline.open(settings) as pipeline:
-            hits = await pipeline.search(tenant, query, limit)
+        async with open_target(settings, url) as target:
+            hits = await target.search(tenant, query, limit)
         if as_json:
             typer.echo(json.dumps([h.model_dump() for h in hits]))
             return

@@ -1,65 +1,25 @@
 """`vecpipe status`: tenants, points per tenant and space, queue, dead letters, providers.
 
 With `--url` (or VECPIPE_URL) it asks a running server (`GET /v1/status`, with
-VECPIPE_ADMIN_TOKEN as the bearer token); without, it opens the data dir itself, which the
-embedded store allows only while no `vecpipe serve` holds it.
+VECPIPE_ADMIN_TOKEN as the bearer token); without, it opens the data dir itself, which only
+works while no other process (a running `vecpipe serve`) owns it (datadir.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from vecpipe.cli.common import load_settings, run
-from vecpipe.errors import VecpipeError
+from vecpipe.cli.remote import UrlOption, remote_client, remote_get
 from vecpipe.settings import Settings
 from vecpipe.status import DEFAULT_TENANT_LIMIT, StatusReport, collect_status
 
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        envvar="VECPIPE_URL",
-        help="ask a running server (http://host:port) instead of opening the data dir",
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-@asynccontextmanager
-async def remote_client(url: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=30) as client:
-        yield client
-
-
-async def remote_get(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
-    """The JSON body of a 200; anything else is a VecpipeError naming the server's reason."""
-    query = {k: v for k, v in params.items() if v is not None}
-    try:
-        response = await client.get(path, params=query)
-    except httpx.HTTPError as exc:
-        raise VecpipeError(f"cannot reach {client.base_url}: {type(exc).__name__}") from None
-    if response.status_code != 200:
-        raise VecpipeError(
-            f"{client.base_url} answered {response.status_code}: {_reason(response)}"
-        )
-    return response.json()
-
-
-def _reason(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return response.reason_phrase or "error"
 
 
 async def fetch_status(settings: Settings, url: str | None, limit: int) -> StatusReport:

@@ -16,7 +16,7 @@ from vecpipe.db.engine import open_database
 from vecpipe.errors import ValidationError
 from vecpipe.models import TENANT_ID_PATTERN
 from vecpipe.providers.url_policy import GatewayUrlPolicy
-from vecpipe.resources import secret_box
+from vecpipe.resources import claim_database, secret_box
 
 app = typer.Typer(help="Show or set a tenant's AI config; manage its tokens.", no_args_is_help=True)
 token_app = typer.Typer(help="Issue, revoke and list tenant API tokens.", no_args_is_help=True)
@@ -57,8 +57,9 @@ def migrate_status(tenant: str) -> None:
         from vecpipe.core.migration import describe
 
         settings = load_settings()
-        async with open_database(settings.resolved_database_url) as db:
-            row = await db.migrations.get(_tenant(tenant))
+        with claim_database(settings):
+            async with open_database(settings.resolved_database_url) as db:
+                row = await db.migrations.get(_tenant(tenant))
         shown = describe(row) if row is not None else None
         typer.echo(json.dumps({"tenant_id": tenant, "migration": shown}))
 
@@ -79,8 +80,9 @@ def token_create(tenant: str) -> None:
 
     async def main() -> None:
         settings = load_settings()
-        async with open_database(settings.resolved_database_url) as db:
-            info, token = await db.tokens.create(_tenant(tenant))
+        with claim_database(settings):
+            async with open_database(settings.resolved_database_url) as db:
+                info, token = await db.tokens.create(_tenant(tenant))
         typer.echo(json.dumps({"token": token, "token_id": info.id, "tenant_id": tenant}))
 
     run(main())
@@ -92,8 +94,9 @@ def token_revoke(tenant: str, token_id: str) -> None:
 
     async def main() -> None:
         settings = load_settings()
-        async with open_database(settings.resolved_database_url) as db:
-            revoked = await db.tokens.revoke(token_id, _tenant(tenant))
+        with claim_database(settings):
+            async with open_database(settings.resolved_database_url) as db:
+                revoked = await db.tokens.revoke(token_id, _tenant(tenant))
         if not revoked:
             raise ValidationError("no active token with that id for this tenant")
         typer.echo(json.dumps({"revoked": token_id}))
@@ -107,8 +110,9 @@ def token_list(tenant: Annotated[str | None, typer.Argument()] = None) -> None:
 
     async def main() -> None:
         settings = load_settings()
-        async with open_database(settings.resolved_database_url) as db:
-            infos = await db.tokens.list(_tenant(tenant) if tenant else None)
+        with claim_database(settings):
+            async with open_database(settings.resolved_database_url) as db:
+                infos = await db.tokens.list(_tenant(tenant) if tenant else None)
         for info in infos:
             revoked = info.revoked_at.isoformat() if info.revoked_at else None
             row = {"token_id": info.id, "tenant_id": info.tenant_id, "revoked_at": revoked}
@@ -122,7 +126,8 @@ def rotate_secrets() -> None:
     """Re-encrypt every stored gateway key under VECPIPE_SECRET_KEY.
 
     Run with the new key in VECPIPE_SECRET_KEY and the old one(s) in VECPIPE_SECRET_KEY_OLD.
-    Only the database is opened, so it may run while `vecpipe serve` does.
+    Only the database is opened: on PostgreSQL it may run while `vecpipe serve` does; the
+    default SQLite database is the data dir's, which its owner alone opens (stop it first).
     """
 
     async def main() -> None:
@@ -131,9 +136,10 @@ def rotate_secrets() -> None:
         if box is None:
             raise ValidationError("set VECPIPE_SECRET_KEY (the new key) to rotate secrets")
         policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
-        async with open_database(settings.resolved_database_url) as db:
-            service = AIConfigService(db.configs, policy, box, settings.default_model)
-            rotated = await service.rotate_secrets(db.migrations)
+        with claim_database(settings):
+            async with open_database(settings.resolved_database_url) as db:
+                service = AIConfigService(db.configs, policy, box, settings.default_model)
+                rotated = await service.rotate_secrets(db.migrations)
         typer.echo(json.dumps({"rotated": rotated}))
 
     run(main())

@@ -1,9 +1,11 @@
 """EdgeStore: the VectorStore on Qdrant Edge, in-process, one shard per embedding space.
 
 Shards live in `data_dir/shards`, one live directory per space (edge_generations.py), created
-on first use and loaded when present. Edge allows one open shard per directory (its WAL is
-locked), so one EdgeStore owns a data dir; a second one, in this process or another, fails
-with StoreError.
+on first use and loaded when present. One EdgeStore owns them: it holds the flock of
+`shards/vecpipe.lock` (datadir.py) while open, so a second one, in this process or another,
+fails with StoreLocked before it touches a shard (Edge's own WAL lock comes too late: a
+second `EdgeShard.load` touches segment files before it fails, corrupting the live shard).
+`open_resources` takes the data dir's lock before this one.
 
 Threading (measured on qdrant-edge-py 0.9.0). Edge has no async API and each call holds the
 GIL for its whole run: a `time.sleep(0.001)` in another thread returned after 83 ms, when a
@@ -18,8 +20,9 @@ read thread, so a search waits for at most the write call in progress (for the G
 for the queue of writes behind it. A read made after a write returned sees it.
 
 Maintenance: with `optimize_after_points`, a task (edge_maintenance.py) optimizes a space in
-the background once that many points are unindexed; `optimize()` indexes a copy of the shard
-while this one keeps serving, then swaps it in (edge_rebuild.py).
+the background once that many points are unindexed or changed; `optimize()` indexes a copy of
+the shard while this one keeps serving, then swaps it in (edge_rebuild.py). Opening the store
+removes the generations an earlier process left behind (edge_generations.py).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any, TypeVar
 
 import qdrant_edge as qe
 
+from vecpipe import datadir
 from vecpipe.errors import ClosedError, StoreError, ValidationError, VecpipeError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
@@ -87,6 +91,7 @@ class EdgeStore(AsyncResource):
         self._spaces: dict[str, OpenSpace] = {}
         self._opening: dict[str, asyncio.Task[OpenSpace]] = {}
         self._closed = False
+        self._owner: datadir.DataDirLock | None = None
         self._maintenance = (
             EdgeMaintenance(self, optimize_after_points, optimize_poll_seconds)
             if optimize_after_points > 0
@@ -152,7 +157,8 @@ class EdgeStore(AsyncResource):
         target = await self._space(space)
         for batch in batched(list(versions.items()), OLDER_VERSIONS_GROUP):
             older = edge_shard.older_versions_filter(tenant_id, dict(batch))
-            await self._write(target, "delete", functools.partial(edge_shard.delete_op, older))
+            delete = functools.partial(edge_shard.delete_op, older)
+            await self._write(target, "delete", delete, weight=len(batch))
 
     async def delete_record_version(
         self, space: EmbeddingSpace, tenant_id: str, record_id: str, version: int
@@ -187,7 +193,8 @@ class EdgeStore(AsyncResource):
         target = await self._space(space)
         for batch in batched(wanted, BATCH_SIZE):
             chunks = edge_shard.records_filter(tenant_id, batch)
-            await self._write(target, "delete", functools.partial(edge_shard.delete_op, chunks))
+            delete = functools.partial(edge_shard.delete_op, chunks)
+            await self._write(target, "delete", delete, weight=len(batch))
 
     async def scroll_records(
         self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
@@ -205,7 +212,9 @@ class EdgeStore(AsyncResource):
         self._check_open()
         target = await self._space(space)
         flt = edge_shard.tenant_filter(tenant_id)
-        await self._write(target, "delete", functools.partial(edge_shard.delete_op, flt))
+        doomed = await self._call(target, "count", edge_shard.count, flt)
+        delete = functools.partial(edge_shard.delete_op, flt)
+        await self._write(target, "delete", delete, weight=max(1, doomed))
 
     async def search(
         self,
@@ -248,6 +257,22 @@ class EdgeStore(AsyncResource):
             await self._call(target, "flush", edge_rebuild.flush, target.mirror)
             target.flushed = max(target.flushed, covered)
 
+    async def __aenter__(self) -> EdgeStore:
+        """Open: remove what earlier processes left under shards/ (the data dir's owner only:
+        open_resources holds its lock), before any space is used."""
+        self._check_open()
+        if self._owner is not None:
+            raise StoreError("the edge store is open already")
+        loop = asyncio.get_running_loop()
+        try:
+            self._owner = await loop.run_in_executor(
+                self._writer, edge_generations.take_over, self._shards_dir
+            )
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
     async def check_ready(self) -> None:
         self._check_open()
         await asyncio.to_thread(probe_data_dir, self._shards_dir)
@@ -269,11 +294,20 @@ class EdgeStore(AsyncResource):
                     try:
                         shard = target.handle.shard
                         await self._run("close", target.space, edge_shard.close_shard, shard)
+                        await self._run(
+                            "close",
+                            target.space,
+                            edge_generations.save_changes,
+                            target.path,
+                            target.changed_points,
+                        )
                     except StoreError as exc:
                         errors.append(exc)
         finally:
             await asyncio.to_thread(self._reader.shutdown, True)
             await asyncio.to_thread(self._writer.shutdown, True)
+            if self._owner is not None:
+                self._owner.release()
         if errors:
             raise errors[0]
 
@@ -299,10 +333,17 @@ class EdgeStore(AsyncResource):
             return await edge_rebuild.optimize_online(target, run, self._shards_dir)
 
     async def index_status(self, space: EmbeddingSpace) -> IndexStatus:
-        """For deciding when to `optimize()` (e.g. unindexed > 10k)."""
+        """For deciding when to `optimize()` (edge_maintenance.py): Edge's counts, and the
+        points written since the last optimize, which Edge's counts cannot show."""
         self._check_open()
-        info = await self._call(await self._space(space), "info", qe.EdgeShard.info)
-        return IndexStatus(info.points_count, info.indexed_vectors_count, info.segments_count)
+        target = await self._space(space)
+        info = await self._call(target, "info", qe.EdgeShard.info)
+        return IndexStatus(
+            info.points_count,
+            info.indexed_vectors_count,
+            info.segments_count,
+            changed_points=target.changed_points,
+        )
 
     def open_spaces(self) -> list[EmbeddingSpace]:
         return [target.space for target in self._spaces.values()]
@@ -327,10 +368,11 @@ class EdgeStore(AsyncResource):
         return await self._opened(space.key, lambda: self._open(space))
 
     async def _open(self, space: EmbeddingSpace) -> OpenSpace:
-        path, shard = await self._run(
-            "open", space, _open_live, self._shards_dir, space.key, space.dimension
+        path, shard, changed = await self._run(
+            "open", space, edge_generations.open_live, self._shards_dir, space.key, space.dimension
         )
-        target = self._spaces[space.key] = OpenSpace(space, path, ShardHandle(shard))
+        target = OpenSpace(space, path, ShardHandle(shard), changed_points=changed)
+        self._spaces[space.key] = target
         if self._maintenance is not None:
             self._maintenance.start()
         return target
@@ -369,6 +411,7 @@ class EdgeStore(AsyncResource):
         weight: int = 1,
     ) -> None:
         target.writes_in_flight += 1
+        target.changed_points += weight  # before queueing: in order with an optimize's copy
         try:
             # No await between reading `target.mirror` and queueing the job (in `_run`): the
             # job order on the write thread is then the order the mirror was seen in.
@@ -396,18 +439,6 @@ class EdgeStore(AsyncResource):
             raise
         except Exception as exc:
             raise StoreError(f"edge {op} failed in space {space.key}: {_reason(exc)}") from exc
-
-
-def _open_live(shards_dir: Path, key: str, dimension: int) -> tuple[Path, qe.EdgeShard]:
-    """Open the space's live shard, then drop what an optimize killed half way left behind."""
-    path = edge_generations.checked_live_dir(shards_dir, key)
-    shard = edge_shard.open_shard(path, dimension)
-    try:
-        edge_generations.remove_stale(shards_dir, key, path)
-    except BaseException:
-        shard.close()
-        raise
-    return path, shard
 
 
 def _reason(exc: BaseException) -> str:

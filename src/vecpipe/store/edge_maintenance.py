@@ -1,11 +1,15 @@
 """The EdgeStore's maintenance task: optimize a space once enough of it is unindexed.
 
 Edge never indexes by itself: new points land in plain segments searched brute force until an
-optimize builds their HNSW index. Every `poll_seconds` the task looks at each open space and
-optimizes it (online, edge_rebuild.py: searches and writes go on) when `after_points` more
-points are unindexed than its last optimize left (small segments stay unindexed by design),
-and no write of it is in flight. A space busy at `max_deferrals` polls in a row is optimized
-anyway: an optimize slows writes down, it does not stop them. One space at a time.
+optimize builds their HNSW index, and a point rewritten or deleted stays in its indexed
+segment, dead, until an optimize rewrites that segment. Every `poll_seconds` the task looks
+at each open space and optimizes it (online, edge_rebuild.py: searches and writes go on)
+when `after_points` points need it, and no write of it is in flight. Points that need it:
+those Edge counts unindexed beyond what the last optimize left (small segments stay
+unindexed by design), or, when more, those written, deleted or updated since the last
+optimize, which Edge's counts do not show (edge_space.IndexStatus). A space busy at
+`max_deferrals` polls in a row is optimized anyway: an optimize slows writes down, it does
+not stop them. One space at a time.
 """
 
 from __future__ import annotations
@@ -22,9 +26,12 @@ log = logging.getLogger(__name__)
 MAX_DEFERRALS = 3
 
 
-class Unindexed(Protocol):
+class IndexCounts(Protocol):
     @property
     def unindexed(self) -> int: ...
+
+    @property
+    def changed_points(self) -> int: ...
 
 
 class MaintainedStore(Protocol):
@@ -32,7 +39,7 @@ class MaintainedStore(Protocol):
 
     def busy(self, space: EmbeddingSpace) -> bool: ...
 
-    async def index_status(self, space: EmbeddingSpace) -> Unindexed: ...
+    async def index_status(self, space: EmbeddingSpace) -> IndexCounts: ...
 
     async def optimize(self, space: EmbeddingSpace) -> OptimizeReport: ...
 
@@ -88,7 +95,8 @@ class EdgeMaintenance:
 
     async def _due(self, space: EmbeddingSpace) -> bool:
         status = await self._store.index_status(space)
-        return status.unindexed - self._left_unindexed.get(space.key, 0) >= self._after_points
+        unindexed = status.unindexed - self._left_unindexed.get(space.key, 0)
+        return max(unindexed, status.changed_points) >= self._after_points
 
     def _quiet(self, space: EmbeddingSpace) -> bool:
         deferrals = self._deferrals.get(space.key, 0)

@@ -6,20 +6,49 @@ thread it would freeze the event loop, health checks included. A child process d
 instead, on a copy of the live shard (edge_rebuild.py; the WAL lock allows one open per
 directory): it loads, optimizes, flushes and closes it. The child runs at a lower CPU
 priority (nice 10) so that, on a small box, serving goes first.
+
+The child never outlives its parent, nor shares its directory: it asks the kernel for
+SIGKILL when the parent dies (`prctl(PR_SET_PDEATHSIG)`), checks that the parent that
+started it is still there (it may have died before the prctl), and holds an exclusive flock
+on the generation directory while it works. A restarted server therefore never meets an
+orphan optimizer, and if one were left it would not remove or reuse the directory it holds
+(edge_generations.py). The parent's own descriptors (the data dir's lock) are close-on-exec
+and never reach the child.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from vecpipe.errors import StoreError
 
+CHILD_EXIT_ORPHANED = 70
+CHILD_EXIT_DIR_HELD = 71
+
 # Self-contained on purpose: the child needs qdrant_edge only, not vecpipe on its path.
-_CHILD = """
+# argv: the generation directory, the parent's pid. The guard runs before anything heavy.
+_CHILD_GUARD = f"""
+import ctypes, fcntl, os, signal, sys
+PR_SET_PDEATHSIG = 1
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    sys.exit("prctl(PR_SET_PDEATHSIG) failed: errno " + str(ctypes.get_errno()))
+if os.getppid() != int(sys.argv[2]):
+    sys.exit({CHILD_EXIT_ORPHANED})  # the parent died before the prctl took effect
+held = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+try:
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    print("another optimizer holds " + sys.argv[1], file=sys.stderr)
+    sys.exit({CHILD_EXIT_DIR_HELD})
+"""
+
+_CHILD_WORK = """
 import json, os, sys, time
 import qdrant_edge
 os.nice(10)
@@ -60,8 +89,9 @@ async def optimize_shard_dir(path: Path) -> OptimizeReport:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        _CHILD,
+        _CHILD_GUARD + _CHILD_WORK,
         str(path),
+        str(os.getpid()),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

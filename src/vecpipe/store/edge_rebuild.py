@@ -189,6 +189,7 @@ async def optimize_online(target: OpenSpace, run: Runner, shards_dir: Path) -> O
     dest = await asyncio.to_thread(edge_generations.next_generation, shards_dir, key)
     mirror = target.mirror = Mirror()
     clock = time.perf_counter()
+    changed_before_copy = target.changed_points  # no await until the copy job is queued
     try:
         await run("copy", take_copy, target.handle.shard, mirror, target.path, dest)
         copied = time.perf_counter()
@@ -201,7 +202,7 @@ async def optimize_online(target: OpenSpace, run: Runner, shards_dir: Path) -> O
     except BaseException:
         await _uninterrupted(_discard(target, mirror, dest, run))
         raise
-    await _uninterrupted(_swap(target, mirror, dest, run, shards_dir))
+    await _uninterrupted(_swap(target, mirror, dest, run, shards_dir, changed_before_copy))
     return replace(
         report,
         copy_seconds=copied - clock,
@@ -211,7 +212,12 @@ async def optimize_online(target: OpenSpace, run: Runner, shards_dir: Path) -> O
 
 
 async def _swap(
-    target: OpenSpace, mirror: Mirror, dest: Path, run: Runner, shards_dir: Path
+    target: OpenSpace,
+    mirror: Mirror,
+    dest: Path,
+    run: Runner,
+    shards_dir: Path,
+    changed_before_copy: int,
 ) -> None:
     failure: BaseException | None = None
     try:
@@ -224,9 +230,11 @@ async def _swap(
     assert mirror.copy is not None  # opened by the catch-up
     old, old_path = target.handle, target.path
     target.handle, target.path, target.mirror = ShardHandle(mirror.copy), dest, None
+    # the new live shard holds, unoptimized, only the writes made since its copy was taken
+    target.changed_points = max(0, target.changed_points - changed_before_copy)
     await old.wait_idle()  # calls that took the old shard, writes included (they mirror)
     await run("retire", retire, old.shard, mirror)
-    await asyncio.to_thread(shutil.rmtree, old_path, True)
+    await asyncio.to_thread(edge_generations.remove_generation, old_path)
     if failure is not None:
         raise failure
 

@@ -17,11 +17,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class IndexStatus:
-    """How much of a space is HNSW-indexed; `unindexed` points are searched brute force."""
+    """How much of a space is HNSW-indexed; `unindexed` points are searched brute force.
+
+    Edge's `indexed_vectors` counts the vectors of indexed segments, dead ones included: a
+    point rewritten or deleted after an optimize stays counted there, and its new version
+    lands unindexed while `points` does not change (measured on 0.9: rewrite 1,500 of
+    2,000 indexed points and `points - indexed_vectors` stays 0). So `changed_points`, the
+    points this store wrote, deleted or updated since the live shard was optimized, tells
+    what Edge's counts cannot: how much an optimize would rewrite.
+    """
 
     points: int
     indexed_vectors: int
     segments: int
+    changed_points: int = 0
 
     @property
     def unindexed(self) -> int:
@@ -63,5 +72,7 @@ class OpenSpace:
     writes: int = 0  # write calls made so far
     flushed: int = 0  # write calls a finished flush covers
     writes_in_flight: int = 0
+    # points written, deleted or updated since the live shard was optimized (edge_maintenance)
+    changed_points: int = 0
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     optimize_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
