@@ -72,6 +72,13 @@ def test_escaped_quotes_do_not_hide_a_long_text() -> None:
     assert scan(body, [3] * len(body)) is not None  # an escape split across chunks
 
 
+def test_frequent_escapes_do_not_hide_a_long_text() -> None:
+    """A newline every three characters, or non-ASCII text as `\\u` escapes: still found."""
+    for text in ("ab\n" * (3 * LIMIT), "é" * (4 * LIMIT)):
+        body = record_body(text)
+        assert scan(body, [1000] * len(body)) is not None
+
+
 def test_a_string_ending_in_backslashes_still_ends() -> None:
     """`"a\\\\"` ends at its last quote: the quote after an even run of backslashes."""
     many = [{"id": f"r{i}", "text": "x" * 300 + "\\\\", "metadata": {}} for i in range(50)]

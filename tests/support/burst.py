@@ -70,12 +70,29 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def oversized_record_body(text_bytes: int, *, quoted: bool = False) -> bytes:
-    """One record whose text is `text_bytes` long; `quoted` puts an escaped quote every
-    100 bytes, so that only a parse (not the streaming scan) can tell the text's length."""
-    unit = b"x" * 98 + b'\\"' if quoted else b"x" * 100
-    text = unit * (text_bytes // len(unit))
-    return b'{"upsert": [{"id": "big", "text": "' + text + b'"}]}'
+TEXT_UNITS = {
+    "plain": b"x" * 100,
+    # an escaped quote every 100 bytes: the scan must tell escaped quotes from string ends
+    "quoted": b"x" * 98 + b'\\"',
+    # a newline every 3 characters: many escapes, still measured by the scan's bound
+    "escaped": b"ab\\n",
+    # "é" as `\u00e9` (ensure_ascii), 6 bytes for 2, in texts of 5 MiB: each text is over
+    # the limit, but only a parse can tell, so these bodies meet the budget and the parse
+    "unicode": b"\\u00e9",
+}
+UNICODE_TEXT_BYTES = 5 * MIB
+
+
+def oversized_record_body(text_bytes: int, *, style: str = "plain") -> bytes:
+    """Records whose texts take `text_bytes` of JSON in all, built of `TEXT_UNITS[style]`:
+    one text, or for "unicode" texts of `UNICODE_TEXT_BYTES` each."""
+    unit = TEXT_UNITS[style]
+    per_text = UNICODE_TEXT_BYTES if style == "unicode" else text_bytes
+    texts = [unit * (per_text // len(unit)) for _ in range(max(1, text_bytes // per_text))]
+    records = b", ".join(
+        b'{"id": "big%d", "text": "%s"}' % (i, text) for i, text in enumerate(texts)
+    )
+    return b'{"upsert": [' + records + b"]}"
 
 
 def run_burst(
@@ -86,12 +103,12 @@ def run_burst(
     text_bytes: int = 15 * MIB,
     path: str = "/v1/tenants/burst/records",
     headers: dict[str, str] | None = None,
-    quoted: bool = False,
+    style: str = "plain",
 ) -> BurstFigures:
     """Send the burst and return what the clients saw and what the server used."""
     url = urlsplit(base_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
-    body = oversized_record_body(text_bytes, quoted=quoted)
+    body = oversized_record_body(text_bytes, style=style)
     figures = BurstFigures(baseline_rss_mb=rss_mb(pid))
     figures.peak_rss_mb = figures.baseline_rss_mb
     done = threading.Event()
@@ -155,7 +172,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--mib", type=float, default=15)
-    parser.add_argument("--quoted", action="store_true", help="texts only a parse can measure")
+    parser.add_argument("--style", choices=sorted(TEXT_UNITS), default="plain")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="burst-") as tmp,
@@ -167,7 +184,7 @@ def main() -> None:
             server.process.pid,
             requests=args.requests,
             text_bytes=int(args.mib * MIB),
-            quoted=args.quoted,
+            style=args.style,
         )
     print(json.dumps(figures.summary(), indent=2))
 

@@ -11,18 +11,20 @@ microseconds, not seconds): it tracks the run of bytes since the last string bou
 an odd run of backslashes; escaped quotes are looked at one by one only where a chunk
 starts or ends with them. A run between two boundaries is a string's content (or JSON
 structure, which holds no long runs in any valid request), and its length is an upper
-bound on the decoded text. For a lower bound, each backslash is taken to save 5 bytes (the
-most an escape can: `\\u0041` decodes to one byte), so a refusal is always right: a string
-is refused only when it decodes to more than `limit` UTF-8 bytes. Strings whose escapes
-make the bound loose are caught by the exact check after parsing, as before; so are bodies
-that are not UTF-8 (JSON may arrive as UTF-16 or UTF-32), which the scan leaves alone.
+bound on the decoded text. For a lower bound, each backslash is taken to save one byte and
+each `\\u` four more (the most an escape can: `\\n` decodes to one byte, `\\u0041` too), so
+a refusal is always right: a string is refused only when it decodes to more than `limit`
+UTF-8 bytes, and any string over 6 x `limit` bytes of JSON is refused. Strings whose
+`\\u` escapes make the bound loose are caught by the exact check after parsing, as before;
+so are bodies that are not UTF-8 (JSON may arrive as UTF-16 or UTF-32), left alone here.
 """
 
 from __future__ import annotations
 
 QUOTE = b'"'
 BACKSLASH = b"\\"
-MAX_ESCAPE_SAVING = 5  # `\uXXXX`: six bytes for (at least) one
+UNICODE_ESCAPE = b"\\u"
+UNICODE_ESCAPE_SAVING = 4  # beyond the backslash's own byte: `\uXXXX`, six bytes for one
 # escaped quotes looked at one by one per body, after which the scan gives up on it (an
 # adversarial `\"\"\"...` body must not cost the loop more than its parse would)
 ESCAPED_QUOTES_PER_BODY = 16_384
@@ -35,6 +37,7 @@ class LongStringScan:
         self.limit = limit
         self.run = 0  # bytes since the last string boundary, across chunks
         self.backslashes = 0  # backslashes among them
+        self.unicode_escapes = 0  # `\u` among them
         self.carried = 0  # backslashes that ended the previous chunk
         self.escapes_left = ESCAPED_QUOTES_PER_BODY
         self.started = False
@@ -65,7 +68,7 @@ class LongStringScan:
         last = self._boundary(chunk, chunk.rfind(QUOTE), forward=False)
         if last - first > self.limit and self._long_run_between(chunk, first, last):
             return True
-        self.run = self.backslashes = 0
+        self.run = self.backslashes = self.unicode_escapes = 0
         return self._extend(chunk, last + 1, len(chunk))
 
     def _boundary(self, chunk: bytes, index: int, *, forward: bool) -> int:
@@ -96,7 +99,10 @@ class LongStringScan:
     def _extend(self, chunk: bytes, start: int, end: int) -> bool:
         self.run += end - start
         self.backslashes += chunk.count(BACKSLASH, start, end)
-        return self.run - MAX_ESCAPE_SAVING * self.backslashes > self.limit
+        self.unicode_escapes += chunk.count(UNICODE_ESCAPE, start, end)
+        if start == 0 and self.carried and chunk[:1] == b"u":
+            self.unicode_escapes += 1  # a `\u` split between two chunks
+        return _decoded_at_least(self.run, self.backslashes, self.unicode_escapes) > self.limit
 
     def _long_run_between(self, chunk: bytes, first: int, last: int) -> bool:
         """Whether a run over the limit lies between two quotes of one (large) chunk.
@@ -114,11 +120,20 @@ class LongStringScan:
                 continue
             run_start = chunk.rfind(QUOTE, first, start) + 1
             run_end = chunk.find(QUOTE, end, last + 1)
-            escapes = chunk.count(BACKSLASH, run_start, run_end)
-            if run_end - run_start - MAX_ESCAPE_SAVING * escapes > self.limit:
+            decoded = _decoded_at_least(
+                run_end - run_start,
+                chunk.count(BACKSLASH, run_start, run_end),
+                chunk.count(UNICODE_ESCAPE, run_start, run_end),
+            )
+            if decoded > self.limit:
                 return True
             start = run_end + 1
         return False
+
+
+def _decoded_at_least(raw: int, backslashes: int, unicode_escapes: int) -> int:
+    """UTF-8 bytes that `raw` bytes of JSON string content decode to, at the least."""
+    return raw - backslashes - UNICODE_ESCAPE_SAVING * unicode_escapes
 
 
 class _GiveUp(Exception):
