@@ -53,68 +53,77 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _refuse(send, self._too_large())
+            await _refuse(send, self.too_large())
             return
-        if declared is not None and not self._fits(declared):
-            await _refuse(send, self._busy())
+        if declared is not None and not self.fits(declared):
+            await _refuse(send, self.busy())
             return
-        reserved = declared or 0
-        self.in_flight += reserved
-        received = 0
-        scan = LongStringScan(self.max_string)
-        refused: VecpipeError | None = None
-        started = False
+        body = _Body(self, reserved=declared or 0)
+        self.in_flight += body.reserved
 
         async def bounded_receive() -> Message:
-            nonlocal received, reserved, refused
             message = await receive()
-            if message["type"] != "http.request":
-                return message
-            chunk: bytes = message.get("body", b"")
-            received += len(chunk)
-            if received > self.max_bytes:
-                refused = self._too_large()
-            elif received > reserved and not self._fits(received - reserved):
-                refused = self._busy()  # a chunked body reserves its chunks as they arrive
-            elif scan.feed(chunk):
-                refused = self._string_too_long()
-            if refused is not None:
-                raise refused
-            if received > reserved:
-                self.in_flight += received - reserved
-                reserved = received
+            if message["type"] == "http.request":
+                body.arrived(message.get("body", b""))
             return message
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            body.answered = body.answered or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, bounded_receive, tracking_send)
         except VecpipeError as exc:
-            if exc is not refused or started:
+            if exc is not body.refusal or body.answered:
                 raise
             await _refuse(send, exc)  # raised where no error handler answered it
         finally:
-            self.in_flight -= reserved
+            self.in_flight -= body.reserved
 
-    def _fits(self, size: int) -> bool:
+    def fits(self, size: int) -> bool:
         return self.in_flight + size <= self.budget
 
-    def _too_large(self) -> LimitExceeded:
+    def too_large(self) -> LimitExceeded:
         return LimitExceeded(f"request body larger than {self.max_bytes} bytes")
 
-    def _busy(self) -> Overloaded:
+    def busy(self) -> Overloaded:
         return Overloaded(
             "too many request bodies in flight; retry shortly", retry_after=RETRY_AFTER_SECONDS
         )
 
-    def _string_too_long(self) -> LimitExceeded:
+    def string_too_long(self) -> LimitExceeded:
         return LimitExceeded(
             f"the body holds a string longer than {self.max_string} bytes: "
             f"a record's text may have at most {self.max_text} bytes"
         )
+
+
+class _Body:
+    """One request's body as it arrives: its share of the budget and its scan."""
+
+    def __init__(self, limits: BodyLimitMiddleware, reserved: int) -> None:
+        self.limits = limits
+        self.reserved = reserved  # a Content-Length's worth, or what a chunked body sent
+        self.received = 0
+        self.scan = LongStringScan(limits.max_string)
+        self.refusal: VecpipeError | None = None
+        self.answered = False
+
+    def arrived(self, chunk: bytes) -> None:
+        """Account for a chunk; raise the refusal when it breaks a limit."""
+        self.received += len(chunk)
+        grows = self.received - self.reserved  # > 0 only for a body without Content-Length
+        if self.received > self.limits.max_bytes:
+            self.refusal = self.limits.too_large()
+        elif grows > 0 and not self.limits.fits(grows):
+            self.refusal = self.limits.busy()
+        elif self.scan.feed(chunk):
+            self.refusal = self.limits.string_too_long()
+        if self.refusal is not None:
+            raise self.refusal
+        if grows > 0:
+            self.limits.in_flight += grows
+            self.reserved = self.received
 
 
 def _content_length(scope: Scope) -> int | None:
