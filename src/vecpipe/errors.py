@@ -15,6 +15,7 @@
     │   └── StorageFull          the data dir's disk is below its free-space floor (HTTP 507)
     ├── StoreLocked              another process owns the data dir (its pid and the ways out)
     ├── QueueError               the queue failed (publish not confirmed, broker gone)
+    ├── Overloaded               busy right now (too many request bodies in flight): 503
     └── ClosedError              a resource used after it was closed
 
 `retryable` says whether the same work may succeed later without a change of input.
@@ -116,6 +117,18 @@ class StoreLocked(VecpipeError):
 class QueueError(VecpipeError):
     code = "queue_error"
     retryable = True
+
+
+class Overloaded(VecpipeError):
+    """The server is busy right now (e.g. too many request bodies in flight); nothing was
+    done, and the same request may succeed in `retry_after` seconds (HTTP 503)."""
+
+    code = "overloaded"
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ClosedError(VecpipeError):

@@ -149,7 +149,7 @@ async def test_body_unicode_check(body: bytes, refused: bool) -> None:
 async def test_the_admin_token_check_runs_per_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = make_settings(tmp_path / "data", admin_token="the-admin-token")
+    settings = make_settings(tmp_path / "data", admin_token="the-admin-token-16")
     app = create_app(settings, provider_factory=FakeFactory())
     seen: list[int] = []
     real = deps.hmac.compare_digest
@@ -163,10 +163,10 @@ async def test_the_admin_token_check_runs_per_request(
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             ok = await http.get(
-                "/v1/tenants/acme/ai-config", headers={"Authorization": "Bearer the-admin-token"}
+                "/v1/tenants/acme/ai-config", headers={"Authorization": "Bearer the-admin-token-16"}
             )
             bad = await http.get(
-                "/v1/tenants/acme/ai-config", headers={"Authorization": "Bearer the-admin-tokeN"}
+                "/v1/tenants/acme/ai-config", headers={"Authorization": "Bearer the-admin-token-1X"}
             )
     assert ok.status_code == 200 and bad.status_code == 401
     assert bad.headers["www-authenticate"] == "Bearer"

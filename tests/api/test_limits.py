@@ -55,7 +55,7 @@ REFUSED = {
     "-Infinity deep down": (body('{"a": {"b": -Infinity}}'), 422, "-Infinity is not allowed"),
     "1e999 (parses to inf)": (body('{"x": 1e999}'), 422, "Infinity is not allowed"),
     "an integer past 64 bits": (body('{"x": 18446744073709551616}'), 422, "64-bit range"),
-    "oversized text": (body("{}", text="x" * (1024 * 1024 + 1)), 413, "text larger than"),
+    "oversized text": (body("{}", text="x" * (1024 * 1024 + 1)), 413, "1048576 bytes"),
     "oversized metadata": (body('{"k": "' + "v" * 20_000 + '"}'), 413, "metadata larger than"),
     "an id too long": (body("{}", record_id="i" * 513), 422, "at most 512 characters"),
     "too deep for the parser": (body(metadata(5_000)), 422, "deeper than the JSON parser"),

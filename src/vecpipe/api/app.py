@@ -37,28 +37,38 @@ def create_app(
     provider_factory: ProviderFactory | None = None,
     run_worker: bool = False,
     owner_url: str | None = None,
+    resources: Resources | None = None,
 ) -> FastAPI:
     """An app whose lifespan opens every resource and, with run_worker, a worker too.
 
-    `owner_url` is where it is served, noted in the data dir's lock (datadir.py)."""
+    `owner_url` is where it is served, noted in the data dir's lock (datadir.py).
+    Given `resources` (opened and warmed up by the caller, as `vecpipe serve` does so that
+    a startup error is its own one-line message, not a traceback from the server's
+    lifespan), the app borrows them and leaves closing them to the caller.
+    """
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(
-            settings, provider_factory=provider_factory, owner_url=owner_url
-        ) as resources:
-            app.state.resources = resources
-            await _warm_up(resources)
-            if not run_worker:
-                yield
-                return
-            worker = VectorizationWorker(resources.pipeline, resources.queue, settings)
-            app.state.worker_task = asyncio.create_task(worker.run(), name="vecpipe-worker")
-            try:
-                yield
-            finally:
-                await stop_worker(worker, app.state.worker_task, settings.shutdown_grace_seconds)
+        async with contextlib.AsyncExitStack() as stack:
+            if resources is None:
+                opened = open_resources(
+                    settings, provider_factory=provider_factory, owner_url=owner_url
+                )
+                app.state.resources = await stack.enter_async_context(opened)
+                await warm_up(app.state.resources)
+            else:
+                app.state.resources = resources
+            if run_worker:
+                worker = VectorizationWorker(
+                    app.state.resources.pipeline, app.state.resources.queue, settings
+                )
+                task = asyncio.create_task(worker.run(), name="vecpipe-worker")
+                app.state.worker_task = task
+                stack.push_async_callback(
+                    stop_worker, worker, task, settings.shutdown_grace_seconds
+                )
+            yield
 
     app = FastAPI(
         title="vecpipe",
@@ -68,7 +78,7 @@ def create_app(
         docs_url=None,  # served by install_docs, with local assets
         redoc_url=None,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limits=settings.limits)
     install_error_handlers(app)
     for module in (health, ai_config, records, jobs, search, embeddings, tokens):
         app.include_router(module.router)
@@ -78,7 +88,7 @@ def create_app(
     return app
 
 
-async def _warm_up(resources: Resources) -> None:
+async def warm_up(resources: Resources) -> None:
     """Load the default model before reporting ready, so the first request is not slow."""
     async with resources.providers.lease(None):
         pass

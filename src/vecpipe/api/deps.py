@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -204,14 +203,18 @@ def metrics_scrape_allowed(settings: Settings, request: Request) -> bool:
 
 
 async def check_body_unicode(request: Request) -> None:
-    """JSON may escape lone UTF-16 surrogates (\\ud800) that no UTF-8 text can hold: 422."""
+    """JSON may escape lone UTF-16 surrogates (\\ud800) that no UTF-8 text can hold: 422.
+
+    `request.json()` is the parse FastAPI already made for the body (json_body.py), not a
+    second one: a large body is parsed once, off the event loop.
+    """
     if request.method not in ("POST", "PUT", "PATCH"):
         return
     body = await request.body()
     if not _SURROGATE_ESCAPE.search(body):
         return
     try:
-        data = json.loads(body)
+        data = await request.json()
     except ValueError:
         return  # not JSON: the body's own validation answers
     if _has_lone_surrogate(data):

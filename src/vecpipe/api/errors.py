@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vecpipe import errors
-from vecpipe.api.body_limit import BodyTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,7 @@ STATUS = {
     errors.StoreError: 503,
     errors.StoreLocked: 503,
     errors.QueueError: 503,
+    errors.Overloaded: 503,
     errors.ClosedError: 503,
 }
 
@@ -81,12 +81,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    if isinstance(exc.__cause__, BodyTooLarge):
-        # A body without Content-Length went over the limit while FastAPI read it; FastAPI
-        # turns any read error into "400 error parsing the body", the limit's 413 is meant.
-        resources = getattr(request.app.state, "resources", None)
-        limit = f"{resources.settings.limits.max_body_bytes} bytes" if resources else "the limit"
-        return error_response(413, errors.LimitExceeded.code, f"request body larger than {limit}")
+    if isinstance(exc.__cause__, errors.VecpipeError):
+        # A body limit (api/body_limit.py) refused the body while FastAPI read it; FastAPI
+        # turns any read error into "400 error parsing the body", the limit's answer is meant.
+        return await _vecpipe_error(request, exc.__cause__)
     if isinstance(exc.__cause__, RecursionError):
         # valid JSON too deep for json.loads (about 1,000 levels): say so, not "error parsing"
         message = "request body nested deeper than the JSON parser accepts"

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vecpipe.cli.common import fail, load_settings
-from vecpipe.errors import VecpipeError
+from vecpipe.cli.common import load_settings, one_line_errors
 
 
 def serve(
@@ -16,17 +15,16 @@ def serve(
     port: Annotated[int | None, typer.Option(help="overrides VECPIPE_PORT")] = None,
 ) -> None:
     """Run the HTTP API and, unless --no-worker, an in-process worker."""
-    from vecpipe.runtime import serve as run_serve
+    flags: dict[str, tuple[str, object]] = {}
+    if host is not None:
+        flags["host"] = ("--host", host)
+    if port is not None:
+        flags["port"] = ("--port", port)
+    settings = load_settings(flags)
+    with one_line_errors():
+        from vecpipe.runtime import serve as run_serve
 
-    settings = load_settings()
-    if host:
-        settings.host = host
-    if port:
-        settings.port = port
-    try:
         run_serve(settings, with_worker=not no_worker)
-    except VecpipeError as exc:
-        fail(exc)
 
 
 def worker(
@@ -34,22 +32,19 @@ def worker(
     metrics_port: Annotated[
         int | None,
         typer.Option(
-            min=0,
-            max=65535,
-            help="serve /metrics on this port (0: none); overrides VECPIPE_WORKER_METRICS_PORT",
+            help="serve /metrics on this port (0: none); overrides VECPIPE_WORKER_METRICS_PORT"
         ),
     ] = None,
 ) -> None:
     """Run a worker alone (scale-out: many workers on one broker)."""
-    from vecpipe.runtime import run_worker
-
-    settings = load_settings()
+    flags: dict[str, tuple[str, object]] = {}
     if metrics_port is not None:
-        settings.worker_metrics_port = metrics_port
-    try:
+        flags["worker_metrics_port"] = ("--metrics-port", metrics_port)
+    settings = load_settings(flags)
+    with one_line_errors():
+        from vecpipe.runtime import run_worker
+
         run_worker(settings, once=once)
-    except VecpipeError as exc:
-        fail(exc)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from vecpipe.api.deps import PipelineDep, TenantDep
+from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.schemas import AIConfigResponse
 from vecpipe.errors import NotFound
 from vecpipe.models import AIConfig
 
-router = APIRouter(prefix="/v1/tenants/{tenant_id}/ai-config", tags=["ai-config"])
+router = APIRouter(
+    prefix="/v1/tenants/{tenant_id}/ai-config", tags=["ai-config"], route_class=JSONBodyRoute
+)
 
 
 @router.put("", response_model=AIConfigResponse)

@@ -14,10 +14,13 @@ import numpy as np
 from fastapi import APIRouter, Depends
 
 from vecpipe.api.deps import EmbeddingsTenantDep, PipelineDep, require_token
+from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.schemas import EmbeddingsRequest
 from vecpipe.errors import LimitExceeded, ValidationError
 
-router = APIRouter(tags=["embeddings"], dependencies=[Depends(require_token)])
+router = APIRouter(
+    tags=["embeddings"], dependencies=[Depends(require_token)], route_class=JSONBodyRoute
+)
 
 MAX_INPUTS = 2048
 

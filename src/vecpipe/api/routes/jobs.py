@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 
 from vecpipe import metrics
 from vecpipe.api.deps import PipelineDep, QuotasDep, TenantDep
+from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_records_request
 from vecpipe.api.schemas import JobAccepted, JobResponse, RecordsRequest
 
-router = APIRouter(prefix="/v1/tenants/{tenant_id}/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/tenants/{tenant_id}/jobs", tags=["jobs"], route_class=JSONBodyRoute)
 
 
 @router.post("", response_model=JobAccepted, status_code=202)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from vecpipe.api.deps import PipelineDep, QuotasDep, RecordIdDep, TenantDep
+from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_records_request
 from vecpipe.api.schemas import FailedRecord, RecordResponse, RecordsRequest, RecordsResponse
 from vecpipe.models import check_record_id
 
-router = APIRouter(prefix="/v1/tenants/{tenant_id}/records", tags=["records"])
+router = APIRouter(
+    prefix="/v1/tenants/{tenant_id}/records", tags=["records"], route_class=JSONBodyRoute
+)
 
 
 @router.post("", response_model=RecordsResponse)

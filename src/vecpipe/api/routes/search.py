@@ -6,10 +6,13 @@ from fastapi import APIRouter
 
 from vecpipe import metrics
 from vecpipe.api.deps import PipelineDep, TenantDep
+from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_query
 from vecpipe.api.schemas import SearchRequest, SearchResponse, SearchResult
 
-router = APIRouter(prefix="/v1/tenants/{tenant_id}/search", tags=["search"])
+router = APIRouter(
+    prefix="/v1/tenants/{tenant_id}/search", tags=["search"], route_class=JSONBodyRoute
+)
 
 
 @router.post("", response_model=SearchResponse)
