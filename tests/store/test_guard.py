@@ -60,7 +60,8 @@ def gauge() -> Gauge:
 
 @pytest.fixture
 async def edge(tmp_path: Path) -> AsyncIterator[FlakyEdge]:
-    async with FlakyEdge(tmp_path / "data") as store:
+    store = FlakyEdge(tmp_path / "data")
+    async with store:
         yield store
 
 
