@@ -32,6 +32,7 @@ from vecpipe.queue.base import MessageQueue
 from vecpipe.secrets import SecretBox
 from vecpipe.settings import Settings
 from vecpipe.store.base import VectorStore
+from vecpipe.store.guard import GuardedStore, guard_edge
 
 
 @dataclass
@@ -59,7 +60,9 @@ async def open_resources(
         # first in, last out: nothing under the data dir is open without the lock held
         stack.enter_context(claim_data_dir(settings, url=owner_url))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        database = await stack.enter_async_context(open_database(settings.resolved_database_url))
+        database = await stack.enter_async_context(
+            open_database(settings.resolved_database_url, min_free_bytes=settings.min_free_bytes)
+        )
         store = await stack.enter_async_context(open_store(settings))
         factory = provider_factory or default_provider_factory(settings, policy)
         configs = AIConfigService(database.configs, policy, box, settings.default_model)
@@ -149,7 +152,7 @@ async def open_store(settings: Settings) -> AsyncIterator[VectorStore]:
         from vecpipe.store.qdrant import QdrantStore
 
         async with QdrantStore.from_settings(settings) as qdrant:
-            yield qdrant
+            yield GuardedStore(qdrant)  # a server's disk is not ours to measure
     else:
         from vecpipe.store.edge import EdgeStore
 
@@ -158,7 +161,7 @@ async def open_store(settings: Settings) -> AsyncIterator[VectorStore]:
             optimize_after_points=settings.edge_optimize_after_points,
             optimize_poll_seconds=settings.edge_optimize_poll_seconds,
         ) as edge:
-            yield edge
+            yield guard_edge(edge, settings.data_dir, settings.min_free_bytes)
 
 
 def rabbit_prefetch(settings: Settings) -> int:
@@ -188,7 +191,9 @@ async def open_queue(settings: Settings) -> AsyncIterator[MessageQueue]:
         from vecpipe.queue.sqlite import SqliteQueue
 
         async with SqliteQueue(
-            settings.data_dir / "queue.db", lease_seconds=settings.lease_seconds
+            settings.data_dir / "queue.db",
+            lease_seconds=settings.lease_seconds,
+            min_free_bytes=settings.min_free_bytes,
         ) as sqlite:
             yield sqlite
 

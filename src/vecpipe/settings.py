@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     # torch intra-op threads for ingest encodes (0: torch's default, one per core; queries use 1)
     local_batch_tokens: int = Field(default=512, ge=1)
     torch_threads: int = Field(default=0, ge=0)
+    # below this much free space under the data dir, writes are refused (507) rather than
+    # risk Edge's SIGBUS on a full disk; how 128 MiB was sized: vecpipe/diskspace.py
+    min_free_bytes: int = Field(default=128 * 1024 * 1024, ge=0)
 
     @field_validator("data_dir")
     @classmethod

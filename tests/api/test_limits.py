@@ -16,11 +16,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.support.app import FakeFactory
+from tests.support.app import FakeFactory, edge_store
 from vecpipe.api.app import create_app
 from vecpipe.resources import Resources
 from vecpipe.settings import Settings
-from vecpipe.store.edge import EdgeStore
 
 TENANT = "acme"
 DEPTH = 32  # the default VECPIPE_LIMIT_MAX_METADATA_DEPTH
@@ -78,8 +77,7 @@ async def served(
 
 async def optimize(resources: Resources) -> None:
     """The space's maintenance: Edge's online optimize, which reloads a copy of the shard."""
-    assert isinstance(resources.store, EdgeStore)
-    await resources.store.optimize(await resources.pipeline.space_of(TENANT))
+    await edge_store(resources).optimize(await resources.pipeline.space_of(TENANT))
 
 
 async def post(http: httpx.AsyncClient, route: str, raw: bytes) -> httpx.Response:

@@ -87,3 +87,29 @@ async def test_invalid_tenant_id(client: httpx.AsyncClient) -> None:
     response = await _post(client, {"delete": ["a"]}, tenant="bad tenant!")
     assert response.status_code in (404, 422)
     assert "error" in response.json()
+
+
+async def test_a_full_disk_answers_507_to_writes_and_serves_reads(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below VECPIPE_MIN_FREE_BYTES (the disk's free space set by the test; the real full
+    disk is tests/reliability/test_disk_full.py)."""
+    body = {"upsert": [{"id": "a", "text": "alpha"}]}
+    assert (await client.post("/v1/tenants/acme/records", json=body)).status_code == 200
+    monkeypatch.setattr("vecpipe.diskspace.free_bytes", lambda path: 1024)
+    config = {"primary": {"kind": "local", "model": "all-MiniLM-L6-v2"}}
+    for response in (
+        await client.post("/v1/tenants/acme/records", json={"upsert": [{"id": "b", "text": "b"}]}),
+        await client.delete("/v1/tenants/acme/records/a"),
+        await client.post("/v1/tenants/acme/jobs", json={"upsert": [{"id": "c", "text": "c"}]}),
+        await client.put("/v1/tenants/other/ai-config", json=config),
+    ):
+        assert response.status_code == 507, response.text
+        assert response.headers["retry-after"] == "30"
+        error = response.json()["error"]
+        assert error["code"] == "insufficient_storage" and "below the floor" in error["message"]
+    assert (await client.get("/v1/tenants/acme/records/a")).status_code == 200
+    search = await client.post("/v1/tenants/acme/search", json={"query": "alpha"})
+    assert search.status_code == 200 and search.json()["results"][0]["id"] == "a"
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503 and "below the floor" in ready.json()["reason"]

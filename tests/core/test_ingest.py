@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.app import edge_store
 from vecpipe.errors import StoreError
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.resources import Resources
 from vecpipe.store import edge
-from vecpipe.store.edge import EdgeStore
 
 TENANT = "acme"
 
@@ -93,8 +93,7 @@ async def test_a_write_cut_short_between_store_calls_is_completed_by_its_retry(
 ) -> None:
     """The store takes a long record's chunks two per call and fails the second call: the
     first call's chunks stay. The retry must find the record incomplete and write it all."""
-    store = resources.store
-    assert isinstance(store, EdgeStore)
+    store = edge_store(resources)
     monkeypatch.setattr(edge, "BATCH_SIZE", 2)
     run = store._run
     upserts: list[int] = []
@@ -103,7 +102,7 @@ async def test_a_write_cut_short_between_store_calls_is_completed_by_its_retry(
         if op == "upsert":
             upserts.append(1)
             if len(upserts) == 2:
-                raise StoreError("edge upsert failed: No space left on device")
+                raise StoreError("edge upsert failed: Input/output error")
         return await run(op, space, fn, *args)
 
     monkeypatch.setattr(store, "_run", second_upsert_fails)

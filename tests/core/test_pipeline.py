@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.app import FakeFactory
-from vecpipe.errors import NotFound, ValidationError
+from vecpipe.errors import NotFound, StorageFull, ValidationError
 from vecpipe.models import Record
 from vecpipe.resources import Resources
 
@@ -126,3 +126,35 @@ async def test_one_bad_record_fails_alone(resources: Resources, fake_factory: Fa
     )
     assert result.upserted == ["good"]
     assert set(result.failed) == {"bad"}
+
+
+async def test_a_full_disk_refuses_the_whole_call_before_embedding(
+    resources: Resources, fake_factory: FakeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = resources.pipeline
+    await pipeline.ingest("acme", records(2))
+    before = fake_factory.texts_embedded
+    monkeypatch.setattr("vecpipe.diskspace.free_bytes", lambda path: 0)
+    with pytest.raises(StorageFull, match="below the floor"):
+        await pipeline.ingest("acme", records(5, prefix="new"))
+    with pytest.raises(StorageFull):
+        await pipeline.delete("acme", ["r0"])
+    assert fake_factory.texts_embedded == before  # refused up front: nothing embedded
+    assert [h.id for h in await pipeline.search("acme", "alpha beta item 1 topic1", 1)] == ["r1"]
+
+
+async def test_a_disk_that_fills_during_the_call_refuses_it_whole(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before the call passed; the store's own check at the write did not: every
+    record failed alike, so the caller gets StorageFull (507), not a list of failures."""
+    pipeline = resources.pipeline
+    await pipeline.ingest("acme", records(1))  # the space is open
+    monkeypatch.setattr("vecpipe.core.pipeline.check_writable", _passes)
+    monkeypatch.setattr("vecpipe.diskspace.free_bytes", lambda path: 0)
+    with pytest.raises(StorageFull):
+        await pipeline.ingest("acme", records(3, prefix="late"))
+
+
+async def _passes(store: object) -> None:
+    return None

@@ -19,7 +19,7 @@ from tests.queue.contract import (
     QueuePool,
     collect,
 )
-from vecpipe.errors import ClosedError, ConfigError, QueueError
+from vecpipe.errors import ClosedError, ConfigError, QueueError, StorageFull
 from vecpipe.queue import sqlite_ops
 from vecpipe.queue.base import Delivery
 from vecpipe.queue.sqlite import SqliteQueue
@@ -337,3 +337,48 @@ async def _consume_alongside(
     errors = (await stderr.read()).decode()
     await child.wait()
     return mine, theirs, errors
+
+
+# -- a full disk --------------------------------------------------------------------------
+
+
+async def test_below_the_floor_growing_calls_are_refused(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = {"bytes": 100 * 1024 * 1024}
+    monkeypatch.setattr("vecpipe.diskspace.free_bytes", lambda path: free["bytes"])
+    queue = SqliteQueue(db, lease_seconds=LONG_LEASE, poll_interval=0.01, min_free_bytes=1 << 20)
+    async with queue:
+        await queue.publish([b"a", b"b", b"c"])
+        [first, second, third] = await queue.receive(3, timeout=0)
+        await queue.dead_letter(third, "boom")
+        free["bytes"] = (1 << 20) - 1
+        with pytest.raises(StorageFull, match=r"queue disk has 1\.0 MiB free, below the floor"):
+            await queue.publish([b"d"])
+        with pytest.raises(StorageFull):
+            await queue.retry(first, 0.0, "again")
+        with pytest.raises(StorageFull):
+            await queue.dead_letter(first, "boom")
+        with pytest.raises(StorageFull):
+            await queue.replay_dead_letters()
+        await queue.ack([first])  # what shrinks the queue, or gives work back, goes on
+        await queue.release([second])
+        assert [d.body for d in await queue.receive(3, timeout=0)] == [b"b"]
+        assert await queue.depth() == 1 and len(await queue.list_dead_letters()) == 1
+
+        free["bytes"] = 1 << 20  # back above: no reopening
+        await queue.publish([b"d"])
+        assert await queue.depth() == 2
+
+
+async def test_database_or_disk_is_full_is_storage_full(db: Path) -> None:
+    """SQLite's own SQLITE_FULL (here from a page limit; a full disk says the same)."""
+    async with open_queue(db) as queue:
+        await queue._call(lambda conn: conn.execute("PRAGMA max_page_count = 8"))
+        with pytest.raises(StorageFull, match=r"sqlite queue queue\.db: the disk is full") as full:
+            await queue.publish([b"x" * 4096] * 16)
+        assert isinstance(full.value.__cause__, sqlite3.OperationalError)
+        assert await queue.depth() == 0  # nothing half published
+        await queue.publish([b"small"])
+        with pytest.raises(QueueError):  # other SQLite failures stay QueueError
+            await queue._call(lambda conn: conn.execute("SELECT * FROM no_such_table"))

@@ -1,4 +1,5 @@
-"""Reliability-only helpers: a fast gateway factory, a queue spy, a port that can refuse.
+"""Reliability-only helpers: a fast gateway factory, a queue spy, a readiness-check counter,
+a port that can refuse.
 
 Polling (`eventually`) and worker subprocesses (`WorkerProcess`) are the shared ones in
 tests/support/processes.py.
@@ -20,6 +21,7 @@ from vecpipe.providers.manager import ProviderFactory
 from vecpipe.providers.openai_compat import OpenAICompatibleProvider, RetryPolicy
 from vecpipe.providers.url_policy import GatewayUrlPolicy
 from vecpipe.queue.base import Delivery, MessageQueue
+from vecpipe.resources import Resources
 
 # One batch is tried twice inside the provider, quickly; a Retry-After over 0.2 s is left to
 # the worker (the provider gives up and hands the server's delay on).
@@ -42,14 +44,15 @@ def gateway_factory(allowlist: frozenset[str], retry: RetryPolicy = FAST_RETRY) 
 
 @dataclass
 class QueueSpy:
-    """Records the worker's retry and ack calls on a queue (then passes them on)."""
+    """Records the worker's retry, ack and release calls on a queue (then passes them on)."""
 
     queue: MessageQueue
     retries: list[tuple[float, str]] = field(default_factory=list)
     acks: int = 0
+    released: int = 0
 
     def install(self) -> QueueSpy:
-        retry, ack = self.queue.retry, self.queue.ack
+        retry, ack, release = self.queue.retry, self.queue.ack, self.queue.release
 
         async def spy_retry(delivery: Delivery, delay: float, reason: str) -> None:
             self.retries.append((delay, reason))
@@ -59,9 +62,28 @@ class QueueSpy:
             self.acks += len(deliveries)
             await ack(deliveries)
 
+        async def spy_release(deliveries: Sequence[Delivery]) -> None:
+            self.released += len(deliveries)
+            await release(deliveries)
+
         self.queue.retry = spy_retry  # type: ignore[method-assign]
         self.queue.ack = spy_ack  # type: ignore[method-assign]
+        self.queue.release = spy_release  # type: ignore[method-assign]
         return self
+
+
+class ReadyProbes:
+    """Counts the store's readiness checks (the worker's, while it pauses, and /readyz's)."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.calls = 0
+        check = resources.store.check_ready
+
+        async def counting() -> None:
+            self.calls += 1
+            await check()
+
+        resources.store.check_ready = counting  # type: ignore[method-assign]
 
 
 class TcpSwitch:

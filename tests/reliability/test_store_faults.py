@@ -33,7 +33,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
-from tests.reliability.support import QueueSpy
+from tests.reliability.support import QueueSpy, ReadyProbes
 from tests.support.app import FakeFactory, make_settings
 from tests.support.processes import eventually
 from vecpipe.api.app import create_app
@@ -114,20 +114,6 @@ async def ready(http: httpx.AsyncClient) -> bool:
     return (await http.get("/readyz")).status_code == 200
 
 
-class ReadyProbes:
-    """Counts the store's readiness checks (the worker's, while it pauses, and /readyz's)."""
-
-    def __init__(self, resources: Resources) -> None:
-        self.calls = 0
-        check = resources.store.check_ready
-
-        async def counting() -> None:
-            self.calls += 1
-            await check()
-
-        resources.store.check_ready = counting  # type: ignore[method-assign]
-
-
 async def hold_outage(
     http: httpx.AsyncClient, resources: Resources, spy: QueueSpy, job_id: str
 ) -> dict[str, Any]:
@@ -191,6 +177,30 @@ async def test_edge_writes_fail_on_an_open_space(
     assert await ready(http)
 
 
+async def test_a_failing_flush_is_not_ready_until_a_write_succeeds(
+    tmp_path: Path, served: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every flush fails (the data dir itself is fine): /readyz says so, with the reason, for
+    as long as they fail, and is ready again once a write goes through."""
+    http, app = await served(store_settings(tmp_path))
+    resources: Resources = app.state.resources
+    assert (await http.post(f"/v1/tenants/{TENANT}/records", json=records("a"))).status_code == 200
+    failing = fail_writes(resources.store, monkeypatch)
+    failing -= {"upsert", "delete", "set_payload"}  # only flushes fail
+    body = (await http.post(f"/v1/tenants/{TENANT}/records", json=records("b"))).json()
+    assert len(body["failed"]) == 4, body
+    for _ in range(3):  # not a moment's failure: it stays not ready while flushes fail
+        response = await http.get("/readyz")
+        assert response.status_code == 503
+        reason = response.json()["reason"]
+        assert "edge flush failed" in reason and "Read-only file system" in reason, reason
+
+    failing.clear()
+    body = (await http.post(f"/v1/tenants/{TENANT}/records", json=records("c"))).json()
+    assert body["upserted"] == 4 and body["failed"] == [], body
+    assert await ready(http)
+
+
 async def test_qdrant_at_a_dead_endpoint(tmp_path: Path, served: Callable[..., Any]) -> None:
     settings = store_settings(tmp_path, store="qdrant", qdrant_url="http://127.0.0.1:1")
     http, app = await served(settings)
@@ -240,6 +250,7 @@ class _Switch(set[str]):
 
 def fail_writes(store: object, monkeypatch: pytest.MonkeyPatch) -> _Switch:
     """Make the Edge store's write calls fail on its executor thread, as a read-only FS would."""
+    store = getattr(store, "inner", store)  # resources.store is the guard around the adapter
     assert isinstance(store, EdgeStore)
     failing = _Switch(WRITES)
     run = store._run

@@ -16,6 +16,7 @@ from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig, ProviderConfig
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.resources import Resources, open_resources
 from vecpipe.settings import Settings
+from vecpipe.store.edge import EdgeStore
 
 FAKE_DIMENSION = 32
 
@@ -36,6 +37,13 @@ class FakeFactory:
     @property
     def texts_embedded(self) -> int:
         return sum(p.embedded_texts for p in self.built)
+
+
+def edge_store(resources: Resources) -> EdgeStore:
+    """The EdgeStore beneath `resources.store` (its GuardedStore), for what only Edge does."""
+    store = getattr(resources.store, "inner", resources.store)
+    assert isinstance(store, EdgeStore)
+    return store
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

@@ -1,4 +1,8 @@
-"""Runs `vecpipe serve` as a real subprocess on a free loopback port."""
+"""Runs `vecpipe serve` as a real subprocess on a free loopback port.
+
+`fake_providers=True` runs it through tests/support/fake_serve.py: the same command, with
+FakeProviders instead of the local model (ready in about a second).
+"""
 
 from __future__ import annotations
 
@@ -22,15 +26,24 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, data_dir: Path, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+        fake_providers: bool = False,
+        log_dir: Path | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.module = "tests.support.fake_serve" if fake_providers else "vecpipe.cli"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir.parent / f"serve-{self.port}.log"
+        self.log_path = (log_dir or data_dir.parent) / f"serve-{self.port}.log"
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> ServeProcess:
+    def start(self, timeout: float = 60.0, *, until: str = "/readyz") -> ServeProcess:
+        """Start and wait until `until` answers 200 (`/healthz`: up, whether ready or not)."""
         env = {
             **os.environ,
             "VECPIPE_DATA_DIR": str(self.data_dir),
@@ -41,7 +54,7 @@ class ServeProcess:
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "vecpipe.cli", "serve"],
+                [sys.executable, "-m", self.module, "serve"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -51,7 +64,7 @@ class ServeProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"serve exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.base_url}{until}", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

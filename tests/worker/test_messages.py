@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from tests.queue.conftest import delete_topology, rabbitmq_url  # noqa: F401  (fixture)
+from tests.support.app import edge_store
 from vecpipe.errors import ValidationError
 from vecpipe.queue.base import MessageQueue
 from vecpipe.queue.rabbitmq import RabbitQueue
 from vecpipe.queue.rabbitmq_topology import Topology
 from vecpipe.resources import Resources
 from vecpipe.settings import Limits
-from vecpipe.store.edge import EdgeStore
 from vecpipe.worker.messages import PoisonMessage, parse_message
 from vecpipe.worker.worker import VectorizationWorker
 
@@ -106,8 +106,7 @@ async def test_poison_records_are_dead_lettered_and_the_batch_goes_on(
     assert (await pipeline.get_record(TENANT, "good-7")).metadata == {"k": "v"}
     assert len(await pipeline.search(TENANT, "good record", limit=100)) == GOOD
     assert len(await pipeline.search(TENANT, "good record", 100, {"k": "v"})) == GOOD
-    assert isinstance(resources.store, EdgeStore)
-    await resources.store.optimize(await pipeline.space_of(TENANT))  # reloads the shard
+    await edge_store(resources).optimize(await pipeline.space_of(TENANT))  # reloads the shard
     assert len(await pipeline.search(TENANT, "good record", 100, {"k": "v"})) == GOOD
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from tests.support.app import FakeFactory
+from tests.support.processes import eventually
 from vecpipe.core.ingest import Op
-from vecpipe.core.pipeline import message_for
+from vecpipe.core.pipeline import Pipeline, message_for
 from vecpipe.errors import StoreError
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.resources import Resources
@@ -125,3 +127,49 @@ async def test_a_job_record_written_by_a_worker_that_died_counts_done(
     await _worker(resources).run_until_idle()
     status = await pipeline.job("acme", job_id)
     assert (status.status, status.done, status.unchanged, status.failed) == ("completed", 1, 0, 0)
+
+
+async def test_a_full_disk_gives_the_batch_back_and_the_worker_waits_for_space(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = {"bytes": 1 << 40}
+    monkeypatch.setattr("vecpipe.diskspace.free_bytes", lambda path: free["bytes"])
+    pipeline = resources.pipeline
+    upserts = [Record(id=f"r{i}", text="t") for i in range(3)]
+    job_id = await pipeline.submit_job("acme", upserts=upserts)
+    free["bytes"] = resources.settings.min_free_bytes - 1
+    worker = _worker(resources)
+    await worker.handle(await resources.queue.receive(10, timeout=0))
+    assert (worker.stats.processed, worker.stats.retried, worker.stats.dead_lettered) == (0, 0, 0)
+    again = await resources.queue.receive(10, timeout=0)
+    assert [d.attempts for d in again] == [1, 1, 1]  # a first delivery still: no attempt spent
+    await resources.queue.release(again)
+    assert (await pipeline.job("acme", job_id)).status == "queued"
+
+    probes = 0
+    check_ready = pipeline.store.check_ready
+
+    async def counted() -> None:
+        nonlocal probes
+        probes += 1
+        await check_ready()
+
+    monkeypatch.setattr(pipeline.store, "check_ready", counted)
+    task = asyncio.create_task(worker.run())
+    try:
+        await eventually(lambda: _at_least(probes, 3), "the worker waits for the store")
+        assert (await pipeline.job("acme", job_id)).done == 0
+        free["bytes"] = resources.settings.min_free_bytes
+        await eventually(lambda: _completed(pipeline, job_id), "the job completed")
+    finally:
+        worker.request_stop()
+        await task
+    assert worker.stats.retried == 0 and await resources.queue.list_dead_letters() == []
+
+
+async def _at_least(value: int, count: int) -> bool:
+    return value >= count
+
+
+async def _completed(pipeline: Pipeline, job_id: str) -> bool:
+    return (await pipeline.job("acme", job_id)).status == "completed"

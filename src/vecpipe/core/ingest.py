@@ -71,10 +71,13 @@ class Outcome:
     retry_after: float | None = None
     # who embedded the batch, else the chain's primary: a label for metrics and logs
     provider: str | None = dataclasses.field(default=None, compare=False)
+    # the error's code (errors.py), e.g. StorageFull's: the worker gives such work back
+    code: str | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def failure(cls, exc: VecpipeError) -> Outcome:
-        return cls("failed", exc.message, exc.retryable, getattr(exc, "retry_after", None))
+        retry_after = getattr(exc, "retry_after", None)
+        return cls("failed", exc.message, exc.retryable, retry_after, code=exc.code)
 
 
 class Ingestor:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.ingest import Ingestor, Op, Outcome
-from vecpipe.errors import LimitExceeded, NotFound, ValidationError
+from vecpipe.errors import LimitExceeded, NotFound, StorageFull, ValidationError
 from vecpipe.models import (
     AIConfig,
     BatchResult,
@@ -33,6 +33,7 @@ from vecpipe.queue.base import MessageQueue
 from vecpipe.record_checks import check_record, check_record_id
 from vecpipe.settings import Limits, Settings
 from vecpipe.store.base import VectorStore
+from vecpipe.store.guard import check_writable
 
 if TYPE_CHECKING:
     from vecpipe.core.migration import Migrations
@@ -135,8 +136,11 @@ class Pipeline:
         deletes: Sequence[str] = (),
     ) -> BatchResult:
         ops = _ops(tenant_id, upserts, deletes, self.settings.limits)
+        await check_writable(self.store)  # a full disk: 507 before anything is embedded
+        outcomes = await self.process(ops)
+        _raise_if_all_refused(outcomes)
         result = BatchResult()
-        for op, outcome in zip(ops, await self.process(ops), strict=True):
+        for op, outcome in zip(ops, outcomes, strict=True):
             if outcome.status == "failed":
                 result.failed[op.record_id] = outcome.error or "failed"
             else:
@@ -234,6 +238,13 @@ class Pipeline:
         if status is None:
             raise NotFound(f"job not found in tenant {tenant_id}")
         return status
+
+
+def _raise_if_all_refused(outcomes: Sequence[Outcome]) -> None:
+    """A disk that filled up during the call refused every write: the caller gets StorageFull
+    (507, retry it all later), not a 200 listing each record as failed."""
+    if outcomes and all(o.code == StorageFull.code for o in outcomes):
+        raise StorageFull(outcomes[0].error or "the disk is full", outcomes[0].retry_after or 30.0)
 
 
 def message_for(op: Op, job_id: str | None = None) -> bytes:

@@ -29,6 +29,7 @@ from vecpipe.db.handle import SQLITE_BEGIN_OPTION, DatabaseHandle
 from vecpipe.db.jobs import JobRepo
 from vecpipe.db.migrations_repo import MigrationRepo
 from vecpipe.db.tokens import TokenRepo
+from vecpipe.diskspace import FreeSpaceFloor
 from vecpipe.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,15 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _sqlite_floor(engine: AsyncEngine, min_free_bytes: int) -> FreeSpaceFloor | None:
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:") or not min_free_bytes:
+        return None
+    return FreeSpaceFloor(Path(database).expanduser().parent, min_free_bytes, label="database")
+
+
 def _alembic_config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -154,10 +164,14 @@ async def run_migrations(engine: AsyncEngine) -> None:
 
 
 @asynccontextmanager
-async def open_database(url: str) -> AsyncIterator[Database]:
-    """Create the engine, migrate to head, yield the repositories; dispose on exit."""
+async def open_database(url: str, *, min_free_bytes: int = 0) -> AsyncIterator[Database]:
+    """Create the engine, migrate to head, yield the repositories; dispose on exit.
+
+    On a SQLite file, writes are refused with StorageFull while its disk has less than
+    `min_free_bytes` free (diskspace.py); a PostgreSQL server's disk is not ours to measure.
+    """
     engine = create_engine(url)
-    handle = DatabaseHandle(engine)
+    handle = DatabaseHandle(engine, floor=_sqlite_floor(engine, min_free_bytes))
     try:
         try:
             await run_migrations(engine)

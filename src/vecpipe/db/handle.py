@@ -4,6 +4,10 @@ It refuses use after the database was closed (a disposed `AsyncEngine` would oth
 quietly open a new pool, possibly on another event loop), and it knows how each backend
 wants a write transaction: on SQLite `BEGIN IMMEDIATE`, so that a writer takes the lock up
 front and waits in `busy_timeout` instead of failing on a stale snapshot.
+
+A full disk is StorageFull (HTTP 507), never a 500: a write is refused up front while the
+disk under a SQLite file is below its free-space floor (diskspace.py), and a "database or disk
+is full" (or PostgreSQL's disk_full) met anyway is turned into StorageFull.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vecpipe.diskspace import FreeSpaceFloor, disk_full_as_storage_full
 from vecpipe.errors import ClosedError
 
 # Execution option read by the SQLite "begin" listener in engine.py.
@@ -30,8 +35,9 @@ T = TypeVar("T")
 
 
 class DatabaseHandle:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, floor: FreeSpaceFloor | None = None) -> None:
         self.engine = engine
+        self.floor = floor
         self.dialect = engine.dialect.name
         self._closed = False
         if self.dialect == "sqlite":
@@ -54,15 +60,19 @@ class DatabaseHandle:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A transaction for reads only."""
         self._check()
-        async with self.engine.begin() as conn:
-            yield conn
+        with disk_full_as_storage_full("database read"):
+            async with self.engine.begin() as conn:
+                yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that writes; commits on success, rolls back on error."""
         self._check()
-        async with self._write_engine.begin() as conn:
-            yield conn
+        if self.floor is not None:
+            await self.floor.check()
+        with disk_full_as_storage_full("database write"):
+            async with self._write_engine.begin() as conn:
+                yield conn
 
     async def write_retrying(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `work` in a write transaction, again on a deadlock. `work` must be idempotent."""

@@ -10,6 +10,10 @@ One `sqlite3` connection lives on one dedicated thread for the queue's lifetime;
 loop only awaits it. Several processes may share the file (an API process publishing, a
 worker receiving): the statements and their locking are in sqlite_ops.py.
 
+Below the free-space floor (`min_free_bytes`, diskspace.py) the calls that grow the file
+(publish, retry, dead-letter, replay) are refused with StorageFull; receiving, acking and
+giving messages back go on. SQLite's own "database or disk is full" is StorageFull too.
+
 A received message is leased for `lease_seconds` (its holder may `extend` the lease); a
 receiver that dies loses the lease and the message comes back, counted as an attempt.
 `receive` polls every `poll_interval` seconds while it waits, and wakes at once when this
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import warnings
@@ -29,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self, TypeVar
 
+from vecpipe.diskspace import FreeSpaceFloor, is_disk_full, storage_full
 from vecpipe.errors import ClosedError, QueueError
 from vecpipe.queue import sqlite_ops as ops
 from vecpipe.queue.base import DeadLetter, Delivery
@@ -50,6 +56,7 @@ class SqliteQueue:
         lease_seconds: float = 60.0,
         poll_interval: float = 0.2,
         busy_timeout: float = 10.0,
+        min_free_bytes: int = 0,
     ) -> None:
         if lease_seconds <= 0 or poll_interval <= 0 or busy_timeout < 0:
             raise ValueError("lease_seconds and poll_interval must be positive, busy_timeout >= 0")
@@ -57,6 +64,7 @@ class SqliteQueue:
         self._lease_seconds = lease_seconds
         self._poll_interval = poll_interval
         self._busy_timeout = busy_timeout
+        self._floor = FreeSpaceFloor(self._path.parent, min_free_bytes, label="queue")
         self._state: Literal["new", "open", "closed"] = "new"
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # used on the executor's thread only
@@ -128,6 +136,8 @@ class SqliteQueue:
         try:
             self._conn = ops.connect(self._path, self._busy_timeout)
         except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                raise storage_full(f"cannot open queue file {self._path.name}") from exc
             raise QueueError(f"cannot open queue file {self._path.name}: {exc}") from exc
 
     def _disconnect(self) -> None:
@@ -142,22 +152,31 @@ class SqliteQueue:
             state = "closed" if self._state == "closed" else "not open"
             raise ClosedError(f"the sqlite queue is {state}")
 
-    def _guarded(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    def _guarded(self, op: Callable[[sqlite3.Connection], T], grows: bool = False) -> T:
+        """Run `op` on the queue's thread; `grows`: it adds to the file, so the free-space
+        floor is checked first (here, off the loop)."""
         conn = self._conn
         if conn is None:
             raise ClosedError("the sqlite queue is closed")
+        if grows:
+            self._floor.check_blocking()
         try:
             return op(conn)
         except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                raise storage_full(f"sqlite queue {self._path.name}") from exc
             raise QueueError(f"sqlite queue {self._path.name}: {exc}") from exc
 
-    def _submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def _submit(
+        self, op: Callable[[sqlite3.Connection], T], grows: bool = False
+    ) -> asyncio.Future[T]:
         self._check_open()
         assert self._executor is not None
-        return asyncio.get_running_loop().run_in_executor(self._executor, self._guarded, op)
+        call = functools.partial(self._guarded, op, grows)
+        return asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    async def _call(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._submit(op)
+    async def _call(self, op: Callable[[sqlite3.Connection], T], grows: bool = False) -> T:
+        return await self._submit(op, grows)
 
     # -- MessageQueue ----------------------------------------------------------------------
 
@@ -165,7 +184,7 @@ class SqliteQueue:
         """Returns once the messages are committed (and synced, synchronous=FULL)."""
         self._check_open()
         if bodies:
-            await self._call(lambda conn: ops.insert(conn, bodies))
+            await self._call(lambda conn: ops.insert(conn, bodies), grows=True)
             self._wakeup.set()
 
     async def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
@@ -225,7 +244,7 @@ class SqliteQueue:
 
     async def retry(self, delivery: Delivery, delay: float, reason: str) -> None:
         tag = _tag(delivery)
-        if await self._call(lambda conn: ops.reschedule(conn, tag, delay, reason)):
+        if await self._call(lambda conn: ops.reschedule(conn, tag, delay, reason), grows=True):
             if delay <= 0:
                 self._wakeup.set()
         else:
@@ -233,7 +252,7 @@ class SqliteQueue:
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         tag = _tag(delivery)
-        if not await self._call(lambda conn: ops.bury(conn, tag, reason)):
+        if not await self._call(lambda conn: ops.bury(conn, tag, reason), grows=True):
             _warn_lost("dead_letter", [tag])
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
@@ -255,7 +274,7 @@ class SqliteQueue:
 
     async def replay_dead_letters(self, ids: Sequence[str] | None = None) -> int:
         """Requeue dead letters as new messages with attempts reset; unknown ids are skipped."""
-        replayed = await self._call(lambda conn: ops.replay(conn, ids))
+        replayed = await self._call(lambda conn: ops.replay(conn, ids), grows=True)
         if replayed:
             self._wakeup.set()
         return replayed

@@ -105,6 +105,11 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
 
 
 def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Create or upgrade the schema; writes nothing when it is current (a queue file must
+    open on a full disk: reads and acks go on there)."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version == SCHEMA_VERSION:
+        return
     with immediate(conn):
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:

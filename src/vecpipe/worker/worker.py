@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from vecpipe import metrics
 from vecpipe.core.ingest import Outcome, flushes_deferred
 from vecpipe.core.pipeline import OUTCOME_TO_JOB, Pipeline
+from vecpipe.errors import StorageFull
 from vecpipe.models import EmbeddingSpace
 from vecpipe.queue.backoff import backoff_delay
 from vecpipe.queue.base import Delivery, MessageQueue
@@ -53,6 +54,8 @@ class _Plan:
     acks: list[Delivery] = field(default_factory=list)
     retries: list[tuple[Delivery, float, str]] = field(default_factory=list)
     dead: list[tuple[Delivery, str]] = field(default_factory=list)
+    # refused by a full disk: given back without spending an attempt
+    releases: list[Delivery] = field(default_factory=list)
     # (tenant, job) -> record id -> outcome; the tenant guards against a message naming
     # another tenant's job
     jobs: dict[tuple[str, str], dict[str, tuple[str, str | None]]] = field(
@@ -202,7 +205,8 @@ class VectorizationWorker:
         self._log_batch(len(plan.deliveries), plan)
 
     async def _wait_for_store(self) -> None:
-        """After a retried batch, take no work until the store reports ready.
+        """After a retried batch (or one a full disk refused), take no work until the store
+        reports ready (for a full disk: free space above the floor again).
 
         A store outage is no message's fault: retrying messages through it would spend their
         attempts and dead-letter the whole backlog of an outage longer than a few retries.
@@ -254,8 +258,8 @@ class VectorizationWorker:
                 outcomes *= len(parsed)
             for (delivery, message), outcome in zip(parsed, outcomes, strict=True):
                 self._plan(plan, delivery, message, outcome)
-        # before the next batch is taken: a retried batch means the store may be down
-        self._check_store = self._check_store or bool(plan.retries)
+        # before the next batch is taken: a retried or refused batch means the store may be down
+        self._check_store = self._check_store or bool(plan.retries or plan.releases)
         return plan
 
     def _plan(
@@ -270,6 +274,10 @@ class VectorizationWorker:
         if outcome.status != "failed":
             plan.acks.append(delivery)
             job_outcome = (OUTCOME_TO_JOB[outcome.status], None)
+        elif outcome.code == StorageFull.code:
+            # a full disk is no message's fault: give it back as it was, and wait (see
+            # _wait_for_store) until the store reports space again
+            plan.releases.append(delivery)
         elif outcome.retryable and delivery.attempts < self.settings.max_attempts:
             delay = backoff_delay(
                 delivery.attempts,
@@ -304,6 +312,8 @@ class VectorizationWorker:
             await self.queue.retry(delivery, delay, reason)
         for delivery, reason in plan.dead:
             await self.queue.dead_letter(delivery, reason)
+        if plan.releases:
+            await self.queue.release(plan.releases)
 
     def _log_batch(self, size: int, plan: _Plan) -> None:
         self.stats.batches += 1
@@ -318,6 +328,7 @@ class VectorizationWorker:
                 "acked": len(plan.acks),
                 "retried": len(plan.retries),
                 "dead_lettered": len(plan.dead),
+                "released": len(plan.releases),
                 **{status: plan.outcomes[status] for status in sorted(plan.outcomes)},
                 "tenants": _joined(plan.tenants),
                 "jobs": ",".join(sorted({job for _, job in plan.jobs})) or None,

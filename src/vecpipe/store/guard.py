@@ -1,0 +1,255 @@
+"""GuardedStore: the store as the rest of vecpipe sees it; refuses writes on a full disk and
+reports honestly whether writes work.
+
+It wraps either backend (`resources.open_store`), so neither adapter repeats this:
+
+- **Free-space floor** (diskspace.py), for a store that writes under the data dir (Edge; not a
+  Qdrant server, whose disk is not ours): every write call is checked first and refused with
+  StorageFull below the floor. Opening a space is checked too: loading an Edge shard touches
+  pages of its memory maps, and on a disk with nothing left that is a SIGBUS. It needs a
+  small reserve (`OPEN_RESERVE_BYTES`), plus on tmpfs the holes of the shard's files, which
+  a load fills (diskspace.py). So after a restart on a full disk, or when space comes back,
+  a read answers 507 until there is room, instead of killing the process. Spaces opened
+  already keep serving reads at any level.
+- **Readiness tells the truth**: a write or flush that fails marks its space failed, with the
+  reason, and `check_ready` raises until a flush of that space succeeds again. `check_ready`
+  retries that flush itself, so a worker that waits for readiness before taking work is not
+  left waiting for a write it would never make. A store whose flushes keep failing (a damaged
+  shard, a read-only disk) stays not ready, with the reason, for as long as they fail.
+- A write that meets a full disk anyway (ENOSPC from a call in flight) is StorageFull too.
+
+`flush` is never refused: it makes writes already applied durable, and an acknowledgement
+may be waiting on it. `inner` is the wrapped store, for what only one backend offers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from vecpipe.diskspace import (
+    MIB,
+    FreeSpaceFloor,
+    fills_holes_on_read,
+    is_disk_full,
+    mib,
+    sparse_bytes,
+    storage_full,
+)
+from vecpipe.errors import StorageFull, StoreError
+from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
+from vecpipe.store import edge_generations
+from vecpipe.store.base import VectorStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OPEN_RESERVE_BYTES = 16 * MIB
+"""Free space needed to open a space not opened yet (or the floor, when that is lower): an
+Edge load replays the writes its WAL holds beyond the last flush (a few store calls, ~1-11 MiB
+each) and rewrites small journals (~30 KiB measured)."""
+
+
+OpenCost = Callable[[EmbeddingSpace], int]
+"""Bytes that opening a space may allocate (beyond the reserve). Blocks: run off the loop."""
+
+
+class GuardedStore:
+    """A VectorStore wrapping another; `floor` None: no free-space check (a remote store)."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        floor: FreeSpaceFloor | None = None,
+        *,
+        open_cost: OpenCost | None = None,
+    ) -> None:
+        self.inner = store
+        self.floor = floor if floor is not None and floor.enabled else None
+        self._open_cost = open_cost
+        self._opened: set[str] = set()  # spaces used successfully: open, no reserve needed
+        self._failed: dict[str, tuple[EmbeddingSpace, str]] = {}  # space key -> last failure
+
+    def __repr__(self) -> str:
+        return f"guarded({self.inner!r})"
+
+    # ------------------------------------------------------------------------ the protocol
+
+    async def ensure_space(self, space: EmbeddingSpace) -> None:
+        await self._read(space, lambda: self.inner.ensure_space(space))
+
+    async def stored_records(
+        self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
+    ) -> dict[str, StoredRecord]:
+        return await self._read(
+            space, lambda: self.inner.stored_records(space, tenant_id, record_ids)
+        )
+
+    async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
+        await self._write(space, lambda: self.inner.upsert_chunks(space, points))
+
+    async def delete_stale_chunks(
+        self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int, version: int
+    ) -> None:
+        await self._write(
+            space,
+            lambda: self.inner.delete_stale_chunks(space, tenant_id, record_id, keep, version),
+        )
+
+    async def delete_older_versions(
+        self, space: EmbeddingSpace, tenant_id: str, versions: Mapping[str, int]
+    ) -> None:
+        await self._write(
+            space, lambda: self.inner.delete_older_versions(space, tenant_id, versions)
+        )
+
+    async def delete_record_version(
+        self, space: EmbeddingSpace, tenant_id: str, record_id: str, version: int
+    ) -> None:
+        await self._write(
+            space, lambda: self.inner.delete_record_version(space, tenant_id, record_id, version)
+        )
+
+    async def update_metadata(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        record_id: str,
+        metadata: Mapping[str, Any],
+        version: int,
+    ) -> None:
+        await self._write(
+            space,
+            lambda: self.inner.update_metadata(space, tenant_id, record_id, metadata, version),
+        )
+
+    async def delete_records(
+        self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
+    ) -> None:
+        await self._write(space, lambda: self.inner.delete_records(space, tenant_id, record_ids))
+
+    async def scroll_records(
+        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+    ) -> tuple[list[StoredRecord], str | None]:
+        return await self._read(
+            space, lambda: self.inner.scroll_records(space, tenant_id, after, limit)
+        )
+
+    async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
+        await self._write(space, lambda: self.inner.delete_tenant(space, tenant_id))
+
+    async def search(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        vector: Sequence[float],
+        limit: int,
+        metadata_filter: Mapping[str, Any] | None = None,
+    ) -> list[SearchHit]:
+        return await self._read(
+            space, lambda: self.inner.search(space, tenant_id, vector, limit, metadata_filter)
+        )
+
+    async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
+        return await self._read(space, lambda: self.inner.count(space, tenant_id))
+
+    async def flush(self, space: EmbeddingSpace) -> None:
+        await self._attempt(space, lambda: self.inner.flush(space))
+        self._succeeded(space)
+
+    async def check_ready(self) -> None:
+        """Not ready below the floor, when the backend says so, or while a space's writes
+        fail (retrying its flush first: ready again as soon as one succeeds)."""
+        if self.floor is not None:
+            await self.floor.check()
+        await self.inner.check_ready()
+        for key, (space, _) in list(self._failed.items()):
+            try:
+                await self.flush(space)
+            except StoreError:
+                _, reason = self._failed.get(key, (space, "unknown"))
+                raise StoreError(
+                    f"writes to space {key} fail: {reason}; not ready until one succeeds"
+                ) from None
+
+    async def check_writable(self) -> None:
+        """Raise StorageFull now if a write would be refused (before costly work for it)."""
+        if self.floor is not None:
+            await self.floor.check()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    # ------------------------------------------------------------------------ internals
+
+    async def _read(self, space: EmbeddingSpace, call: Callable[[], Awaitable[T]]) -> T:
+        if self.floor is not None and space.key not in self._opened:
+            await self._check_room_to_open(self.floor, space)
+        result = await call()
+        self._opened.add(space.key)
+        return result
+
+    async def _write(self, space: EmbeddingSpace, call: Callable[[], Awaitable[None]]) -> None:
+        if self.floor is not None:
+            await self.floor.check()
+            if space.key not in self._opened:  # the write would open it first
+                await self._check_room_to_open(self.floor, space)
+        await self._attempt(space, call)
+        self._opened.add(space.key)
+
+    async def _attempt(self, space: EmbeddingSpace, call: Callable[[], Awaitable[None]]) -> None:
+        """Run a write or flush; a store failure marks the space failed, with its reason."""
+        try:
+            await call()
+        except StoreError as exc:
+            failure = storage_full(f"store write in space {space.key}") if _full(exc) else exc
+            if space.key not in self._failed:
+                log.warning("store writes fail in space %s: %s", space.key, failure.message)
+            self._failed[space.key] = (space, failure.message)
+            if failure is exc:
+                raise
+            raise failure from exc
+
+    async def _check_room_to_open(self, floor: FreeSpaceFloor, space: EmbeddingSpace) -> None:
+        cost = await asyncio.to_thread(self._open_cost, space) if self._open_cost else 0
+        needed = min(floor.min_free_bytes, OPEN_RESERVE_BYTES) + cost
+        free = await floor.free()
+        if free < needed:
+            raise StorageFull(
+                f"cannot open space {space.key}: that needs {mib(needed)} of the "
+                f"{floor.label} disk, which has {mib(free)} free"
+            )
+
+    def _succeeded(self, space: EmbeddingSpace) -> None:
+        if self._failed.pop(space.key, None) is not None:
+            log.info("store writes in space %s succeed again", space.key)
+
+
+def guard_edge(store: VectorStore, data_dir: Path, min_free_bytes: int) -> GuardedStore:
+    """The guard for an EdgeStore on `data_dir` (its shards in `data_dir/shards`)."""
+    floor = FreeSpaceFloor(data_dir, min_free_bytes)
+    shards_dir = data_dir / "shards"
+
+    def open_cost(space: EmbeddingSpace) -> int:
+        """What loading the space's shard may allocate: on tmpfs, the holes of the segments
+        it populates (counted whole, payload storage too: 87 MiB for the 55 MiB measured on
+        a fresh shard); the WAL is left out, only writes touch it."""
+        live = edge_generations.live_dir(shards_dir, space.key)
+        if not live.is_dir() or not fills_holes_on_read(live):
+            return 0
+        return sparse_bytes(live, skip=frozenset({"wal"}))
+
+    return GuardedStore(store, floor, open_cost=open_cost)
+
+
+async def check_writable(store: VectorStore) -> None:
+    """Raise StorageFull if `store` refuses writes now; a store without a guard never does."""
+    if isinstance(store, GuardedStore):
+        await store.check_writable()
+
+
+def _full(exc: StoreError) -> bool:
+    return not isinstance(exc, StorageFull) and is_disk_full(exc)
