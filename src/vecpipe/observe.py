@@ -1,0 +1,1 @@
+"""Scrape-time observation: the state gauges refreshed when /metrics is read."""
