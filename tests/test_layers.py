@@ -64,7 +64,10 @@ def test_imports_flow_one_way() -> None:
         # a part importing one above it: api already imports the core
         [("vecpipe.core.pipeline", "vecpipe.api.app")],
         # two independent siblings importing each other
-        [("vecpipe.queue.base", "vecpipe.store.base"), ("vecpipe.store.base", "vecpipe.queue.base")],
+        [
+            ("vecpipe.queue.base", "vecpipe.store.base"),
+            ("vecpipe.store.base", "vecpipe.queue.base"),
+        ],
         # api and worker, independent of each other
         [("vecpipe.worker.worker", "vecpipe.api.deps")],
         # the base importing a leaf utility
