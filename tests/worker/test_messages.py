@@ -22,7 +22,7 @@ from tests.support.app import edge_store
 from vecpipe.errors import ValidationError
 from vecpipe.queue.base import MessageQueue
 from vecpipe.queue.rabbitmq import RabbitQueue
-from vecpipe.queue.rabbitmq_topology import Topology
+from vecpipe.queue.rabbitmq.topology import Topology
 from vecpipe.resources import Resources
 from vecpipe.settings import Limits
 from vecpipe.worker.messages import PoisonMessage, parse_message

@@ -244,6 +244,9 @@ class SqliteQueue(AsyncResource):
         """Messages waiting (due or delayed) plus messages leased and not yet acked."""
         return await self._call(ops.count)
 
+    async def dead_letter_count(self) -> int:
+        return await self._call(ops.count_dead)
+
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Oldest failure first."""
         return await self._call(lambda conn: ops.dead_letters(conn, limit))

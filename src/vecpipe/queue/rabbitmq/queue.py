@@ -2,8 +2,8 @@
 
 One robust connection (it reconnects after a broker restart or a forced close, and restores the
 topology and the consumer) carries a publishing channel with publisher confirms
-(`rabbitmq_publisher`) and a consuming channel with QoS `prefetch` (`rabbitmq_consumer`).
-Names, arguments and headers: `rabbitmq_topology`. Dead letters and depth: `rabbitmq_dlq`.
+(`publisher.py`) and a consuming channel with QoS `prefetch` (`consumer.py`).
+Names, arguments and headers: `topology.py`. Dead letters and depth: `dlq.py`.
 
 Delivery is at-least-once:
 
@@ -36,12 +36,12 @@ from yarl import URL
 
 from vecpipe.errors import ClosedError, QueueError, ValidationError
 from vecpipe.lifecycle import AsyncResource
-from vecpipe.queue import rabbitmq_dlq
 from vecpipe.queue.base import DeadLetter, Delivery
-from vecpipe.queue.rabbitmq_amqp import amqp_errors, is_live, safe_url, settle, wait_ready
-from vecpipe.queue.rabbitmq_consumer import Consumer
-from vecpipe.queue.rabbitmq_publisher import Outgoing, Publisher, copy_message, new_message
-from vecpipe.queue.rabbitmq_topology import (
+from vecpipe.queue.rabbitmq import dlq
+from vecpipe.queue.rabbitmq.amqp import amqp_errors, is_live, safe_url, settle, wait_ready
+from vecpipe.queue.rabbitmq.consumer import Consumer
+from vecpipe.queue.rabbitmq.publisher import Outgoing, Publisher, copy_message, new_message
+from vecpipe.queue.rabbitmq.topology import (
     Topology,
     copy_headers,
     delivery_attempts,
@@ -119,8 +119,10 @@ class RabbitQueue(AsyncResource):
         top = self._topology
         dlx = await channel.declare_exchange(top.dlx, aio_pika.ExchangeType.DIRECT, durable=True)
         await channel.declare_queue(top.queue, durable=True, arguments=top.main_arguments())
-        dlq = await channel.declare_queue(top.dlq, durable=True, arguments=top.dlq_arguments())
-        await dlq.bind(dlx, routing_key=top.dlq)
+        dead_letters = await channel.declare_queue(
+            top.dlq, durable=True, arguments=top.dlq_arguments()
+        )
+        await dead_letters.bind(dlx, routing_key=top.dlq)
         for bucket in top.buckets:
             await channel.declare_queue(
                 top.wait_queue(bucket), durable=True, arguments=top.wait_arguments(bucket)
@@ -326,15 +328,21 @@ class RabbitQueue(AsyncResource):
         """
         names = [self._topology.queue, *self._topology.wait_queues]
         async with self._admin_channel("read the queue depth") as channel:
-            ready = await rabbitmq_dlq.queue_depth(channel, names)
+            ready = await dlq.queue_depth(channel, names)
         return ready + (self._consumer.in_flight() if self._consumer is not None else 0)
+
+    async def dead_letter_count(self) -> int:
+        """Dead letters ready in the DLQ; those a peek or a replay holds that moment are not
+        counted (they are back a moment later)."""
+        async with self._admin_channel("count dead letters") as channel:
+            return await dlq.queue_depth(channel, [self._topology.dlq])
 
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         if limit < 1:
             return []
         async with self._admin_channel("list dead letters") as channel:
-            return await rabbitmq_dlq.peek_dead_letters(channel, self._topology, limit)
+            return await dlq.peek_dead_letters(channel, self._topology, limit)
 
     async def replay_dead_letters(self, ids: Sequence[str] | None = None) -> int:
         async with self._admin_channel("replay dead letters") as channel:
-            return await rabbitmq_dlq.replay_dead_letters(channel, self._topology, ids)
+            return await dlq.replay_dead_letters(channel, self._topology, ids)
