@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vecpipe.core.pipeline import Pipeline
     from vecpipe.models import AIConfig, Record, SearchHit
+    from vecpipe.resources import open_pipeline
     from vecpipe.settings import Settings
 
-__all__ = ["AIConfig", "Pipeline", "Record", "SearchHit", "Settings"]
+__all__ = ["AIConfig", "Pipeline", "Record", "SearchHit", "Settings", "open_pipeline"]
 
 _WHERE = {
+    "open_pipeline": "vecpipe.resources",
     "Pipeline": "vecpipe.core.pipeline",
     "AIConfig": "vecpipe.models",
     "Record": "vecpipe.models",
