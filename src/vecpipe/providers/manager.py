@@ -18,7 +18,7 @@ from vecpipe.errors import ValidationError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import AIConfig, EmbeddingSpace, ProviderConfig
 from vecpipe.providers.base import EmbeddingProvider
-from vecpipe.providers.chain import CircuitBreaker, ProviderChain
+from vecpipe.providers.chain import CircuitBreaker, ProviderChain, worst_breaker_states
 
 ProviderFactory = Callable[[ProviderConfig], Awaitable[EmbeddingProvider]]
 SpaceDeclarer = Callable[[ProviderConfig], EmbeddingSpace | None]  # blocking; None: unknown
@@ -122,6 +122,10 @@ class ProviderManager(AsyncResource):
         self._tenants.clear()
         for provider in providers:
             await provider.aclose()
+
+    def breaker_states(self) -> dict[str, str]:
+        """The breaker state of each provider in a chain held now (for metrics and status)."""
+        return worst_breaker_states(entry.chain for entry in self._chains.values())
 
     def open_provider_names(self) -> list[str]:
         return sorted(p.name for p in self._providers.values())
