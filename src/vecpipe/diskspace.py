@@ -168,6 +168,30 @@ def fills_holes_on_read(path: Path) -> bool:
     return best[0] < 0 or best[1] in _FILLS_HOLES_ON_READ
 
 
+def apparent_bytes(path: Path) -> int:
+    """The sizes of the files under `path` added up, holes included: what a plain copy of
+    it allocates (shutil.copytree writes every byte, so sparse files come out dense). Blocks."""
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
+
+
+def check_room_for_copy(source: Path, dest_dir: Path, min_free_bytes: int) -> None:
+    """Raise StorageFull unless a copy of `source` into `dest_dir` leaves the floor free."""
+    needed = apparent_bytes(source)
+    free = free_bytes(dest_dir)
+    if free - needed < min_free_bytes:
+        raise StorageFull(
+            f"a copy of {source.name} needs {needed // MIB} MiB and would leave less than "
+            f"{min_free_bytes // MIB} MiB free ({free // MIB} MiB free now)"
+        )
+
+
 def sparse_bytes(path: Path, skip: frozenset[str] = frozenset()) -> int:
     """Bytes of the files under `path` that are not allocated yet (holes), leaving out the
     directories named in `skip`. Blocks."""

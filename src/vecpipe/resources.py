@@ -160,6 +160,7 @@ async def open_store(settings: Settings) -> AsyncIterator[VectorStore]:
             settings.data_dir,
             optimize_after_points=settings.edge_optimize_after_points,
             optimize_poll_seconds=settings.edge_optimize_poll_seconds,
+            min_free_bytes=settings.min_free_bytes,
         ) as edge:
             yield guard_edge(edge, settings.data_dir, settings.min_free_bytes)
 

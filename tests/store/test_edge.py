@@ -249,3 +249,16 @@ async def test_a_cancelled_caller_does_not_orphan_an_open_shard(store: EdgeStore
     with contextlib.suppress(asyncio.CancelledError):
         await caller
     assert await store.count(SPACE) == 0  # the open landed; no second open hit the WAL lock
+
+
+async def test_an_engine_panic_is_a_store_error_not_a_crash(store: EdgeStore) -> None:
+    """Metadata nested deeper than Edge can read back (record_checks.py refuses it at every
+    entry; written here under the checks) makes a filtered search panic inside the engine
+    ("Payload storage is corrupted"): pyo3's PanicException, a BaseException, which must
+    reach callers as a StoreError (an HTTP 503), not a plain-text 500."""
+    deep: Any = 1
+    for _ in range(130):
+        deep = {"a": deep}
+    await put(store, record_points("t1", "deep", [vec(a=1)], {"k": deep}))
+    with pytest.raises(StoreError, match="edge search failed"):
+        await store.search(SPACE, "t1", vec(a=1), 5, {"x": "y"})

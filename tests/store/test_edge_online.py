@@ -261,3 +261,28 @@ def test_a_full_journal_abandons_the_optimize(
     with pytest.raises(StoreError, match="abandoned"):
         edge_rebuild.open_copy(mirror, Path("/nonexistent"), SPACE.dimension)
     assert ids(live) == ["r1", "r2"]  # the live shard took every write
+
+
+async def test_an_optimize_without_room_for_its_dense_copy_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy writes every byte of Edge's sparse files (152 MiB for a fresh shard, 1 MiB of
+    it allocated): an optimize that would take the disk below the floor does not start, and
+    the live shard serves on."""
+    from vecpipe import diskspace
+    from vecpipe.errors import StorageFull
+
+    data_dir = tmp_path / "data"
+    floor = 64 * diskspace.MIB
+    async with EdgeStore(data_dir, min_free_bytes=floor) as store:
+        await put(store, record_points("t1", "r1", [vec(a=1)]))
+        live = edge_generations.live_dir(data_dir / "shards", SPACE.key)
+        copy_size = diskspace.apparent_bytes(live)
+        assert copy_size > 100 * diskspace.MIB  # sparse: far more than it holds
+        monkeypatch.setattr(diskspace, "free_bytes", lambda path: copy_size + floor - 1)
+        with pytest.raises(StorageFull, match="would leave less than 64 MiB free"):
+            await store.optimize(SPACE)
+        assert space_dirs(data_dir) == [SPACE.key]  # no copy left behind
+        assert [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 1)] == ["r1"]
+        monkeypatch.setattr(diskspace, "free_bytes", lambda path: copy_size + floor)
+        await store.optimize(SPACE)

@@ -72,7 +72,9 @@ async def open_jobs(settings: Settings, url: str | None) -> AsyncIterator[JobSou
     from vecpipe.resources import claim_database
 
     with claim_database(settings):
-        async with open_database(settings.resolved_database_url) as database:
+        async with open_database(
+            settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
+        ) as database:
             yield _DatabaseJobs(database)
 
 

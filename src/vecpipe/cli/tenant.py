@@ -58,7 +58,9 @@ def migrate_status(tenant: str) -> None:
 
         settings = load_settings()
         with claim_database(settings):
-            async with open_database(settings.resolved_database_url) as db:
+            async with open_database(
+                settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
+            ) as db:
                 row = await db.migrations.get(_tenant(tenant))
         shown = describe(row) if row is not None else None
         typer.echo(json.dumps({"tenant_id": tenant, "migration": shown}))
@@ -81,7 +83,9 @@ def token_create(tenant: str) -> None:
     async def main() -> None:
         settings = load_settings()
         with claim_database(settings):
-            async with open_database(settings.resolved_database_url) as db:
+            async with open_database(
+                settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
+            ) as db:
                 info, token = await db.tokens.create(_tenant(tenant))
         typer.echo(json.dumps({"token": token, "token_id": info.id, "tenant_id": tenant}))
 
@@ -95,7 +99,9 @@ def token_revoke(tenant: str, token_id: str) -> None:
     async def main() -> None:
         settings = load_settings()
         with claim_database(settings):
-            async with open_database(settings.resolved_database_url) as db:
+            async with open_database(
+                settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
+            ) as db:
                 revoked = await db.tokens.revoke(token_id, _tenant(tenant))
         if not revoked:
             raise ValidationError("no active token with that id for this tenant")
@@ -111,7 +117,9 @@ def token_list(tenant: Annotated[str | None, typer.Argument()] = None) -> None:
     async def main() -> None:
         settings = load_settings()
         with claim_database(settings):
-            async with open_database(settings.resolved_database_url) as db:
+            async with open_database(
+                settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
+            ) as db:
                 infos = await db.tokens.list(_tenant(tenant) if tenant else None)
         for info in infos:
             revoked = info.revoked_at.isoformat() if info.revoked_at else None
@@ -137,7 +145,9 @@ def rotate_secrets() -> None:
             raise ValidationError("set VECPIPE_SECRET_KEY (the new key) to rotate secrets")
         policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
         with claim_database(settings):
-            async with open_database(settings.resolved_database_url) as db:
+            async with open_database(
+                settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
+            ) as db:
                 service = AIConfigService(db.configs, policy, box, settings.default_model)
                 rotated = await service.rotate_secrets(db.migrations)
         typer.echo(json.dumps({"rotated": rotated}))

@@ -83,8 +83,10 @@ class EdgeStore(AsyncResource):
         *,
         optimize_after_points: int = 0,
         optimize_poll_seconds: float = 30.0,
+        min_free_bytes: int = 0,
     ) -> None:
         self._data_dir = Path(data_dir)
+        self._min_free_bytes = min_free_bytes  # an optimize's copy must leave this free
         self._shards_dir = self._data_dir / "shards"
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecpipe-edge-write")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecpipe-edge-read")
@@ -330,7 +332,9 @@ class EdgeStore(AsyncResource):
             async def run(op: str, fn: Callable[..., T], *args: Any) -> T:
                 return await self._run(op, space, fn, *args)
 
-            return await edge_rebuild.optimize_online(target, run, self._shards_dir)
+            return await edge_rebuild.optimize_online(
+                target, run, self._shards_dir, self._min_free_bytes
+            )
 
     async def index_status(self, space: EmbeddingSpace) -> IndexStatus:
         """For deciding when to `optimize()` (edge_maintenance.py): Edge's counts, and the
@@ -437,7 +441,12 @@ class EdgeStore(AsyncResource):
             return await loop.run_in_executor(executor, functools.partial(fn, *args))
         except VecpipeError:
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            # A Rust panic in the engine reaches Python as pyo3's PanicException, a
+            # BaseException (e.g. "Payload storage is corrupted"): a store error like any other,
+            # not a crash of the request that met it.
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
             raise StoreError(f"edge {op} failed in space {space.key}: {_reason(exc)}") from exc
 
 

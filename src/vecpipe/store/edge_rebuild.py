@@ -31,6 +31,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
+from vecpipe import diskspace
 from vecpipe.errors import StoreError
 from vecpipe.store import edge_generations, edge_shard
 from vecpipe.store.edge_optimize import OptimizeReport, optimize_shard_dir
@@ -131,7 +132,11 @@ def flush(shard: qe.EdgeShard, mirror: Mirror | None) -> None:
         mirror.flush()
 
 
-def take_copy(shard: qe.EdgeShard, mirror: Mirror, source: Path, dest: Path) -> None:
+def take_copy(
+    shard: qe.EdgeShard, mirror: Mirror, source: Path, dest: Path, min_free_bytes: int
+) -> None:
+    # The copy is dense (Edge's files are sparse): room for all of it, and the floor after.
+    diskspace.check_room_for_copy(source, dest.parent, min_free_bytes)
     mirror.recording = True
     shard.flush()
     shutil.copytree(source, dest)  # sendfile: the GIL is free while the bytes move
@@ -183,15 +188,19 @@ def _check(mirror: Mirror) -> None:
 # ---------------------------------------------------------------------------- the steps
 
 
-async def optimize_online(target: OpenSpace, run: Runner, shards_dir: Path) -> OptimizeReport:
-    """Steps 1-4 above; the caller holds the space's optimize lock."""
+async def optimize_online(
+    target: OpenSpace, run: Runner, shards_dir: Path, min_free_bytes: int = 0
+) -> OptimizeReport:
+    """Steps 1-4 above; the caller holds the space's optimize lock. Refused (StorageFull)
+    when the copy would leave less than `min_free_bytes` free on the disk."""
     key = target.space.key
     dest = await asyncio.to_thread(edge_generations.next_generation, shards_dir, key)
     mirror = target.mirror = Mirror()
     clock = time.perf_counter()
     changed_before_copy = target.changed_points  # no await until the copy job is queued
     try:
-        await run("copy", take_copy, target.handle.shard, mirror, target.path, dest)
+        shard = target.handle.shard
+        await run("copy", take_copy, shard, mirror, target.path, dest, min_free_bytes)
         copied = time.perf_counter()
         report = await optimize_shard_dir(dest)
         optimized = time.perf_counter()
