@@ -20,10 +20,10 @@ import math
 import re
 from collections.abc import Callable, Sequence
 
-from vecpipe.core.chunking import CharChunker
 from vecpipe.errors import ClosedError, ProviderError, TransientProviderError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace
+from vecpipe.text.chunking import CharChunker
 
 _WORD = re.compile(r"\w+")
 DEFAULT_SPACE = EmbeddingSpace("fake-model", 8)

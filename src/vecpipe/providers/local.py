@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from vecpipe.core.chunking import CharChunker, Chunker, TokenChunker
 from vecpipe.errors import BadProviderResponse, ClosedError, ConfigError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace
@@ -36,6 +35,7 @@ from vecpipe.providers.local_model import (
     resolve_model_path,
 )
 from vecpipe.providers.model_gate import Lane, ModelGate, current_lane
+from vecpipe.text.chunking import CharChunker, Chunker, TokenChunker
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from vecpipe.core.hashing import fingerprint
 from vecpipe.errors import ClosedError, ValidationError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import AIConfig, EmbeddingSpace, ProviderConfig
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.chain import CircuitBreaker, ProviderChain
+from vecpipe.text.hashing import fingerprint
 
 ProviderFactory = Callable[[ProviderConfig], Awaitable[EmbeddingProvider]]
 SpaceDeclarer = Callable[[ProviderConfig], EmbeddingSpace | None]  # blocking; None: unknown

@@ -39,7 +39,6 @@ import numpy as np
 import openai
 from openai import Omit, RequestOptions
 
-from vecpipe.core.chunking import CharChunker
 from vecpipe.errors import (
     BadProviderResponse,
     ClosedError,
@@ -49,6 +48,7 @@ from vecpipe.errors import (
 )
 from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig
 from vecpipe.providers.url_policy import GatewayUrlPolicy, HostResolutionError
+from vecpipe.text.chunking import CharChunker
 
 log = logging.getLogger(__name__)
 
