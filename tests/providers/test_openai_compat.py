@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.support import gateway as gateway_support
 from tests.support.gateway import Fault, Gateway, embed_text
@@ -27,7 +28,9 @@ from vecpipe.errors import (
     TransientProviderError,
     ValidationError,
 )
-from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig
+from vecpipe.lifecycle import AsyncResource
+from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.providers.openai_compat import (
     OpenAICompatibleProvider,
     RetryPolicy,
@@ -108,6 +111,21 @@ async def test_configured_dimensions_skip_the_probe_and_are_sent(
     vectors = await provider.embed(["hello world"])
     assert vectors == [expected("hello world", 8)]
     assert gateway.control.bodies[0]["dimensions"] == 8
+
+
+async def test_the_purpose_reaches_the_gateway_only_where_the_config_maps_it(
+    gateway: Gateway, open_provider: OpenProvider
+) -> None:
+    plain = await open_provider(dimensions=8)
+    mapped = await open_provider(dimensions=8, input_type={"query": "query", "document": "passage"})
+    query_only = await open_provider(dimensions=8, input_type={"query": "search_query"})
+    await plain.embed(["a"], purpose="query")
+    await mapped.embed(["a"], purpose="query")
+    await mapped.embed(["a", "b"])  # documents, unless told otherwise
+    await query_only.embed(["a"], purpose="document")
+    await query_only.embed(["a"], purpose="query")
+    bodies = gateway.control.bodies
+    assert [b.get("input_type") for b in bodies] == [None, "query", "passage", None, "search_query"]
 
 
 @pytest.mark.parametrize("dimensions", [None, 8])
@@ -524,7 +542,7 @@ async def test_openai_environment_does_not_reach_the_gateway(
 
 
 async def test_open_enforces_the_url_policy(gateway: Gateway) -> None:
-    config = OpenAIProviderConfig(base_url=gateway.base_url, model="m", api_key=API_KEY)
+    config = OpenAIProviderConfig(base_url=gateway.base_url, model="m", api_key=SecretStr(API_KEY))
     with pytest.raises(ValidationError, match="loopback") as info:
         await OpenAICompatibleProvider.open(config, policy=GatewayUrlPolicy(frozenset()))
     assert API_KEY not in str(info.value)
@@ -545,7 +563,9 @@ async def test_unresolvable_host_is_transient(monkeypatch: pytest.MonkeyPatch) -
 
 def test_provider_name_has_no_secrets() -> None:
     config = OpenAIProviderConfig(
-        base_url="https://[2001:db8::1]:8443/v1?api-key=secret", model="emb", api_key=API_KEY
+        base_url="https://[2001:db8::1]:8443/v1?api-key=secret",
+        model="emb",
+        api_key=SecretStr(API_KEY),
     )
     assert provider_name(config) == "openai:[2001:db8::1]:8443/emb"
 
@@ -560,6 +580,20 @@ async def test_close_is_idempotent_and_final(open_provider: OpenProvider) -> Non
         await provider.embed(["x"])
     with pytest.raises(ClosedError):
         await provider.chunk(["x"])
+
+
+async def test_the_provider_is_an_async_resource_refused_after_close(
+    open_provider: OpenProvider,
+) -> None:
+    provider: OpenAICompatibleProvider = await open_provider(dimensions=16)
+    assert isinstance(provider, AsyncResource)
+    assert not provider.closed
+    async with provider as entered:
+        assert entered is provider
+    assert provider.closed
+    with pytest.raises(ClosedError):
+        async with provider:
+            pass
 
 
 async def test_close_during_a_call(gateway: Gateway, open_provider: OpenProvider) -> None:
@@ -591,7 +625,7 @@ def _open_sockets() -> int:
 async def test_open_and_close_many_providers_leaks_nothing(
     gateway: Gateway,
 ) -> None:
-    config = OpenAIProviderConfig(base_url=gateway.base_url, model="m", api_key=API_KEY)
+    config = OpenAIProviderConfig(base_url=gateway.base_url, model="m", api_key=SecretStr(API_KEY))
     warmup = await OpenAICompatibleProvider.open(config, policy=LOOPBACK)
     await warmup.aclose()
     baseline = _open_sockets()

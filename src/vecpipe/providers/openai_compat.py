@@ -12,6 +12,11 @@ the server named one) lets the caller back off or requeue. Other 4xx fail at onc
 `ProviderError`. Every response is checked (count, indexes, dimension, finite numbers), and a
 bad one is a `BadProviderResponse`, never a vector.
 
+Purposes: a search's query and stored documents go to the gateway alike, unless the config's
+`input_type` names the value of an `input_type` request field for each purpose (models that
+embed queries and documents differently: NVIDIA NIM's "query"/"passage", Voyage's and
+Cohere's through LiteLLM); OpenAI's own models take no such field.
+
 Secrets: the API key is never in `name`, a repr, a log line or an error message, and no
 exception from httpx/openai (whose request holds the Authorization header) is chained to ours.
 Redirects are not followed (they could lead past the URL policy) and OPENAI_* environment
@@ -46,7 +51,10 @@ from vecpipe.errors import (
     TransientProviderError,
     VecpipeError,
 )
-from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig
+from vecpipe.lifecycle import AsyncResource
+from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.base import Purpose
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.providers.url_policy import GatewayUrlPolicy, HostResolutionError
 from vecpipe.text.chunking import CharChunker
 
@@ -96,7 +104,7 @@ def provider_name(config: OpenAIProviderConfig) -> str:
     return f"openai:{host}{f':{port}' if port else ''}/{config.model}"
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(AsyncResource):
     """An `EmbeddingProvider` for an OpenAI-compatible `/embeddings` endpoint. Use `open()`."""
 
     name: str
@@ -116,6 +124,7 @@ class OpenAICompatibleProvider:
         self._client = client
         self._model = config.model
         self._dimensions = config.dimensions
+        self._input_types = dict(config.input_type or {})
         self._timeout = config.timeout_seconds
         self._max_batch = config.max_batch_size
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
@@ -124,7 +133,7 @@ class OpenAICompatibleProvider:
         )
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._secrets = tuple(s for s in [config.api_key] if s)
+        self._secrets = tuple(s for s in [_api_key(config)] if s)
         self._options = _request_options(bool(self._secrets))
         self._closed = False
 
@@ -158,11 +167,9 @@ class OpenAICompatibleProvider:
         state = "closed" if self._closed else "open"
         return f"<OpenAICompatibleProvider {self.name} dim={self.space.dimension} {state}>"
 
-    async def __aenter__(self) -> OpenAICompatibleProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def aclose(self) -> None:
         """Close the HTTP client (and its connections). Idempotent."""
@@ -182,17 +189,22 @@ class OpenAICompatibleProvider:
             return self._chunker.split_many(texts)
         return await asyncio.to_thread(self._chunker.split_many, list(texts))
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One checked vector per text, in order; batches run concurrently (bounded)."""
+    async def embed(
+        self, texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
+        """One checked vector per text, in order; batches run concurrently (bounded).
+
+        `purpose` reaches the gateway only as the config's `input_type` says (see above).
+        """
         self._check_open()
         batches = [
             list(texts[i : i + self._max_batch]) for i in range(0, len(texts), self._max_batch)
         ]
         if len(batches) <= 1:
-            return await self._embed_batch(batches[0]) if batches else []
+            return await self._embed_batch(batches[0], purpose) if batches else []
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._embed_batch(batch)) for batch in batches]
+                tasks = [group.create_task(self._embed_batch(batch, purpose)) for batch in batches]
         except BaseExceptionGroup as failures:
             raise _first_error(failures) from None
         return [vector for task in tasks for vector in task.result()]
@@ -200,10 +212,10 @@ class OpenAICompatibleProvider:
     # ------------------------------------------------------------------ one batch, retried
 
     async def _probe(self) -> None:
-        vectors = await self._embed_batch([_PROBE_TEXT])
+        vectors = await self._embed_batch([_PROBE_TEXT], "document")
         self.space = EmbeddingSpace(self._model, len(vectors[0]))
 
-    async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+    async def _embed_batch(self, batch: list[str], purpose: Purpose) -> list[list[float]]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry.total_seconds
         attempt = 0
@@ -212,7 +224,7 @@ class OpenAICompatibleProvider:
             self._check_open()
             try:
                 async with self._semaphore:
-                    return await self._request(batch)
+                    return await self._request(batch, purpose)
             except TransientProviderError as exc:
                 delay = self._retry.delay(attempt, exc.retry_after, deadline - loop.time())
                 if delay is None:
@@ -221,12 +233,12 @@ class OpenAICompatibleProvider:
                 log.warning("%s; retry %d in %.2fs", exc.message, attempt, delay)
             await self._sleep(delay)
 
-    async def _request(self, batch: list[str]) -> list[list[float]]:
+    async def _request(self, batch: list[str], purpose: Purpose) -> list[list[float]]:
         """One HTTP attempt. Errors are raised outside `except` so none chains to the SDK's."""
         failure: VecpipeError
         try:
             content = await self._client.post(
-                "/embeddings", cast_to=bytes, body=self._body(batch), options=self._options
+                "/embeddings", cast_to=bytes, body=self._body(batch, purpose), options=self._options
             )
         except openai.APIStatusError as exc:
             failure = self._status_failure(exc.status_code, exc.response.headers, exc.body)
@@ -248,12 +260,14 @@ class OpenAICompatibleProvider:
             failure = ClosedError(f"{self.name} was closed")
         raise failure
 
-    def _body(self, batch: list[str]) -> dict[str, Any]:
+    def _body(self, batch: list[str], purpose: Purpose) -> dict[str, Any]:
         """What `embeddings.create` would send, built directly: the SDK's generic transform
         walks every input string through its type machinery (~10 us a text), for nothing."""
         body: dict[str, Any] = {"model": self._model, "input": batch}
         if self._dimensions is not None:
             body["dimensions"] = self._dimensions
+        if purpose in self._input_types:
+            body["input_type"] = self._input_types[purpose]
         body["encoding_format"] = "base64"
         return body
 
@@ -295,17 +309,23 @@ def _make_client(config: OpenAIProviderConfig, ssl_context: ssl.SSLContext) -> o
     Organisation, project and an `OPENAI_CUSTOM_HEADERS` Authorization must not travel to a
     tenant's gateway; without a key no Authorization header is sent at all.
     """
-    auth: str | Omit = f"Bearer {config.api_key}" if config.api_key else Omit()
+    key = _api_key(config)
+    auth: str | Omit = f"Bearer {key}" if key else Omit()
     headers = {"Authorization": auth, "OpenAI-Organization": Omit(), "OpenAI-Project": Omit()}
     return openai.AsyncOpenAI(
         base_url=config.base_url,
-        api_key=config.api_key or "unused",
+        api_key=key or "unused",
         timeout=config.timeout_seconds,
         max_retries=0,
         default_headers=cast(Mapping[str, str], headers),
         # A redirect could lead past the URL policy (to 169.254.169.254, say): not followed.
         http_client=openai.DefaultAsyncHttpx2Client(verify=ssl_context, follow_redirects=False),
     )
+
+
+def _api_key(config: OpenAIProviderConfig) -> str:
+    """The key in clear ("" for none): for the Authorization header and redaction only."""
+    return config.api_key.get_secret_value() if config.api_key is not None else ""
 
 
 def _request_options(has_key: bool) -> RequestOptions:
