@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vecpipe.core.pipeline import Pipeline
-    from vecpipe.models import AIConfig, Record, SearchHit
+    from vecpipe.models import Record, SearchHit
+    from vecpipe.providers.config import AIConfig
     from vecpipe.settings import Settings
 
 __all__ = ["AIConfig", "Pipeline", "Record", "SearchHit", "Settings"]
 
 _WHERE = {
     "Pipeline": "vecpipe.core.pipeline",
-    "AIConfig": "vecpipe.models",
+    "AIConfig": "vecpipe.providers.config",
     "Record": "vecpipe.models",
     "SearchHit": "vecpipe.models",
     "Settings": "vecpipe.settings",
