@@ -46,8 +46,8 @@ async def upsert_records(
     tenant: str = TENANT,
 ) -> None:
     """`chunks` points, two per record, records named `<prefix>-<n>` from chunk `first` on."""
-    from vecpipe.core.hashing import content_hash
     from vecpipe.models import ChunkPoint
+    from vecpipe.text.hashing import content_hash
 
     paragraphs = english_paragraphs(1000)
     points = []

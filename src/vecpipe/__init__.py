@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vecpipe.core.pipeline import Pipeline
-    from vecpipe.models import AIConfig, Record, SearchHit
+    from vecpipe.models import Record, SearchHit
+    from vecpipe.providers.config import AIConfig
     from vecpipe.resources import open_pipeline
     from vecpipe.settings import Settings
 
@@ -18,7 +19,7 @@ __all__ = ["AIConfig", "Pipeline", "Record", "SearchHit", "Settings", "open_pipe
 _WHERE = {
     "open_pipeline": "vecpipe.resources",
     "Pipeline": "vecpipe.core.pipeline",
-    "AIConfig": "vecpipe.models",
+    "AIConfig": "vecpipe.providers.config",
     "Record": "vecpipe.models",
     "SearchHit": "vecpipe.models",
     "Settings": "vecpipe.settings",

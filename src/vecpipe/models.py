@@ -1,4 +1,7 @@
-"""The data vecpipe moves around: records, chunks, hits, messages and tenant AI configs."""
+"""The data vecpipe moves around: records, chunks, hits and messages.
+
+(A tenant's AI config is the providers' own: providers/config.py.)
+"""
 
 from __future__ import annotations
 
@@ -142,39 +145,3 @@ class DeleteMessage(BaseModel):
 
 
 QueueMessage = Annotated[UpsertMessage | DeleteMessage, Field(discriminator="op")]
-
-
-# ---------------------------------------------------------------------------- tenant AI config
-
-
-class LocalProviderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["local"] = "local"
-    model: str = "all-MiniLM-L6-v2"
-
-
-class OpenAIProviderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["openai"] = "openai"
-    base_url: str
-    model: str
-    api_key: str | None = None
-    dimensions: int | None = Field(default=None, ge=1, le=65536)
-    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    max_batch_size: int = Field(default=256, ge=1, le=4096)
-    max_concurrency: int = Field(default=4, ge=1, le=64)
-    max_input_tokens: int = Field(default=8191, ge=16)
-
-
-ProviderConfig = Annotated[LocalProviderConfig | OpenAIProviderConfig, Field(discriminator="kind")]
-
-
-class AIConfig(BaseModel):
-    """A tenant's provider chain: a primary and ordered fallbacks in one embedding space."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    primary: ProviderConfig = Field(default_factory=LocalProviderConfig)
-    fallbacks: list[ProviderConfig] = Field(default_factory=list, max_length=4)

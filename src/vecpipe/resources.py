@@ -22,14 +22,10 @@ from vecpipe.core.ingest import Ingestor
 from vecpipe.core.migration import MigrationRunner, Migrations
 from vecpipe.core.pipeline import Pipeline
 from vecpipe.db.engine import Database, open_database
-from vecpipe.models import (
-    EmbeddingSpace,
-    LocalProviderConfig,
-    OpenAIProviderConfig,
-    ProviderConfig,
-)
 from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.kind import ProviderConfig, ProviderContext
 from vecpipe.providers.manager import ProviderFactory, ProviderManager
+from vecpipe.providers.registry import REGISTRY
 from vecpipe.providers.url_policy import GatewayUrlPolicy
 from vecpipe.queue.base import MessageQueue
 from vecpipe.secrets import SecretBox
@@ -57,7 +53,7 @@ async def open_resources(
 ) -> AsyncIterator[Resources]:
     """The whole stack; `owner_url` is where this process serves its API (`vecpipe serve`),
     noted in the data dir's lock for the message a second opener gets."""
-    policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
+    context = ProviderContext.from_settings(settings)
     box = secret_box(settings)
     async with AsyncExitStack() as stack:
         # first in, last out: nothing under the data dir is open without the lock held
@@ -67,8 +63,8 @@ async def open_resources(
             open_database(settings.resolved_database_url, min_free_bytes=settings.min_free_bytes)
         )
         store = await stack.enter_async_context(open_store(settings))
-        factory = provider_factory or default_provider_factory(settings, policy)
-        configs = AIConfigService(database.configs, policy, box, settings.default_model)
+        factory = provider_factory or default_provider_factory(settings, context.url_policy)
+        configs = AIConfigService(database.configs, context, box, settings.default_model)
         await configs.check_startup(database.migrations)
         migrations = Migrations(database.migrations, configs, store)
         providers = await stack.enter_async_context(
@@ -77,7 +73,7 @@ async def open_resources(
                 migrations.active_config,
                 default=configs.default,
                 breaker_cooldown=settings.breaker_cooldown_seconds,
-                declare_space=declared_local_space if provider_factory is None else None,
+                declare_space=REGISTRY.declared_space if provider_factory is None else None,
             )
         )
         queue = await stack.enter_async_context(open_queue(settings))
@@ -215,29 +211,11 @@ async def open_queue(settings: Settings) -> AsyncIterator[MessageQueue]:
             yield sqlite
 
 
-def declared_local_space(config: ProviderConfig) -> EmbeddingSpace | None:
-    """A local model's space from its files (no model load); None for a gateway."""
-    if not isinstance(config, LocalProviderConfig):
-        return None
-    from vecpipe.providers.local_model import declared_space
-
-    return declared_space(config.model)
-
-
 def default_provider_factory(settings: Settings, policy: GatewayUrlPolicy) -> ProviderFactory:
+    """Opens each config's provider through its kind in the registry."""
+    context = ProviderContext.from_settings(settings, policy)
+
     async def build(config: ProviderConfig) -> EmbeddingProvider:
-        if isinstance(config, OpenAIProviderConfig):
-            from vecpipe.providers.openai_compat import OpenAICompatibleProvider
-
-            return await OpenAICompatibleProvider.open(config, policy=policy)
-        from vecpipe.providers.local import LocalProvider
-
-        return await LocalProvider.open(
-            config.model,
-            batch_size=settings.local_batch_size,
-            batch_tokens=settings.local_batch_tokens,
-            overlap_tokens=settings.chunk_overlap_tokens,
-            torch_threads=settings.torch_threads,
-        )
+        return await REGISTRY.open(config, context)
 
     return build

@@ -23,7 +23,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from vecpipe.core.pipeline import Pipeline
 from vecpipe.errors import ClosedError
-from vecpipe.models import AIConfig, BatchResult, EmbeddingSpace, Record, SearchHit
+from vecpipe.models import BatchResult, EmbeddingSpace, Record, SearchHit
+from vecpipe.providers.config import AIConfig
 from vecpipe.resources import open_pipeline
 from vecpipe.settings import Settings
 

@@ -11,8 +11,10 @@ import pytest
 
 from tests.support.app import FakeFactory
 from tests.support.fake_provider import FakeProvider
-from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig, ProviderConfig
-from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.base import EmbeddingProvider, Purpose
+from vecpipe.providers.kind import ProviderConfig
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 
 HELD = "held-model"
 URL = "/v1/tenants/acme/ai-config"
@@ -25,9 +27,11 @@ class HeldProvider(FakeProvider):
         super().__init__(space)
         self.release = release
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(
+        self, texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
         await self.release.wait()
-        return await super().embed(texts)
+        return await super().embed(texts, purpose=purpose)
 
 
 @dataclass

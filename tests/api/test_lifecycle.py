@@ -13,8 +13,8 @@ from tests.support.app import FakeFactory, make_settings
 from tests.support.gateway import Gateway
 from tests.support.sockets import open_sockets, wait_for_sockets_at_most
 from vecpipe.api.app import create_app
-from vecpipe.models import ProviderConfig
 from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.kind import ProviderConfig
 from vecpipe.providers.manager import ProviderFactory
 
 
@@ -55,7 +55,7 @@ async def test_200_requests_then_shutdown_close_every_client(
 
 def _gateway_or_fake() -> ProviderFactory:
     """Gateway configs get the real OpenAI-compatible provider; the local default a fake."""
-    from vecpipe.models import OpenAIProviderConfig
+    from vecpipe.providers.kinds.openai import OpenAIProviderConfig
     from vecpipe.providers.url_policy import GatewayUrlPolicy
     from vecpipe.resources import default_provider_factory
     from vecpipe.settings import Settings

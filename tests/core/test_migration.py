@@ -15,14 +15,10 @@ from tests.support.gateway import Gateway
 from tests.support.processes import wait_until_async
 from vecpipe.db import open_database
 from vecpipe.errors import NotFound, ValidationError
-from vecpipe.models import (
-    EmbeddingSpace,
-    OpenAIProviderConfig,
-    ProviderConfig,
-    Record,
-    StoredRecord,
-)
-from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.models import EmbeddingSpace, Record, StoredRecord
+from vecpipe.providers.base import EmbeddingProvider, Purpose
+from vecpipe.providers.kind import ProviderConfig
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.providers.url_policy import GatewayUrlPolicy
 from vecpipe.resources import Resources, default_provider_factory, open_resources
 from vecpipe.settings import Settings
@@ -50,12 +46,14 @@ class GatedProvider:
     async def chunk(self, texts: Sequence[str]) -> list[list[str]]:
         return await self.inner.chunk(texts)
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(
+        self, texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
         if self.gate.armed:
             self.gate.armed = False
             self.gate.waiting.set()
             await self.gate.release.wait()
-        return await self.inner.embed(texts)
+        return await self.inner.embed(texts, purpose=purpose)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -9,6 +9,7 @@ import pytest
 from tests.support.fake_provider import FakeProvider
 from vecpipe.errors import BadProviderResponse, ProviderError, TransientProviderError
 from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.base import Purpose
 from vecpipe.providers.chain import CircuitBreaker, ProviderChain
 
 SPACE = EmbeddingSpace("m", 8)
@@ -68,8 +69,34 @@ async def test_permanent_failure_stays_permanent() -> None:
 
 async def test_wrong_dimension_is_an_error_never_a_vector() -> None:
     class WrongDimension(FakeProvider):
-        async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        async def embed(
+            self, texts: Sequence[str], *, purpose: Purpose = "document"
+        ) -> list[list[float]]:
             return [[1.0, 0.0, 0.0, 0.0] for _ in texts]  # claims 8
 
     with pytest.raises(BadProviderResponse):
         await chain_of(WrongDimension(SPACE)).embed(["x"])
+
+
+class RecordingProvider(FakeProvider):
+    """Notes the purpose of every call it gets."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.purposes: list[Purpose] = []
+
+    async def embed(
+        self, texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
+        self.purposes.append(purpose)
+        return await super().embed(texts, purpose=purpose)
+
+
+async def test_the_purpose_reaches_the_provider_that_serves_and_the_ones_that_failed() -> None:
+    primary = RecordingProvider(SPACE, fail_times=1, name="primary")
+    fallback = RecordingProvider(SPACE, name="fallback")
+    chain = chain_of(primary, fallback)
+    await chain.embed(["a query"], purpose="query")
+    await chain.embed(["a document"])
+    assert primary.purposes == ["query", "document"]
+    assert fallback.purposes == ["query"]

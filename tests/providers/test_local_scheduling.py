@@ -25,7 +25,7 @@ from tests.providers.test_model_gate import wait_until
 from vecpipe.errors import ClosedError
 from vecpipe.providers.batching import TokenCounter
 from vecpipe.providers.local import LocalProvider
-from vecpipe.providers.model_gate import Lane, query_lane
+from vecpipe.providers.model_gate import Lane
 
 pytestmark = pytest.mark.slow
 
@@ -135,8 +135,8 @@ async def test_a_query_runs_at_the_next_batch_boundary_ahead_of_queued_ingest(
             tasks["other"] = asyncio.create_task(another.embed(other))
             await asyncio.to_thread(wait_until, lambda: gate.waiting(Lane.INGEST) == 1)
             tasks["second"] = asyncio.create_task(small_batches.embed(second))
-            with query_lane():
-                tasks["query"] = asyncio.create_task(small_batches.embed(["query reset"]))
+            query = small_batches.embed(["query reset"], purpose="query")
+            tasks["query"] = asyncio.create_task(query)
             await asyncio.to_thread(wait_until, lambda: gate.waiting(Lane.QUERY) == 1)
             for name, task in tasks.items():
                 task.add_done_callback(functools.partial(_append, finished, name))
@@ -158,8 +158,7 @@ async def test_close_with_pending_work_finishes_it_and_refuses_more() -> None:
         ingest = asyncio.create_task(provider.embed([essay(20, s) for s in range(16)]))
         await asyncio.to_thread(spy.in_flight.wait, 60)
         queued = asyncio.create_task(provider.embed([essay(20, s) for s in range(8)]))
-        with query_lane():
-            query = asyncio.create_task(provider.embed(["a query"]))
+        query = asyncio.create_task(provider.embed(["a query"], purpose="query"))
         chunked = asyncio.create_task(provider.chunk([essay(600)]))
         closing = asyncio.create_task(provider.aclose())
         await asyncio.sleep(0)  # every task above takes its first step: submits, or closes

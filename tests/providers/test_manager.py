@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from tests.support.app import FakeFactory
+from tests.support.fake_provider import FakeProvider
 from vecpipe.errors import ClosedError, ValidationError
-from vecpipe.models import AIConfig, LocalProviderConfig
+from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.config import AIConfig
+from vecpipe.providers.kind import ProviderConfig
+from vecpipe.providers.kinds.local import LocalProviderConfig
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.providers.manager import ProviderManager
 
 
@@ -79,6 +86,35 @@ async def test_closed_manager_refuses_use() -> None:
     with pytest.raises(ClosedError):
         async with manager.lease("a"):
             pass
+
+
+async def test_configs_differing_only_by_their_key_get_their_own_providers() -> None:
+    def gateway(key: str) -> AIConfig:
+        return AIConfig(
+            primary=OpenAIProviderConfig(
+                base_url="https://gw.example/v1", model="m", api_key=SecretStr(key)
+            )
+        )
+
+    configs = {"a": gateway("sk-a-1111"), "b": gateway("sk-b-2222"), "c": gateway("sk-a-1111")}
+    built: list[str] = []
+
+    async def factory(config: ProviderConfig) -> EmbeddingProvider:
+        assert isinstance(config, OpenAIProviderConfig) and config.api_key is not None
+        built.append(config.api_key.get_secret_value())
+        return FakeProvider(EmbeddingSpace(config.model, 8))
+
+    async def load(tenant: str) -> AIConfig:
+        return configs[tenant]
+
+    async with (
+        ProviderManager(factory, load, config_ttl=60) as manager,
+        manager.lease("a") as a,
+        manager.lease("b") as b,
+        manager.lease("c") as c,
+    ):
+        assert a is not b and a is c
+    assert built == ["sk-a-1111", "sk-b-2222"]
 
 
 async def test_breaker_states_are_those_of_the_chains_held_now() -> None:

@@ -1,8 +1,7 @@
-"""The model gate (queries first), batch planning and the query mark, without a model."""
+"""The model gate (queries first), batch planning and the query purpose, without a model."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import random
 import threading
@@ -13,8 +12,9 @@ import pytest
 
 from tests.support.app import FakeFactory
 from vecpipe.models import Record
+from vecpipe.providers.base import Purpose
 from vecpipe.providers.batching import plan_batches
-from vecpipe.providers.model_gate import Lane, ModelGate, current_lane, query_lane
+from vecpipe.providers.model_gate import Lane, ModelGate
 from vecpipe.resources import Resources
 
 
@@ -103,20 +103,14 @@ def test_the_gate_is_free_again_after_an_exception() -> None:
         pass
 
 
-# ---------------------------------------------------------------------------- query mark
+# ---------------------------------------------------------------------------- query purpose
 
 
-async def test_query_lane_marks_this_task_and_the_tasks_it_starts() -> None:
-    assert current_lane() is Lane.INGEST
-    with query_lane():
-        assert current_lane() is Lane.QUERY
-        assert await asyncio.create_task(_lane_now()) is Lane.QUERY
-    assert current_lane() is Lane.INGEST
-    assert await asyncio.create_task(_lane_now()) is Lane.INGEST
-
-
-async def _lane_now() -> Lane:
-    return current_lane()
+def test_a_query_purpose_takes_the_query_lane_and_a_document_the_ingest_lane() -> None:
+    assert Lane.for_purpose("query") is Lane.QUERY
+    assert Lane.for_purpose("document") is Lane.INGEST
+    with pytest.raises(ValueError, match="purpose"):
+        Lane.for_purpose("summary")  # type: ignore[arg-type]
 
 
 async def test_pipeline_search_embeds_in_the_query_lane(
@@ -128,9 +122,11 @@ async def test_pipeline_search_embeds_in_the_query_lane(
     lanes: list[Lane] = []
     original = provider.embed
 
-    async def recording_embed(texts: Sequence[str]) -> list[list[float]]:
-        lanes.append(current_lane())
-        return await original(texts)
+    async def recording_embed(
+        texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
+        lanes.append(Lane.for_purpose(purpose))
+        return await original(texts, purpose=purpose)
 
     provider.embed = recording_embed  # type: ignore[method-assign]
     await pipeline.ingest("acme", [Record(id="1", text="a blue kayak")])

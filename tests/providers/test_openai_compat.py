@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
 import json
 import logging
 import os
-import struct
 import time
 import traceback
 import warnings
@@ -17,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.support import gateway as gateway_support
 from tests.support.gateway import Fault, Gateway, embed_text
@@ -27,14 +26,13 @@ from vecpipe.errors import (
     TransientProviderError,
     ValidationError,
 )
-from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig
+from vecpipe.lifecycle import AsyncResource
+from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.providers.openai_compat import (
     OpenAICompatibleProvider,
     RetryPolicy,
-    decode_embeddings,
-    parse_retry_after,
     provider_name,
-    server_message,
 )
 from vecpipe.providers.url_policy import GatewayUrlPolicy
 
@@ -108,6 +106,21 @@ async def test_configured_dimensions_skip_the_probe_and_are_sent(
     vectors = await provider.embed(["hello world"])
     assert vectors == [expected("hello world", 8)]
     assert gateway.control.bodies[0]["dimensions"] == 8
+
+
+async def test_the_purpose_reaches_the_gateway_only_where_the_config_maps_it(
+    gateway: Gateway, open_provider: OpenProvider
+) -> None:
+    plain = await open_provider(dimensions=8)
+    mapped = await open_provider(dimensions=8, input_type={"query": "query", "document": "passage"})
+    query_only = await open_provider(dimensions=8, input_type={"query": "search_query"})
+    await plain.embed(["a"], purpose="query")
+    await mapped.embed(["a"], purpose="query")
+    await mapped.embed(["a", "b"])  # documents, unless told otherwise
+    await query_only.embed(["a"], purpose="document")
+    await query_only.embed(["a"], purpose="query")
+    bodies = gateway.control.bodies
+    assert [b.get("input_type") for b in bodies] == [None, "query", "passage", None, "search_query"]
 
 
 @pytest.mark.parametrize("dimensions", [None, 8])
@@ -371,78 +384,6 @@ async def test_probe_detects_a_bad_gateway_and_closes(
         await open_provider()
 
 
-def _b64(values: list[float]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
-
-
-def _body(*items: dict[str, Any]) -> bytes:
-    return json.dumps({"object": "list", "data": list(items)}).encode()
-
-
-def test_decode_orders_by_index_and_accepts_both_encodings() -> None:
-    body = _body(
-        {"index": 1, "embedding": [0.5, 0.25]},
-        {"index": 0, "embedding": _b64([1.0, -2.0])},
-    )
-    assert decode_embeddings(body, 2, 2) == [[1.0, -2.0], [0.5, 0.25]]
-    assert decode_embeddings(body, 2, None) == [[1.0, -2.0], [0.5, 0.25]]
-
-
-def _with_first(embedding: object) -> bytes:
-    return _body({"index": 0, "embedding": embedding}, {"index": 1, "embedding": [1.0, 2.0]})
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (b"[]", "no 'data' list"),
-        (b"\xff\xfe", "not JSON"),
-        (b'{"data": [3, 4]}', "index"),
-        (_body({"index": 0, "embedding": [1.0]}, {"index": 0, "embedding": [1.0]}), "index"),
-        (_body({"index": 0, "embedding": [1.0]}, {"index": 5, "embedding": [1.0]}), "index"),
-        (_body({"embedding": [1.0]}, {"index": 1, "embedding": [1.0]}), "index"),
-        (_body({"index": 0, "embedding": [1.0]}), "1 embeddings for 2 inputs"),
-        (_with_first([1.0]), "dimension 2, expected 1"),
-        (_with_first("!!"), "base64"),
-        (_with_first("AAA="), "float32"),
-        (_with_first(["1"]), "numbers"),
-        (_with_first([True, False]), "numbers"),
-        (_with_first(None), "numbers"),
-        (_body({"index": 0, "embedding": []}, {"index": 1, "embedding": []}), "dimension"),
-        (b'{"data": [{"index": 0, "embedding": [Infinity, 1]}, 3]}', "NaN or infinite"),
-        (_with_first(_b64([float("inf"), 1.0])), "NaN or infinite"),
-        (_with_first(_b64([float("nan"), 1.0])), "NaN or infinite"),
-    ],
-)
-def test_decode_rejects(body: bytes, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        decode_embeddings(body, 2, None)
-
-
-def test_decode_checks_the_expected_dimension() -> None:
-    with pytest.raises(ValueError, match="expected 3"):
-        decode_embeddings(_body({"index": 0, "embedding": [1.0, 2.0]}), 1, 3)
-
-
-def test_parse_retry_after() -> None:
-    assert parse_retry_after({"retry-after": "3"}) == 3.0
-    assert parse_retry_after({"retry-after": "0.5"}) == 0.5
-    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert parse_retry_after({"retry-after": "-4"}) == 0.0
-    assert parse_retry_after({"retry-after": "soon"}) is None
-    assert parse_retry_after({}) is None
-    later = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 100))
-    assert 90.0 < (parse_retry_after({"retry-after": later}) or 0.0) <= 100.0
-
-
-def test_server_message() -> None:
-    assert server_message({"error": {"message": "too   long\ninput"}}) == "too long input"
-    assert server_message({"message": "unwrapped"}) == "unwrapped"
-    assert server_message("<html>bad gateway</html>") == "<html>bad gateway</html>"
-    assert server_message(None) == ""
-    assert server_message({"error": {"message": "x" * 500}}).endswith("…")
-
-
 def test_retry_policy_delay() -> None:
     policy = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0, max_retry_after=5.0)
     assert policy.delay(3, None, 100.0) is None
@@ -524,7 +465,7 @@ async def test_openai_environment_does_not_reach_the_gateway(
 
 
 async def test_open_enforces_the_url_policy(gateway: Gateway) -> None:
-    config = OpenAIProviderConfig(base_url=gateway.base_url, model="m", api_key=API_KEY)
+    config = OpenAIProviderConfig(base_url=gateway.base_url, model="m", api_key=SecretStr(API_KEY))
     with pytest.raises(ValidationError, match="loopback") as info:
         await OpenAICompatibleProvider.open(config, policy=GatewayUrlPolicy(frozenset()))
     assert API_KEY not in str(info.value)
@@ -545,7 +486,9 @@ async def test_unresolvable_host_is_transient(monkeypatch: pytest.MonkeyPatch) -
 
 def test_provider_name_has_no_secrets() -> None:
     config = OpenAIProviderConfig(
-        base_url="https://[2001:db8::1]:8443/v1?api-key=secret", model="emb", api_key=API_KEY
+        base_url="https://[2001:db8::1]:8443/v1?api-key=secret",
+        model="emb",
+        api_key=SecretStr(API_KEY),
     )
     assert provider_name(config) == "openai:[2001:db8::1]:8443/emb"
 
@@ -560,6 +503,20 @@ async def test_close_is_idempotent_and_final(open_provider: OpenProvider) -> Non
         await provider.embed(["x"])
     with pytest.raises(ClosedError):
         await provider.chunk(["x"])
+
+
+async def test_the_provider_is_an_async_resource_refused_after_close(
+    open_provider: OpenProvider,
+) -> None:
+    provider: OpenAICompatibleProvider = await open_provider(dimensions=16)
+    assert isinstance(provider, AsyncResource)
+    assert not provider.closed
+    async with provider as entered:
+        assert entered is provider
+    assert provider.closed
+    with pytest.raises(ClosedError):
+        async with provider:
+            pass
 
 
 async def test_close_during_a_call(gateway: Gateway, open_provider: OpenProvider) -> None:
@@ -591,7 +548,7 @@ def _open_sockets() -> int:
 async def test_open_and_close_many_providers_leaks_nothing(
     gateway: Gateway,
 ) -> None:
-    config = OpenAIProviderConfig(base_url=gateway.base_url, model="m", api_key=API_KEY)
+    config = OpenAIProviderConfig(base_url=gateway.base_url, model="m", api_key=SecretStr(API_KEY))
     warmup = await OpenAICompatibleProvider.open(config, policy=LOOPBACK)
     await warmup.aclose()
     baseline = _open_sockets()

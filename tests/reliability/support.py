@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from tests.support.app import FAKE_DIMENSION
 from tests.support.fake_provider import FakeProvider
 from tests.support.server import free_port
-from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig, ProviderConfig
+from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.kind import ProviderConfig
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.providers.manager import ProviderFactory
 from vecpipe.providers.openai_compat import OpenAICompatibleProvider, RetryPolicy
 from vecpipe.providers.url_policy import GatewayUrlPolicy

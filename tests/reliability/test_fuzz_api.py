@@ -33,8 +33,10 @@ from schemathesis.core.result import Ok
 from tests.support.app import FAKE_DIMENSION, make_settings
 from tests.support.fake_provider import FakeProvider
 from vecpipe.api.app import create_app
-from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig, ProviderConfig
+from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.kind import ProviderConfig
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.settings import Limits
 
 EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}  # per operation

@@ -26,8 +26,9 @@ from asgi_lifespan import LifespanManager
 from tests.support.app import FakeFactory, make_settings
 from tests.support.gateway import Gateway
 from vecpipe.api.app import create_app
-from vecpipe.models import OpenAIProviderConfig, ProviderConfig
 from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.kind import ProviderConfig
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.providers.url_policy import GatewayUrlPolicy
 from vecpipe.resources import default_provider_factory
 from vecpipe.settings import Settings

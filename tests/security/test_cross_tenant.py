@@ -66,6 +66,15 @@ ROUTES = [
     Route("GET", "/v1/status", "/v1/status", own_status=403, kind="operator"),
     Route("GET", "/v1/jobs", "/v1/jobs?tenant={t}", own_status=403, kind="operator"),
     Route("GET", "/v1/jobs/{job_id}", "/v1/jobs/{j}", own_status=403, kind="operator"),
+    Route("GET", "/v1/dead-letters", "/v1/dead-letters", own_status=403, kind="operator"),
+    Route(
+        "POST",
+        "/v1/dead-letters/replay",
+        "/v1/dead-letters/replay",
+        {"ids": ["0"]},  # no such dead letter: the admin replays nothing
+        own_status=403,
+        kind="operator",
+    ),
 ]
 NOT_FOUND = (404, {"error": {"code": "not_found", "message": "not found"}})
 FORBIDDEN = (403, {"error": {"code": "forbidden", "message": "this route needs the admin token"}})

@@ -21,8 +21,9 @@ from vecpipe.cli import app as cli
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.db.engine import open_database
 from vecpipe.errors import ConfigError
-from vecpipe.models import AIConfig
-from vecpipe.providers.url_policy import GatewayUrlPolicy
+from vecpipe.providers.config import AIConfig
+from vecpipe.providers.kind import ProviderConfig, ProviderContext
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.resources import open_resources, secret_box
 from vecpipe.settings import Settings
 
@@ -38,8 +39,8 @@ def _config(api_key: str) -> AIConfig:
 
 
 def _service(db_configs: object, settings: Settings) -> AIConfigService:
-    policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
-    return AIConfigService(db_configs, policy, secret_box(settings), settings.default_model)  # type: ignore[arg-type]
+    context = ProviderContext.from_settings(settings)
+    return AIConfigService(db_configs, context, secret_box(settings), settings.default_model)  # type: ignore[arg-type]
 
 
 def _settings(data_dir: Path, key: str, old: str | None = None) -> Settings:
@@ -55,7 +56,13 @@ async def _stored_under(settings: Settings) -> None:
 async def _loaded(settings: Settings) -> dict[str, str | None]:
     async with open_database(settings.resolved_database_url) as db:
         service = _service(db.configs, settings)
-        return {t: (await service.load(t)).primary.api_key for t in KEYS}  # type: ignore[union-attr]
+        return {t: _key_of((await service.load(t)).primary) for t in KEYS}
+
+
+def _key_of(provider: ProviderConfig) -> str | None:
+    """The gateway's API key in clear (a SecretStr in the config)."""
+    assert isinstance(provider, OpenAIProviderConfig)
+    return None if provider.api_key is None else provider.api_key.get_secret_value()
 
 
 async def test_rotation_moves_every_stored_key_to_the_new_secret(tmp_path: Path) -> None:
@@ -125,10 +132,10 @@ async def test_rotation_reaches_the_configs_a_migration_keeps(tmp_path: Path) ->
         service = _service(db.configs, new)
         await service.check_startup(db.migrations)  # the new key alone reads every copy
         kept = [service.unseal(c).primary for c in await db.migrations.stored_configs()]
-        assert [getattr(p, "api_key", None) for p in kept] == [KEYS["acme"], "sk-NEXT-77"]
+        assert [_key_of(p) for p in kept] == [KEYS["acme"], "sk-NEXT-77"]
         cancelled = await db.migrations.cancel("acme")  # back to the rotated previous config
         assert cancelled is not None
-        assert (await service.load("acme")).primary.api_key == KEYS["acme"]  # type: ignore[union-attr]
+        assert _key_of((await service.load("acme")).primary) == KEYS["acme"]
     async with open_database(old.resolved_database_url) as db:
         with pytest.raises(ConfigError):
             await _service(db.configs, old).check_startup(db.migrations)

@@ -13,8 +13,10 @@ from asgi_lifespan import LifespanManager
 from tests.support.fake_provider import FakeProvider
 from vecpipe.api.app import create_app
 from vecpipe.api.state import AppState
-from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig, ProviderConfig
+from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.kind import ProviderConfig
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.resources import Resources, open_resources
 from vecpipe.settings import Settings
 from vecpipe.store.edge import EdgeStore

@@ -20,10 +20,11 @@ import math
 import re
 from collections.abc import Callable, Sequence
 
-from vecpipe.core.chunking import CharChunker
 from vecpipe.errors import ClosedError, ProviderError, TransientProviderError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.base import Purpose
+from vecpipe.text.chunking import CharChunker
 
 _WORD = re.compile(r"\w+")
 DEFAULT_SPACE = EmbeddingSpace("fake-model", 8)
@@ -75,7 +76,9 @@ class FakeProvider(AsyncResource):
         self.chunk_calls = 0
         self.closed = False
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(
+        self, texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
         self._check_open()
         self.calls += 1
         if self.delay:

@@ -31,7 +31,8 @@ from typing import Any
 
 from vecpipe.core.pipeline import Pipeline
 from vecpipe.db.jobs import JobRepo, JobStatus
-from vecpipe.models import AIConfig, EmbeddingSpace
+from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.config import AIConfig
 from vecpipe.queue.base import MessageQueue
 from vecpipe.settings import Settings
 

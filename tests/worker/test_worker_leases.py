@@ -20,6 +20,7 @@ from tests.support.fake_provider import FakeProvider
 from tests.support.processes import eventually
 from vecpipe.errors import QueueError
 from vecpipe.models import Record
+from vecpipe.providers.base import Purpose
 from vecpipe.queue.base import Delivery
 from vecpipe.queue.sqlite import SqliteQueue
 from vecpipe.resources import Resources
@@ -56,10 +57,12 @@ class BlockedEmbed:
         self._embed = provider.embed
         provider.embed = self.embed  # type: ignore[method-assign]
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(
+        self, texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
         self.started.set()
         await self.go.wait()
-        return await self._embed(texts)
+        return await self._embed(texts, purpose=purpose)
 
 
 async def blocked_provider(resources: Resources, fake_factory: FakeFactory) -> BlockedEmbed:

@@ -14,7 +14,7 @@ from vecpipe.core.ai_config import AIConfigService
 from vecpipe.db.engine import open_database
 from vecpipe.errors import ValidationError
 from vecpipe.models import TENANT_ID_PATTERN
-from vecpipe.providers.url_policy import GatewayUrlPolicy
+from vecpipe.providers.kind import ProviderContext
 from vecpipe.resources import claim_database, open_pipeline, secret_box
 
 app = typer.Typer(help="Show or set a tenant's AI config; manage its tokens.", no_args_is_help=True)
@@ -142,12 +142,12 @@ def rotate_secrets() -> None:
         box = secret_box(settings)
         if box is None:
             raise ValidationError("set VECPIPE_SECRET_KEY (the new key) to rotate secrets")
-        policy = GatewayUrlPolicy(settings.allowlisted_gateway_hosts)
+        context = ProviderContext.from_settings(settings)
         with claim_database(settings):
             async with open_database(
                 settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
             ) as db:
-                service = AIConfigService(db.configs, policy, box, settings.default_model)
+                service = AIConfigService(db.configs, context, box, settings.default_model)
                 rotated = await service.rotate_secrets(db.migrations)
         typer.echo(json.dumps({"rotated": rotated}))
 

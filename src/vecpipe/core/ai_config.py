@@ -1,4 +1,8 @@
-"""Tenant AI configs: validated against one embedding space, gateway keys encrypted at rest."""
+"""Tenant AI configs: checked before they are saved, their secrets encrypted at rest.
+
+Every kind's secrets (its config's SecretStr fields) are handled alike, through the provider
+registry (providers/config.py): nothing here knows which kind has a key, or a URL.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from vecpipe.errors import ConfigError
-from vecpipe.models import AIConfig, LocalProviderConfig, OpenAIProviderConfig
-from vecpipe.providers.url_policy import GatewayUrlPolicy
+from vecpipe.providers import config as provider_config
+from vecpipe.providers.config import AIConfig, default_config, secret_values
+from vecpipe.providers.kind import ProviderContext
+from vecpipe.providers.registry import REGISTRY
 from vecpipe.secrets import SecretBox
-
-REDACTED = "***"
 
 
 class ConfigRepository(Protocol):
@@ -31,14 +35,14 @@ class AIConfigService:
     def __init__(
         self,
         repo: ConfigRepository,
-        policy: GatewayUrlPolicy,
+        context: ProviderContext,
         secret_box: SecretBox | None,
         default_model: str,
     ) -> None:
         self._repo = repo
-        self._policy = policy
+        self._context = context
         self._box = secret_box
-        self.default = AIConfig(primary=LocalProviderConfig(model=default_model))
+        self.default = default_config(default_model)
 
     async def load(self, tenant_id: str) -> AIConfig:
         """The tenant's config with secrets decrypted (for building providers only)."""
@@ -52,32 +56,25 @@ class AIConfigService:
         """A stored config with its secrets decrypted; None is the default config."""
         if stored is None:
             return self.default
-        config = AIConfig.model_validate(stored)
-        for provider in _gateways(config):
-            if provider.api_key:
-                provider.api_key = self._require_box().decrypt(provider.api_key)
-        return config
+        return provider_config.unseal(stored, lambda value: self._require_box().decrypt(value))
 
     def seal(self, config: AIConfig) -> dict[str, Any]:
-        """The config as it is stored: gateway keys encrypted."""
-        sealed = config.model_copy(deep=True)
-        for provider in _gateways(sealed):
-            if provider.api_key:
-                provider.api_key = self._require_box().encrypt(provider.api_key)
-        return sealed.model_dump(mode="json")
+        """The config as it is stored: every secret encrypted."""
+        return provider_config.seal(config, lambda value: self._require_box().encrypt(value))
 
     async def show(self, tenant_id: str) -> tuple[dict[str, Any], bool]:
         """The config as callers may see it (secrets redacted), and whether it was set."""
         stored = await self._repo.get(tenant_id)
         config = AIConfig.model_validate(stored) if stored else self.default
-        return redact(config), stored is not None
+        return provider_config.redact(config), stored is not None
 
     def check(self, config: AIConfig) -> None:
-        """What can be checked without calling a provider: URLs and where keys would go."""
-        for provider in _gateways(config):
-            self._policy.check_url(provider.base_url)
-            if provider.api_key and self._box is None:
-                raise ConfigError("VECPIPE_SECRET_KEY must be set to store gateway API keys")
+        """What can be checked without calling a provider: each kind's own check (a
+        gateway's URL policy), and that secrets can be encrypted."""
+        for provider in config.providers():
+            REGISTRY.check(provider, self._context)
+        if secret_values(config) and self._box is None:
+            raise ConfigError("VECPIPE_SECRET_KEY must be set to store gateway API keys")
 
     async def save(self, tenant_id: str, config: AIConfig) -> None:
         await self._repo.put(tenant_id, self.seal(config))
@@ -90,9 +87,8 @@ class AIConfigService:
         stored = [await self._repo.get(t) for t in await self._repo.list_tenants()]
         kept = await migrations.stored_configs() if migrations is not None else []
         for config in [AIConfig.model_validate(c or {}) for c in [*stored, *kept]]:
-            for provider in _gateways(config):
-                if provider.api_key:
-                    self._require_box().decrypt(provider.api_key)
+            for value in secret_values(config):
+                self._require_box().decrypt(value)
 
     async def rotate_secrets(self, migrations: KeptConfigs | None = None) -> int:
         """Re-encrypt every stored gateway key under the current VECPIPE_SECRET_KEY.
@@ -117,13 +113,11 @@ class AIConfigService:
 
     def _rotated(self, stored: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """`stored` with its keys re-encrypted under the new key, and how many there were."""
-        config = AIConfig.model_validate(stored)
-        keyed = [p for p in _gateways(config) if p.api_key]
-        if not keyed:
+        config = AIConfig.model_validate(stored)  # secrets as stored: ciphertexts
+        keys = len(secret_values(config))
+        if not keys:
             return stored, 0
-        for provider in keyed:
-            provider.api_key = self._require_box().rotate(provider.api_key or "")
-        return config.model_dump(mode="json"), len(keyed)
+        return provider_config.seal(config, lambda value: self._require_box().rotate(value)), keys
 
     def _require_box(self) -> SecretBox:
         if self._box is None:
@@ -131,15 +125,3 @@ class AIConfigService:
                 "stored AI configs hold gateway API keys but VECPIPE_SECRET_KEY is not set"
             )
         return self._box
-
-
-def _gateways(config: AIConfig) -> list[OpenAIProviderConfig]:
-    return [p for p in [config.primary, *config.fallbacks] if isinstance(p, OpenAIProviderConfig)]
-
-
-def redact(config: AIConfig) -> dict[str, Any]:
-    data = config.model_dump(mode="json")
-    for provider in [data["primary"], *data["fallbacks"]]:
-        if provider.get("kind") == "openai":
-            provider["api_key"] = REDACTED if provider.get("api_key") else None
-    return data

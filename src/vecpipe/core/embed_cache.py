@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
-from vecpipe.core.hashing import content_hash
 from vecpipe.models import EmbeddingSpace
+from vecpipe.text.hashing import content_hash
 
 Embedder = Callable[[Sequence[str]], Awaitable[list[list[float]]]]
 Key = tuple[str, str]  # (space key, content hash)

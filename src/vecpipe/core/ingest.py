@@ -18,12 +18,12 @@ from typing import Literal
 
 from vecpipe import metrics
 from vecpipe.core.embed_cache import EmbeddingCache
-from vecpipe.core.hashing import content_hash
 from vecpipe.core.write_claims import DELETED, Claim, Unconfirmed, WriteClaims
 from vecpipe.errors import ProviderError, VecpipeError
 from vecpipe.models import ChunkPoint, EmbeddingSpace, Record, StoredRecord
 from vecpipe.providers.chain import ProviderChain, track_served
 from vecpipe.store.base import VectorStore
+from vecpipe.text.hashing import content_hash
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,9 @@ from vecpipe.core.ingest import Ingestor, Op
 from vecpipe.db.migrations_repo import Migration, MigrationRepo
 from vecpipe.errors import ValidationError, VecpipeError
 from vecpipe.lifecycle import AsyncResource
-from vecpipe.models import AIConfig, EmbeddingSpace, Record, StoredRecord
+from vecpipe.models import EmbeddingSpace, Record, StoredRecord
 from vecpipe.providers.chain import ProviderChain
+from vecpipe.providers.config import AIConfig
 from vecpipe.providers.manager import ProviderManager
 from vecpipe.store.base import VectorStore
 

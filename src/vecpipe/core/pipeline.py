@@ -17,7 +17,6 @@ from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.ingest import Ingestor, Op, Outcome
 from vecpipe.errors import LimitExceeded, NotFound, StorageFull, ValidationError
 from vecpipe.models import (
-    AIConfig,
     BatchResult,
     DeleteMessage,
     EmbeddingSpace,
@@ -27,8 +26,9 @@ from vecpipe.models import (
     UpsertMessage,
     is_valid_tenant_id,
 )
+from vecpipe.providers.base import Purpose
+from vecpipe.providers.config import AIConfig
 from vecpipe.providers.manager import ProviderManager
-from vecpipe.providers.model_gate import query_lane
 from vecpipe.queue.base import MessageQueue
 from vecpipe.record_checks import check_record, check_record_id
 from vecpipe.settings import Limits, Settings
@@ -196,15 +196,22 @@ class Pipeline:
         if not query.strip():
             raise ValidationError("query must not be empty")
         async with self.providers.lease(tenant_id) as chain:
-            with query_lane():  # ahead of queued ingest batches at a local model
-                [vector] = await chain.embed([query])
+            # a query: ahead of queued ingest batches at a local model
+            [vector] = await chain.embed([query], purpose="query")
             space = chain.space
         await self.store.ensure_space(space)
         return await self.store.search(space, tenant_id, vector, limit, filter)
 
-    async def embed(self, texts: Sequence[str], tenant_id: str | None = None) -> list[list[float]]:
-        """One vector per text. A text over the model's input limit is an error, never
-        silently truncated (records are chunked instead; a single vector cannot be)."""
+    async def embed(
+        self,
+        texts: Sequence[str],
+        tenant_id: str | None = None,
+        *,
+        purpose: Purpose = "document",
+    ) -> list[list[float]]:
+        """One vector per text, documents unless told otherwise (/v1/embeddings cannot say).
+        A text over the model's input limit is an error, never silently truncated (records
+        are chunked instead; a single vector cannot be)."""
         if tenant_id is not None:
             check_tenant_id(tenant_id)
         async with self.providers.lease(tenant_id) as chain:
@@ -214,7 +221,7 @@ class Pipeline:
                     raise LimitExceeded(
                         f"input {index} is longer than {chain.primary.name}'s input limit"
                     )
-            return await chain.embed(list(texts))
+            return await chain.embed(list(texts), purpose=purpose)
 
     # ------------------------------------------------------------------ jobs
 

@@ -1,1 +1,5 @@
-"""Embedding providers: local sentence-transformers, OpenAI-compatible gateways, the chain."""
+"""Embedding providers: the contract (base), the kinds and their registry, the chain, the manager.
+
+Kinds: local sentence-transformers (local.py), OpenAI-compatible gateways (openai_compat.py),
+each declared in providers/kinds/ and listed once in registry.py.
+"""

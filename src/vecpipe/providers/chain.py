@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from vecpipe import metrics
 from vecpipe.errors import BadProviderResponse, ProviderError, TransientProviderError
 from vecpipe.models import EmbeddingSpace
-from vecpipe.providers.base import EmbeddingProvider
+from vecpipe.providers.base import EmbeddingProvider, Purpose
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,10 @@ class ProviderChain:
         # Chunking follows the primary's limit; fallbacks share its model, so its limit too.
         return await self.primary.chunk(texts)
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(
+        self, texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
+        """The first provider able to embed `texts` does, for `purpose` (passed on)."""
         if not texts:
             return []
         errors: list[ProviderError] = []
@@ -134,7 +137,7 @@ class ProviderChain:
                 continue
             started = time.perf_counter()
             try:
-                vectors = await provider.embed(texts)
+                vectors = await provider.embed(texts, purpose=purpose)
                 _check_space(provider, vectors, self.space)
             except ProviderError as exc:
                 breaker.record_failure(exc.message)

@@ -3,7 +3,7 @@
 A model is loaded once per process (`load_model`, a cache guarded by a lock) and shared by
 every `LocalProvider` of that model. Blocking work runs off the event loop, on threads each
 provider owns: one for ingest encodes (FIFO, a whole call per job), one for query encodes
-(see `model_gate.query_lane`) and one for chunking (with its own tokenizer copy, so it
+(`embed(..., purpose="query")`) and one for chunking (with its own tokenizer copy, so it
 overlaps the encodes). Encodes of one model take turns at its `ModelGate`, one batch per
 turn, queries first: the Hugging Face fast tokenizer changes its state on every call and is
 not safe to share between threads, two concurrent encodes would only fight over the same
@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from vecpipe.core.chunking import CharChunker, Chunker, TokenChunker
 from vecpipe.errors import BadProviderResponse, ClosedError, ConfigError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.base import Purpose
 from vecpipe.providers.batching import TokenCounter, plan_batches
 from vecpipe.providers.local_model import (
     DEFAULT_MODEL,
@@ -35,7 +35,8 @@ from vecpipe.providers.local_model import (
     load_model,
     resolve_model_path,
 )
-from vecpipe.providers.model_gate import Lane, ModelGate, current_lane
+from vecpipe.providers.model_gate import Lane, ModelGate
+from vecpipe.text.chunking import CharChunker, Chunker, TokenChunker
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -160,12 +161,14 @@ class LocalProvider(AsyncResource):
     def closed(self) -> bool:
         return self._closed
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Vectors in input order; inside `query_lane()`, ahead of queued ingest batches."""
+    async def embed(
+        self, texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
+        """Vectors in input order; a query's ahead of queued ingest batches."""
         self._check_open()
+        lane = Lane.for_purpose(purpose)
         if not texts:
             return []
-        lane = current_lane()
         encode = functools.partial(self._encode, lane=lane)
         return await self._run(self._executors[lane], encode, list(texts))
 

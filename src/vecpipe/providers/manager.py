@@ -1,8 +1,9 @@
 """Resolves each tenant's provider chain, shares provider instances, closes what it opened.
 
-Providers are keyed by their full config, so tenants naming the same gateway share one
-client. A provider is closed when no chain in use needs it any more: after a tenant's
-config changes, once the last in-flight call through the old chain has returned.
+Providers are keyed by their full config (`provider_key`: secrets as keyed hashes), so
+tenants naming the same gateway with the same key share one client. A provider is closed
+when no chain in use needs it any more: after a tenant's config changes, once the last
+in-flight call through the old chain has returned.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from vecpipe.core.hashing import fingerprint
 from vecpipe.errors import ValidationError
 from vecpipe.lifecycle import AsyncResource
-from vecpipe.models import AIConfig, EmbeddingSpace, ProviderConfig
+from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.chain import CircuitBreaker, ProviderChain, worst_breaker_states
+from vecpipe.providers.config import AIConfig, provider_key
+from vecpipe.providers.kind import ProviderConfig
+from vecpipe.text.hashing import fingerprint
 
 ProviderFactory = Callable[[ProviderConfig], Awaitable[EmbeddingProvider]]
 SpaceDeclarer = Callable[[ProviderConfig], EmbeddingSpace | None]  # blocking; None: unknown
@@ -153,7 +156,7 @@ class ProviderManager(AsyncResource):
 
     async def _ensure_chain(self, config: AIConfig) -> str:
         configs = [config.primary, *config.fallbacks]
-        key = fingerprint([c.model_dump() for c in configs])
+        key = fingerprint([provider_key(c) for c in configs])
         if key in self._chains:
             return key
         provider_keys = [await self._ensure_provider(c) for c in configs]
@@ -164,7 +167,7 @@ class ProviderManager(AsyncResource):
         return key
 
     async def _ensure_provider(self, config: ProviderConfig) -> str:
-        key = fingerprint(config.model_dump())
+        key = provider_key(config)
         if key not in self._providers:
             self._providers[key] = await self._factory(config)
         return key

@@ -6,10 +6,11 @@ batch; within a lane, batches go in the order they asked. An ingest embed of hun
 texts asks once per batch, so a query waits for at most the one batch in flight, never for
 the ingest calls queued behind it.
 
-A call is a query when it is made inside `query_lane()` (a context variable, so it follows
-the task that set it): `Pipeline.search` marks its query embed that way. The mark is
-explicit rather than a rule on the call's size because size says nothing about urgency: an
-ingest of one short record is no query, and a search must jump the queue whatever its text.
+A batch is a query's when its call says so, `embed(texts, purpose="query")`
+(`Lane.for_purpose`): `Pipeline.search` embeds its query that way. The mark is explicit
+rather than a rule on the call's size because size says nothing about urgency: an ingest of
+one short record is no query, and a search must jump the queue whatever its text. It is an
+argument, not a context variable, so whoever calls a provider sees what it asks for.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 
-__all__ = ["Lane", "ModelGate", "current_lane", "query_lane"]
+from vecpipe.providers.base import Purpose
+
+__all__ = ["Lane", "ModelGate"]
 
 
 class Lane(enum.Enum):
@@ -30,22 +32,14 @@ class Lane(enum.Enum):
     QUERY = "query"
     INGEST = "ingest"
 
-
-_lane: ContextVar[Lane] = ContextVar("vecpipe_model_lane", default=Lane.INGEST)
-
-
-@contextmanager
-def query_lane() -> Iterator[None]:
-    """Embeds made inside this block (by this task) are queries: they go first at the model."""
-    token = _lane.set(Lane.QUERY)
-    try:
-        yield
-    finally:
-        _lane.reset(token)
-
-
-def current_lane() -> Lane:
-    return _lane.get()
+    @classmethod
+    def for_purpose(cls, purpose: Purpose) -> Lane:
+        """A search's query goes first; every document (ingest, /v1/embeddings) waits."""
+        if purpose == "query":
+            return cls.QUERY
+        if purpose == "document":
+            return cls.INGEST
+        raise ValueError(f"unknown embedding purpose {purpose!r}")
 
 
 class ModelGate:

@@ -10,7 +10,12 @@ timeouts and connection failures are retried here with exponential backoff and f
 bounded by attempts and by total time; then `TransientProviderError` (with `retry_after` when
 the server named one) lets the caller back off or requeue. Other 4xx fail at once with
 `ProviderError`. Every response is checked (count, indexes, dimension, finite numbers), and a
-bad one is a `BadProviderResponse`, never a vector.
+bad one is a `BadProviderResponse`, never a vector (the wire format: openai_wire.py).
+
+Purposes: a search's query and stored documents go to the gateway alike, unless the config's
+`input_type` names the value of an `input_type` request field for each purpose (models that
+embed queries and documents differently: NVIDIA NIM's "query"/"passage", Voyage's and
+Cohere's through LiteLLM); OpenAI's own models take no such field.
 
 Secrets: the API key is never in `name`, a repr, a log line or an error message, and no
 exception from httpx/openai (whose request holds the Authorization header) is chained to ours.
@@ -21,25 +26,18 @@ variables (organisation, project, custom headers) never reach a tenant's gateway
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import email.utils
-import json
 import logging
 import random
 import ssl
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx2
-import numpy as np
 import openai
 from openai import Omit, RequestOptions
 
-from vecpipe.core.chunking import CharChunker
 from vecpipe.errors import (
     BadProviderResponse,
     ClosedError,
@@ -47,8 +45,13 @@ from vecpipe.errors import (
     TransientProviderError,
     VecpipeError,
 )
-from vecpipe.models import EmbeddingSpace, OpenAIProviderConfig
+from vecpipe.lifecycle import AsyncResource
+from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.base import Purpose
+from vecpipe.providers.kinds.openai import OpenAIProviderConfig
+from vecpipe.providers.openai_wire import decode_embeddings, parse_retry_after, server_message
 from vecpipe.providers.url_policy import GatewayUrlPolicy, HostResolutionError
+from vecpipe.text.chunking import CharChunker
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,7 @@ def provider_name(config: OpenAIProviderConfig) -> str:
     return f"openai:{host}{f':{port}' if port else ''}/{config.model}"
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(AsyncResource):
     """An `EmbeddingProvider` for an OpenAI-compatible `/embeddings` endpoint. Use `open()`."""
 
     name: str
@@ -116,6 +119,7 @@ class OpenAICompatibleProvider:
         self._client = client
         self._model = config.model
         self._dimensions = config.dimensions
+        self._input_types = dict(config.input_type or {})
         self._timeout = config.timeout_seconds
         self._max_batch = config.max_batch_size
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
@@ -124,7 +128,7 @@ class OpenAICompatibleProvider:
         )
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._secrets = tuple(s for s in [config.api_key] if s)
+        self._secrets = tuple(s for s in [_api_key(config)] if s)
         self._options = _request_options(bool(self._secrets))
         self._closed = False
 
@@ -158,11 +162,9 @@ class OpenAICompatibleProvider:
         state = "closed" if self._closed else "open"
         return f"<OpenAICompatibleProvider {self.name} dim={self.space.dimension} {state}>"
 
-    async def __aenter__(self) -> OpenAICompatibleProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def aclose(self) -> None:
         """Close the HTTP client (and its connections). Idempotent."""
@@ -182,17 +184,22 @@ class OpenAICompatibleProvider:
             return self._chunker.split_many(texts)
         return await asyncio.to_thread(self._chunker.split_many, list(texts))
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One checked vector per text, in order; batches run concurrently (bounded)."""
+    async def embed(
+        self, texts: Sequence[str], *, purpose: Purpose = "document"
+    ) -> list[list[float]]:
+        """One checked vector per text, in order; batches run concurrently (bounded).
+
+        `purpose` reaches the gateway only as the config's `input_type` says (see above).
+        """
         self._check_open()
         batches = [
             list(texts[i : i + self._max_batch]) for i in range(0, len(texts), self._max_batch)
         ]
         if len(batches) <= 1:
-            return await self._embed_batch(batches[0]) if batches else []
+            return await self._embed_batch(batches[0], purpose) if batches else []
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._embed_batch(batch)) for batch in batches]
+                tasks = [group.create_task(self._embed_batch(batch, purpose)) for batch in batches]
         except BaseExceptionGroup as failures:
             raise _first_error(failures) from None
         return [vector for task in tasks for vector in task.result()]
@@ -200,10 +207,10 @@ class OpenAICompatibleProvider:
     # ------------------------------------------------------------------ one batch, retried
 
     async def _probe(self) -> None:
-        vectors = await self._embed_batch([_PROBE_TEXT])
+        vectors = await self._embed_batch([_PROBE_TEXT], "document")
         self.space = EmbeddingSpace(self._model, len(vectors[0]))
 
-    async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+    async def _embed_batch(self, batch: list[str], purpose: Purpose) -> list[list[float]]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry.total_seconds
         attempt = 0
@@ -212,7 +219,7 @@ class OpenAICompatibleProvider:
             self._check_open()
             try:
                 async with self._semaphore:
-                    return await self._request(batch)
+                    return await self._request(batch, purpose)
             except TransientProviderError as exc:
                 delay = self._retry.delay(attempt, exc.retry_after, deadline - loop.time())
                 if delay is None:
@@ -221,12 +228,12 @@ class OpenAICompatibleProvider:
                 log.warning("%s; retry %d in %.2fs", exc.message, attempt, delay)
             await self._sleep(delay)
 
-    async def _request(self, batch: list[str]) -> list[list[float]]:
+    async def _request(self, batch: list[str], purpose: Purpose) -> list[list[float]]:
         """One HTTP attempt. Errors are raised outside `except` so none chains to the SDK's."""
         failure: VecpipeError
         try:
             content = await self._client.post(
-                "/embeddings", cast_to=bytes, body=self._body(batch), options=self._options
+                "/embeddings", cast_to=bytes, body=self._body(batch, purpose), options=self._options
             )
         except openai.APIStatusError as exc:
             failure = self._status_failure(exc.status_code, exc.response.headers, exc.body)
@@ -248,12 +255,14 @@ class OpenAICompatibleProvider:
             failure = ClosedError(f"{self.name} was closed")
         raise failure
 
-    def _body(self, batch: list[str]) -> dict[str, Any]:
+    def _body(self, batch: list[str], purpose: Purpose) -> dict[str, Any]:
         """What `embeddings.create` would send, built directly: the SDK's generic transform
         walks every input string through its type machinery (~10 us a text), for nothing."""
         body: dict[str, Any] = {"model": self._model, "input": batch}
         if self._dimensions is not None:
             body["dimensions"] = self._dimensions
+        if purpose in self._input_types:
+            body["input_type"] = self._input_types[purpose]
         body["encoding_format"] = "base64"
         return body
 
@@ -295,17 +304,23 @@ def _make_client(config: OpenAIProviderConfig, ssl_context: ssl.SSLContext) -> o
     Organisation, project and an `OPENAI_CUSTOM_HEADERS` Authorization must not travel to a
     tenant's gateway; without a key no Authorization header is sent at all.
     """
-    auth: str | Omit = f"Bearer {config.api_key}" if config.api_key else Omit()
+    key = _api_key(config)
+    auth: str | Omit = f"Bearer {key}" if key else Omit()
     headers = {"Authorization": auth, "OpenAI-Organization": Omit(), "OpenAI-Project": Omit()}
     return openai.AsyncOpenAI(
         base_url=config.base_url,
-        api_key=config.api_key or "unused",
+        api_key=key or "unused",
         timeout=config.timeout_seconds,
         max_retries=0,
         default_headers=cast(Mapping[str, str], headers),
         # A redirect could lead past the URL policy (to 169.254.169.254, say): not followed.
         http_client=openai.DefaultAsyncHttpx2Client(verify=ssl_context, follow_redirects=False),
     )
+
+
+def _api_key(config: OpenAIProviderConfig) -> str:
+    """The key in clear ("" for none): for the Authorization header and redaction only."""
+    return config.api_key.get_secret_value() if config.api_key is not None else ""
 
 
 def _request_options(has_key: bool) -> RequestOptions:
@@ -328,88 +343,3 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         else:
             leaves.append(item)
     return next((e for e in leaves if isinstance(e, VecpipeError)), leaves[0])
-
-
-# ---------------------------------------------------------------------- the wire format
-
-
-def decode_embeddings(content: bytes, count: int, dimension: int | None) -> list[list[float]]:
-    """The vectors of an `/embeddings` response body, ordered by `index`, checked.
-
-    Raises ValueError (message safe to show) unless there is exactly one embedding per input,
-    each of `dimension` (or, when None, one common) length, all finite.
-    """
-    try:
-        payload = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("body is not JSON") from None
-    data = payload.get("data") if isinstance(payload, dict) else None
-    if not isinstance(data, list):
-        raise ValueError("no 'data' list")
-    if len(data) != count:
-        raise ValueError(f"{len(data)} embeddings for {count} inputs")
-    vectors: list[list[float] | None] = [None] * count
-    for item in data:
-        index = item.get("index") if isinstance(item, dict) else None
-        if not isinstance(index, int) or not 0 <= index < count or vectors[index] is not None:
-            raise ValueError(f"missing, repeated or out-of-range index {index!r}")
-        vectors[index] = _decode_vector(item.get("embedding"))
-    checked = [v for v in vectors if v is not None]
-    expected = dimension or len(checked[0])
-    wrong = next((len(v) for v in checked if len(v) != expected), None)
-    if wrong is not None or expected == 0:
-        raise ValueError(f"a vector of dimension {wrong}, expected {expected}")
-    return checked
-
-
-def _decode_vector(raw: object) -> list[float]:
-    if isinstance(raw, str):
-        try:
-            buffer = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("an embedding is not valid base64") from None
-        if len(buffer) % 4:
-            raise ValueError("a base64 embedding is not a whole number of float32 values")
-        array = np.frombuffer(buffer, dtype="<f4")
-    elif isinstance(raw, list) and all(
-        isinstance(x, int | float) and not isinstance(x, bool) for x in raw
-    ):
-        array = np.asarray(raw, dtype=np.float64)
-    else:
-        raise ValueError("an embedding is neither base64 nor a list of numbers")
-    if not np.isfinite(array).all():
-        raise ValueError("an embedding holds NaN or infinite values")
-    return cast(list[float], array.tolist())
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from `retry-after-ms`, or `retry-after` (seconds or an HTTP date), if valid."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def server_message(body: object, limit: int = 200) -> str:
-    """The gateway's own error message (OpenAI's `{"error": {"message"}}`), shortened."""
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        body = body["error"]  # the SDK usually unwraps this level already
-    message = body.get("message") if isinstance(body, dict) else body
-    if not isinstance(message, str):
-        return ""
-    message = " ".join(message.split())
-    return message[:limit] + ("…" if len(message) > limit else "")

