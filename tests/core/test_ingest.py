@@ -16,7 +16,7 @@ from tests.support.app import edge_store
 from vecpipe.errors import StoreError
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.resources import Resources
-from vecpipe.store import edge
+from vecpipe.store.edge import store as edge
 
 TENANT = "acme"
 

@@ -197,7 +197,7 @@ async def test_cancelling_optimize_kills_the_child(
 ) -> None:
     marker = tmp_path / "child.pid"
     child = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD_WORK", child)
+    monkeypatch.setattr("vecpipe.store.edge.optimize._CHILD_WORK", child)
     await put(store, record_points("t1", "r1", [vec(a=1)]))
     task = asyncio.create_task(store.optimize(SPACE))
     for _ in range(500):  # the child is up once it wrote its pid
@@ -215,7 +215,7 @@ async def test_cancelling_optimize_kills_the_child(
 async def test_a_failed_optimize_reopens_the_shard(
     store: EdgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD_WORK", "import sys; sys.exit('boom')")
+    monkeypatch.setattr("vecpipe.store.edge.optimize._CHILD_WORK", "import sys; sys.exit('boom')")
     await put(store, record_points("t1", "r1", [vec(a=1)]))
     with pytest.raises(StoreError, match="exited with 1: boom"):
         await store.optimize(SPACE)

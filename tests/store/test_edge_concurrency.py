@@ -13,8 +13,9 @@ import pytest
 import qdrant_edge as qe
 
 from tests.store.contract import SPACE, put, record_points, vec
-from vecpipe.store import edge_rebuild, edge_shard
 from vecpipe.store.edge import EdgeStore
+from vecpipe.store.edge import rebuild as edge_rebuild
+from vecpipe.store.edge import shard as edge_shard
 from vecpipe.store.payload import point_id
 
 

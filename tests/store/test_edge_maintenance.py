@@ -12,10 +12,10 @@ import pytest
 from tests.store.contract import SPACE, put, record_points, vec
 from tests.store.edge_support import GatedChild, space_dirs
 from vecpipe.models import ChunkPoint
-from vecpipe.store import edge_shard
 from vecpipe.store.edge import EdgeStore
-from vecpipe.store.edge_maintenance import MAX_DEFERRALS, EdgeMaintenance
-from vecpipe.store.edge_optimize import OptimizeReport
+from vecpipe.store.edge import shard as edge_shard
+from vecpipe.store.edge.maintenance import MAX_DEFERRALS, EdgeMaintenance
+from vecpipe.store.edge.optimize import OptimizeReport
 
 
 @pytest.fixture

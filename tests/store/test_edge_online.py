@@ -16,8 +16,10 @@ import qdrant_edge as qe
 from tests.store.contract import SPACE, put, record_points, vec
 from tests.store.edge_support import GatedChild, shards, space_dirs
 from vecpipe.errors import StoreError, StoreLocked
-from vecpipe.store import edge_generations, edge_rebuild, edge_shard
 from vecpipe.store.edge import EdgeStore
+from vecpipe.store.edge import generations as edge_generations
+from vecpipe.store.edge import rebuild as edge_rebuild
+from vecpipe.store.edge import shard as edge_shard
 
 
 @pytest.fixture

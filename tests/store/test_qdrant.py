@@ -25,7 +25,7 @@ from vecpipe.settings import Settings
 from vecpipe.store.base import VectorStore
 from vecpipe.store.payload import point_id
 from vecpipe.store.qdrant import QdrantStore
-from vecpipe.store.qdrant_errors import describe_error
+from vecpipe.store.qdrant.errors import describe_error
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
 

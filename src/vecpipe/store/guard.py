@@ -41,8 +41,8 @@ from vecpipe.diskspace import (
 )
 from vecpipe.errors import StorageFull, StoreError
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
-from vecpipe.store import edge_generations
 from vecpipe.store.base import VectorStore
+from vecpipe.store.edge import generations as edge_generations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import qdrant_edge as qe
 
 from vecpipe.models import SearchHit
-from vecpipe.store import edge_shard
+from vecpipe.store.edge import shard as edge_shard
 from vecpipe.store.grouping import ChunkHit, search_records
 from vecpipe.store.payload import RECORD_ID, SEARCH_FIELDS, belongs_to, point_id
 

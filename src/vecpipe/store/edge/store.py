@@ -41,10 +41,13 @@ from vecpipe import datadir
 from vecpipe.errors import ClosedError, StoreError, ValidationError, VecpipeError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
-from vecpipe.store import edge_generations, edge_rebuild, edge_search, edge_shard
-from vecpipe.store.edge_maintenance import EdgeMaintenance
-from vecpipe.store.edge_optimize import OptimizeReport
-from vecpipe.store.edge_space import IndexStatus, OpenSpace, ShardHandle
+from vecpipe.store.edge import generations as edge_generations
+from vecpipe.store.edge import rebuild as edge_rebuild
+from vecpipe.store.edge import search as edge_search
+from vecpipe.store.edge import shard as edge_shard
+from vecpipe.store.edge.maintenance import EdgeMaintenance
+from vecpipe.store.edge.optimize import OptimizeReport
+from vecpipe.store.edge.space import IndexStatus, OpenSpace, ShardHandle
 from vecpipe.store.payload import (
     METADATA,
     OLDER_VERSIONS_GROUP,

@@ -29,7 +29,7 @@ import qdrant_edge as qe
 
 from vecpipe import datadir
 from vecpipe.errors import StoreError
-from vecpipe.store import edge_shard
+from vecpipe.store.edge import shard as edge_shard
 
 log = logging.getLogger(__name__)
 

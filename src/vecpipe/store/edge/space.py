@@ -12,7 +12,7 @@ import qdrant_edge as qe
 from vecpipe.models import EmbeddingSpace
 
 if TYPE_CHECKING:
-    from vecpipe.store.edge_rebuild import Mirror
+    from vecpipe.store.edge.rebuild import Mirror
 
 
 @dataclass(frozen=True)

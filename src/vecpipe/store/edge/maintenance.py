@@ -19,7 +19,7 @@ import logging
 from typing import Protocol
 
 from vecpipe.models import EmbeddingSpace
-from vecpipe.store.edge_optimize import OptimizeReport
+from vecpipe.store.edge.optimize import OptimizeReport
 
 log = logging.getLogger(__name__)
 

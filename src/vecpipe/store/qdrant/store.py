@@ -34,7 +34,6 @@ from qdrant_client import AsyncQdrantClient, models
 from vecpipe.errors import ClosedError, ConfigError, StoreError, ValidationError, VecpipeError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
-from vecpipe.store import qdrant_filters as qf
 from vecpipe.store.grouping import ChunkHit, search_records
 from vecpipe.store.payload import (
     METADATA,
@@ -52,7 +51,8 @@ from vecpipe.store.payload import (
     stored_record,
     write_batches,
 )
-from vecpipe.store.qdrant_errors import describe_error, is_not_found
+from vecpipe.store.qdrant import filters as qf
+from vecpipe.store.qdrant.errors import describe_error, is_not_found
 
 if TYPE_CHECKING:
     from vecpipe.settings import Settings

@@ -33,9 +33,10 @@ import qdrant_edge as qe
 
 from vecpipe import diskspace
 from vecpipe.errors import StoreError
-from vecpipe.store import edge_generations, edge_shard
-from vecpipe.store.edge_optimize import OptimizeReport, optimize_shard_dir
-from vecpipe.store.edge_space import OpenSpace, ShardHandle
+from vecpipe.store.edge import generations as edge_generations
+from vecpipe.store.edge import shard as edge_shard
+from vecpipe.store.edge.optimize import OptimizeReport, optimize_shard_dir
+from vecpipe.store.edge.space import OpenSpace, ShardHandle
 
 JOURNAL_MAX_POINTS = 50_000
 """Points written during one optimize that the mirror keeps (~100 MB at 384-d); beyond, the
