@@ -87,7 +87,7 @@ def close_shard(shard: qe.EdgeShard) -> None:
 
 # ---------------------------------------------------------------------------- calls
 # Writes are built as UpdateOperations, which one shard's `update` does not consume: an online
-# optimize applies the same operation to the shard and to its copy (edge_rebuild.py).
+# optimize applies the same operation to the shard and to its copy (rebuild.py).
 
 
 def upsert_op(

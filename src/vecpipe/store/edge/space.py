@@ -66,7 +66,7 @@ class ShardHandle:
 @dataclass(eq=False)
 class OpenSpace:
     space: EmbeddingSpace
-    path: Path  # the live shard's directory (edge_generations.py)
+    path: Path  # the live shard's directory (generations.py)
     handle: ShardHandle
     mirror: Mirror | None = None  # while an online optimize runs: its copy's journal
     writes: int = 0  # write calls made so far

@@ -65,7 +65,7 @@ MAX_TENANTS = 1_000_000
 class EdgeStore(AsyncResource):
     """Qdrant Edge shards in `data_dir/shards`; use as `async with EdgeStore(path) as store`.
 
-    `optimize_after_points` > 0 starts the maintenance task (edge_maintenance.py) with the
+    `optimize_after_points` > 0 starts the maintenance task (maintenance.py) with the
     first space opened; 0 leaves optimizing to the caller.
     """
 
@@ -280,7 +280,7 @@ class EdgeStore(AsyncResource):
     async def optimize(self, space: EmbeddingSpace) -> OptimizeReport:
         """Build HNSW indexes for a space, online: searches and writes go on meanwhile.
 
-        A copy of the shard is optimized in a child process and swapped in (edge_rebuild.py);
+        A copy of the shard is optimized in a child process and swapped in (rebuild.py);
         it needs the shard's size again in free disk while it runs. Measured at 384-d on 2
         busy CPUs: a first run over 20k points took 10-15 s; run after every ~10k new points
         (`index_status().unindexed`), a run takes 7-10 s. Runs below the indexing threshold
@@ -299,7 +299,7 @@ class EdgeStore(AsyncResource):
             )
 
     async def index_status(self, space: EmbeddingSpace) -> IndexStatus:
-        """For deciding when to `optimize()` (edge_maintenance.py): Edge's counts, and the
+        """For deciding when to `optimize()` (maintenance.py): Edge's counts, and the
         points written since the last optimize, which Edge's counts cannot show."""
         self._check_open()
         target = await self._space(space)
