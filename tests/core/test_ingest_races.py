@@ -176,3 +176,30 @@ async def test_a_write_after_a_cancelled_one_cleans_up_what_landed_late(
     [outcome] = (await ingestor.apply(chain(), [upsert("newest text", 2)])).outcomes
     assert outcome.status == "upserted"
     assert await stored_text_and_points(store) == ("newest text", 1)
+
+
+async def test_a_write_landing_between_the_read_and_the_write_of_another_is_seen(
+    store: PrimitivesStore,
+) -> None:
+    """A (older) reads "nothing stored" and embeds; meanwhile B (newer) writes and settles the
+    record whole. A's write must find B's version (a sole writer reads chunk 0 again inside
+    its claim): it is stale, and leaves none of its chunks."""
+    ingestor = Ingestor(store)
+    embedding, gate = asyncio.Event(), asyncio.Event()
+    held = chain()
+    embed = held.embed
+
+    async def held_embed(*args: Any, **kwargs: Any) -> list[list[float]]:
+        embedding.set()
+        await gate.wait()
+        return await embed(*args, **kwargs)
+
+    held.embed = held_embed  # type: ignore[method-assign]
+    older = asyncio.create_task(ingestor.apply(held, [upsert(LONG, 1)]))
+    await embedding.wait()
+    [newer] = (await ingestor.apply(chain(), [upsert("newest text", 2)])).outcomes
+    assert newer.status == "upserted"
+    gate.set()
+    [outcome] = (await older).outcomes
+    assert outcome.status == "unchanged"
+    assert await stored_text_and_points(store) == ("newest text", 1)
