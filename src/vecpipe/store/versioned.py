@@ -129,16 +129,28 @@ class VersionedWriter:
                 result[upsert.key] = "stale"  # a newer version is stored already
             else:
                 current.append(upsert)
-        if not current:
-            return result
-        points = [point for upsert in current for point in upsert.points]
-        points.sort(key=lambda point: point.chunk_index == 0)  # chunk 0s last (stable)
-        await upsert_chunks(self._store, space, points)
-        alone = set() if claim is None else {u.key for u in current} - claim.contended
-        now = await self._chunk_zeros(space, [u for u in current if u.key not in alone])
+        if current:
+            points = [point for upsert in current for point in upsert.points]
+            points.sort(key=lambda point: point.chunk_index == 0)  # chunk 0s last (stable)
+            await upsert_chunks(self._store, space, points)
+            result.update(await self._arbitrate(space, current, before, claim))
+        return result
+
+    async def _arbitrate(
+        self,
+        space: EmbeddingSpace,
+        written: Sequence[UpsertRecord],
+        before: Mapping[RecordKey, StoredRecord],
+        claim: Claim | None,
+    ) -> WriteResult:
+        """After the conditional upsert: who owns each record (its chunk 0 tells), and the
+        points the loser or the winner must remove."""
+        alone = set() if claim is None else {u.key for u in written} - claim.contended
+        now = await self._chunk_zeros(space, [u for u in written if u.key not in alone])
+        result: WriteResult = {}
         lost: dict[str, dict[str, int]] = {}
         won: dict[str, dict[str, tuple[int, int]]] = {}
-        for upsert in current:
+        for upsert in written:
             (tenant_id, record_id), stored = upsert.key, now.get(upsert.key)
             if upsert.key not in alone and stored is not None and stored.version != upsert.version:
                 lost.setdefault(tenant_id, {})[record_id] = upsert.version
@@ -152,8 +164,8 @@ class VersionedWriter:
             won.setdefault(tenant_id, {})[record_id] = (upsert.version, upsert.chunk_count)
         for tenant_id, versions in lost.items():
             await delete_versions(self._store, space, tenant_id, versions)
-        for tenant_id, written in won.items():
-            await delete_superseded(self._store, space, tenant_id, written)
+        for tenant_id, superseding in won.items():
+            await delete_superseded(self._store, space, tenant_id, superseding)
         return result
 
     async def _chunk_zeros(
