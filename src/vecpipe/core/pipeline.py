@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from vecpipe.core.ai_config import AIConfigService
+from vecpipe.core.filters import parse_filter
 from vecpipe.core.ingest import Applied, Ingestor, Op, Outcome
 from vecpipe.errors import LimitExceeded, NotFound, StorageFull, ValidationError
 from vecpipe.models import (
@@ -33,7 +34,6 @@ from vecpipe.queue.base import MessageQueue
 from vecpipe.record_checks import check_record, check_record_id
 from vecpipe.settings import Limits, Settings
 from vecpipe.store.base import VectorStore
-from vecpipe.store.conditions import parse_metadata_filter
 from vecpipe.store.guard import check_writable
 from vecpipe.store.query import SearchQuery
 
@@ -208,7 +208,7 @@ class Pipeline:
         check_tenant_id(tenant_id)
         if not query.strip():
             raise ValidationError("query must not be empty")
-        where = parse_metadata_filter(filter)  # checked before anything is embedded
+        where = parse_filter(filter)  # checked before anything is embedded
         async with self.providers.lease(tenant_id) as chain:
             # a query: ahead of queued ingest batches at a local model
             [vector] = await chain.embed([query], purpose="query")

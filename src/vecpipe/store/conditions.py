@@ -186,6 +186,13 @@ def for_tenant(tenant_id: str, where: Condition | None = None) -> Condition:
     return tenant if where is None else And(tenant, where)
 
 
+def visible(tenant_id: str, where: Condition | None = None) -> Condition:
+    """What a read of the tenant may see (search, get, list, count), and among it what
+    `where` selects. Reads build their selection here, writes and deletes with
+    `for_tenant`: what a read may see can be narrower than what the tenant has stored."""
+    return for_tenant(tenant_id, where)
+
+
 def record(record_id: str) -> Condition:
     return Eq(RECORD, record_id)
 

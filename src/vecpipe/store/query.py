@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vecpipe.errors import ValidationError
-from vecpipe.store.conditions import Condition, for_tenant
+from vecpipe.store.conditions import Condition, visible
 from vecpipe.store.vectors import checked_vector
 
 
@@ -42,4 +42,4 @@ class SearchQuery:
 
     def condition(self) -> Condition:
         """What the store runs: the tenant's points that `where` selects."""
-        return for_tenant(self.tenant_id, self.where)
+        return visible(self.tenant_id, self.where)

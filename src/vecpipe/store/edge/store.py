@@ -34,7 +34,7 @@ from vecpipe.errors import ClosedError, StoreError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.batching import batched, write_batches
-from vecpipe.store.conditions import Condition, chunk_zeros, for_tenant
+from vecpipe.store.conditions import Condition, chunk_zeros, for_tenant, visible
 from vecpipe.store.edge import generations as edge_generations
 from vecpipe.store.edge import rebuild as edge_rebuild
 from vecpipe.store.edge import search as edge_search
@@ -129,7 +129,7 @@ class EdgeStore(AsyncResource):
     ) -> tuple[list[StoredRecord], str | None]:
         self._check_open()
         target = await self._space(space)
-        flt = compile_filter(for_tenant(tenant_id, chunk_zeros()))
+        flt = compile_filter(visible(tenant_id, chunk_zeros()))
         payloads, cursor = await self._call(
             target, "scroll", edge_shard.scroll_payloads, flt, after, limit
         )
@@ -152,7 +152,7 @@ class EdgeStore(AsyncResource):
     async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
         self._check_open()
         target = await self._space(space)
-        flt = compile_filter(for_tenant(tenant_id, chunk_zeros()))
+        flt = compile_filter(visible(tenant_id, chunk_zeros()))
         return await self._call(target, "count", edge_shard.count, flt)
 
     async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:

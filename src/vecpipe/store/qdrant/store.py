@@ -35,7 +35,13 @@ from vecpipe.errors import ClosedError, ConfigError, StoreError, VecpipeError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.batching import batched, write_batches
-from vecpipe.store.conditions import Condition, chunk_zeros, for_tenant, not_newer_than
+from vecpipe.store.conditions import (
+    Condition,
+    chunk_zeros,
+    for_tenant,
+    not_newer_than,
+    visible,
+)
 from vecpipe.store.grouping import ChunkHit, search_records
 from vecpipe.store.payload import (
     RECORD_ID,
@@ -156,7 +162,7 @@ class QdrantStore(AsyncResource):
         async with self._using("scroll", name) as client:
             points, cursor = await client.scroll(
                 name,
-                scroll_filter=compile_filter(for_tenant(tenant_id, chunk_zeros())),
+                scroll_filter=compile_filter(visible(tenant_id, chunk_zeros())),
                 limit=limit,
                 offset=after,
                 with_payload=True,
@@ -201,7 +207,7 @@ class QdrantStore(AsyncResource):
 
     async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
         self._check_open()
-        return await self._count(space, for_tenant(tenant_id, chunk_zeros()))
+        return await self._count(space, visible(tenant_id, chunk_zeros()))
 
     async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
         self._check_open()
