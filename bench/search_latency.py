@@ -84,6 +84,8 @@ async def _setup(data_dir: Path, params: Params) -> dict[str, Any]:
 
 async def _optimize(store: Any, space: Any) -> dict[str, Any]:
     """Optimize, measuring this loop's worst stall and how long a search of the space waits."""
+    from vecpipe.store.query import SearchQuery
+
     stalls: list[float] = []
     waits: list[float] = []
     write_waits: list[float] = []
@@ -99,7 +101,7 @@ async def _optimize(store: Any, space: Any) -> dict[str, Any]:
         [query] = random_unit_vectors(1, space.dimension, seed=99)
         while not done.is_set():
             clock = Stopwatch()
-            await store.search(space, "search", query, 10)
+            await store.search(space, SearchQuery("search", query, limit=10))
             waits.append(clock.elapsed)
             await asyncio.sleep(0.1)
 

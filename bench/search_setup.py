@@ -82,10 +82,12 @@ async def store_queries(store: Any, space: Any, count: int) -> list[float]:
 
     The first WARM_QUERIES are extra: the caller reports them apart (the warm-up).
     """
+    from vecpipe.store.query import SearchQuery
+
     latencies = []
     for query in random_unit_vectors(count + WARM_QUERIES, space.dimension, seed=7):
         clock = Stopwatch()
-        await store.search(space, TENANT, query, 10)
+        await store.search(space, SearchQuery(TENANT, query, limit=10))
         latencies.append(clock.elapsed)
     return latencies
 

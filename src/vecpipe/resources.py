@@ -78,8 +78,7 @@ async def open_resources(
         )
         queue = await stack.enter_async_context(open_queue(settings))
         cache = EmbeddingCache(settings.embed_cache_items) if settings.embed_cache_items else None
-        # an Edge store is opened by one process, whose one ingestor makes every write
-        ingestor = Ingestor(store, cache, sole_writer=settings.store == "edge")
+        ingestor = Ingestor(store, cache)
         pipeline = Pipeline(
             settings=settings,
             store=store,

@@ -14,6 +14,7 @@ from tests.support.corpus import english_paragraphs
 from tests.support.server import ServeProcess
 from vecpipe.models import Record
 from vecpipe.resources import open_resources
+from vecpipe.store.query import SearchQuery
 
 pytestmark = pytest.mark.slow
 MODEL = "all-MiniLM-L6-v2"
@@ -71,7 +72,7 @@ async def test_vecpipe_as_its_own_gateway(
         assert space.dimension == 384
         await second.pipeline.ingest("t", [Record(id=str(i), text=t) for i, t in enumerate(texts)])
         for i, vector in enumerate(expected):
-            [hit] = await second.store.search(space, "t", vector.tolist(), 1)
+            [hit] = await second.store.search(space, SearchQuery("t", vector.tolist(), limit=1))
             assert hit.id == str(i) and hit.score >= 0.999
 
 

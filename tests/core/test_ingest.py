@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from tests.support.app import edge_store
+from vecpipe.core.ingest import Op
 from vecpipe.errors import StoreError
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.resources import Resources
-from vecpipe.store import edge
+from vecpipe.store.edge import store as edge
 
 TENANT = "acme"
 
@@ -116,3 +117,24 @@ async def test_a_write_cut_short_between_store_calls_is_completed_by_its_retry(
     assert retried.upserted == ["long"]
     stored = await pipeline.get_record(TENANT, "long")
     assert stored.chunk_count > 4 and await store.count(space, TENANT) == stored.chunk_count
+
+
+async def test_without_flush_the_caller_is_told_what_to_flush(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`process(ops, flush=False)` (the worker's) returns before the write is durable and
+    names the space; the default flushes before it returns."""
+    pipeline = resources.pipeline
+    flushes = Flushes(resources, monkeypatch)
+    ops = [Op(TENANT, record.id, record) for record in records("a", "b")]
+    applied = await pipeline.process(ops, flush=False)
+    assert [o.status for o in applied.outcomes] == ["upserted", "upserted"]
+    assert applied.unflushed == {await pipeline.space_of(TENANT)} and flushes.done == 0
+    await pipeline.ingestor.flush(applied.unflushed)
+    assert flushes.done == 1
+
+    again = await pipeline.process(ops, flush=False)
+    assert [o.status for o in again.outcomes] == ["unchanged", "unchanged"]
+    assert again.unflushed == set()  # nothing written: nothing to make durable
+    flushed = await pipeline.process([Op(TENANT, "c", records("c")[0])])
+    assert (flushed.unflushed, flushes.done) == (set(), 2)

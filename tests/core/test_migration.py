@@ -22,6 +22,7 @@ from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.providers.url_policy import GatewayUrlPolicy
 from vecpipe.resources import Resources, default_provider_factory, open_resources
 from vecpipe.settings import Settings
+from vecpipe.store.query import SearchQuery
 
 TENANT = "acme"
 GATEWAY_DIMENSION = 16
@@ -130,7 +131,7 @@ async def assert_all_searchable(resources: Resources, ids: set[str]) -> Embeddin
     texts = [found[i].text for i in sorted(ids)]
     vectors = await pipeline.embed(texts, TENANT)
     for record_id, vector in zip(sorted(ids), vectors, strict=True):
-        hits = await resources.store.search(space, TENANT, vector, 10)
+        hits = await resources.store.search(space, SearchQuery(TENANT, vector, limit=10))
         assert record_id in [hit.id for hit in hits]
     return space
 

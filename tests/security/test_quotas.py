@@ -86,6 +86,17 @@ async def test_max_records_counts_new_records_only(tmp_path: Path) -> None:
         assert (await http.get("/v1/tenants/acme/records/a")).status_code == 404
 
 
+async def test_a_record_of_many_chunks_counts_once(tmp_path: Path) -> None:
+    """The quota counts records (the store's count_records), not their chunk points."""
+    long = " ".join(f"word{i}" for i in range(400))  # several chunks of the fake's 400 chars
+    async with open_client(make_settings(tmp_path / "data", quotas=Quotas(max_records=2))) as http:
+        assert (
+            await _post(http, "acme", {"upsert": [{"id": "long", "text": long}]})
+        ).status_code == 200
+        assert (await _post(http, "acme", _records(["b"]))).status_code == 200
+        assert _assert_429(await _post(http, "acme", _records(["c"]))) == STORAGE_RETRY_AFTER
+
+
 async def test_ingest_rate_is_a_token_bucket_per_tenant(tmp_path: Path) -> None:
     quotas = Quotas(ingest_rate=0.001, ingest_burst=5)  # refills far slower than the test runs
     async with open_client(make_settings(tmp_path / "data", quotas=quotas)) as http:

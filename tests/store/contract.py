@@ -10,20 +10,43 @@ yields an open, empty store and closes it afterwards (closing twice must be harm
                 yield store
 
 Vectors are 8-d and built from the axes (`vec(x=...)`), so which chunk is nearest to a query
-is plain to see. Only the protocol in vecpipe.store.base is used here.
+is plain to see. `VectorStoreContract` uses only the protocol in vecpipe.store.base;
+`VersionedPrimitivesContract` holds a Qdrant-family adapter to the primitives versioned.py
+builds its writes on (the conditional upsert, deletes and payload updates by condition).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 from vecpipe.errors import ClosedError, ValidationError
 from vecpipe.models import ChunkPoint, EmbeddingSpace
+from vecpipe.store import versioned
 from vecpipe.store.base import VectorStore
+from vecpipe.store.conditions import (
+    CHUNK,
+    RECORD,
+    TENANT,
+    And,
+    Condition,
+    Eq,
+    In,
+    IsEmpty,
+    Not,
+    Or,
+    Range,
+    chunks_from,
+    meta,
+    parse_metadata_filter,
+)
+from vecpipe.store.query import SearchQuery
+from vecpipe.store.versioned import VersionedPrimitives
+from vecpipe.store.writes import DeleteRecord, UpdateMetadata, WriteBatch
 
 SPACE = EmbeddingSpace(model="contract/test-Model", dimension=8)
 AXES = "abcdefgh"
@@ -64,7 +87,47 @@ def record_points(
     ]
 
 
+def query(
+    tenant_id: str,
+    vector: list[float],
+    limit: int,
+    metadata_filter: dict[str, Any] | None = None,
+    *,
+    where: Condition | None = None,
+    offset: int = 0,
+) -> SearchQuery:
+    """A search query; `metadata_filter` is the API's `{key: value}` filter, parsed."""
+    if metadata_filter is not None:
+        where = parse_metadata_filter(metadata_filter)
+    return SearchQuery(tenant_id, vector, where=where, limit=limit, offset=offset)
+
+
+def upserts(*records: list[ChunkPoint]) -> WriteBatch:
+    return WriteBatch.of_points([point for points in records for point in points])
+
+
 async def put(store: VectorStore, *records: list[ChunkPoint]) -> None:
+    """Write the records as the pipeline does (store.write), then flush."""
+    await store.write(SPACE, upserts(*records))
+    await store.flush(SPACE)
+
+
+async def update_metadata(
+    store: VectorStore, tenant_id: str, record_id: str, metadata: dict[str, Any], version: int
+) -> None:
+    await store.write(SPACE, WriteBatch([UpdateMetadata(tenant_id, record_id, metadata, version)]))
+
+
+async def delete_records(store: VectorStore, tenant_id: str, record_ids: list[str]) -> None:
+    await store.write(SPACE, WriteBatch.deletes(tenant_id, record_ids))
+
+
+class PrimitivesStore(VectorStore, VersionedPrimitives, Protocol):
+    """A Qdrant-family adapter: the store protocol and versioned.py's primitives."""
+
+
+async def upsert_raw(store: PrimitivesStore, *records: list[ChunkPoint]) -> None:
+    """The primitive conditional upsert alone (no re-read, no cleanup), then flush."""
     await store.upsert_chunks(SPACE, [point for points in records for point in points])
     await store.flush(SPACE)
 
@@ -82,10 +145,10 @@ class VectorStoreContract:
     async def test_spaces_are_separate(self, store: VectorStore) -> None:
         other = EmbeddingSpace(model="contract/other-model", dimension=4)
         await put(store, record_points("t1", "r1", [vec(a=1)]))
-        await store.upsert_chunks(other, record_points("t1", "r1", [[1.0, 0, 0, 0]]))
+        await store.write(other, upserts(record_points("t1", "r1", [[1.0, 0, 0, 0]])))
         assert await store.count(SPACE) == 1
         assert await store.count(other) == 1
-        await store.delete_records(other, "t1", ["r1"])
+        await store.write(other, WriteBatch.deletes("t1", ["r1"]))
         assert await store.count(SPACE) == 1
 
     # ------------------------------------------------------------------------ writes, reads
@@ -113,15 +176,15 @@ class VectorStoreContract:
 
     async def test_wrong_dimension_is_refused(self, store: VectorStore) -> None:
         with pytest.raises(ValidationError):
-            await store.upsert_chunks(SPACE, record_points("t1", "r1", [[1.0, 0.0]]))
+            await store.write(SPACE, upserts(record_points("t1", "r1", [[1.0, 0.0]])))
         with pytest.raises(ValidationError):
-            await store.search(SPACE, "t1", [1.0, 0.0], 3)
+            await store.search(SPACE, query("t1", [1.0, 0.0], 3))
         assert await store.count(SPACE) == 0
 
     # ------------------------------------------------------------------------ search
 
     async def test_search_of_an_empty_space(self, store: VectorStore) -> None:
-        assert await store.search(SPACE, "t1", vec(a=1), 5) == []
+        assert await store.search(SPACE, query("t1", vec(a=1), 5)) == []
 
     async def test_one_hit_per_record_with_its_best_chunk(self, store: VectorStore) -> None:
         await put(
@@ -129,7 +192,7 @@ class VectorStoreContract:
             record_points("t1", "near", [vec(b=1), vec(a=1, b=0.1), vec(a=1, b=0.5)], {"k": 1}),
             record_points("t1", "far", [vec(a=0.2, c=1)], {"k": 2}),
         )
-        hits = await store.search(SPACE, "t1", vec(a=1), 10)
+        hits = await store.search(SPACE, query("t1", vec(a=1), 10))
         assert [hit.id for hit in hits] == ["near", "far"]
         best = hits[0]
         assert best.chunk == "near#1"
@@ -141,15 +204,15 @@ class VectorStoreContract:
 
     async def test_search_limit_keeps_the_best(self, store: VectorStore) -> None:
         await put(store, *(record_points("t1", f"r{i}", [vec(a=1, b=i)]) for i in range(6)))
-        hits = await store.search(SPACE, "t1", vec(a=1), 3)
+        hits = await store.search(SPACE, query("t1", vec(a=1), 3))
         assert [hit.id for hit in hits] == ["r0", "r1", "r2"]
-        assert await store.search(SPACE, "t1", vec(a=1), 0) == []
+        assert await store.search(SPACE, query("t1", vec(a=1), 0)) == []
 
     async def test_search_reaches_past_a_record_with_many_chunks(self, store: VectorStore) -> None:
         flood = record_points("t1", "flood", [vec(a=1, b=0.01 * i) for i in range(40)])
         others = [record_points("t1", f"o{i}", [vec(a=1, c=1 + i)]) for i in range(3)]
         await put(store, flood, *others)
-        hits = await store.search(SPACE, "t1", vec(a=1), 3)
+        hits = await store.search(SPACE, query("t1", vec(a=1), 3))
         assert [hit.id for hit in hits] == ["flood", "o0", "o1"]
         assert hits[0].chunk == "flood#0"
 
@@ -164,7 +227,7 @@ class VectorStoreContract:
         )
 
         async def ids(flt: dict[str, Any]) -> list[str]:
-            return [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 10, flt)]
+            return [hit.id for hit in await store.search(SPACE, query("t1", vec(a=1), 10, flt))]
 
         assert await ids({"lang": "en"}) == ["r1", "r3"]
         assert await ids({"n": 2}) == ["r2"]
@@ -185,7 +248,7 @@ class VectorStoreContract:
         )
 
         async def ids(flt: dict[str, Any]) -> list[str]:
-            return [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 10, flt)]
+            return [hit.id for hit in await store.search(SPACE, query("t1", vec(a=1), 10, flt))]
 
         assert await ids({"lang": ["en", "fr"]}) == ["r1", "r3"]
         assert await ids({"n": [2, 3, 99]}) == ["r2", "r3"]
@@ -196,60 +259,158 @@ class VectorStoreContract:
     @pytest.mark.parametrize("key", ["", "a b", "a..b", ".a", "a.", "x/y", "$k", "é", "a*"])
     async def test_filter_keys_are_checked(self, store: VectorStore, key: str) -> None:
         with pytest.raises(ValidationError):
-            await store.search(SPACE, "t1", vec(a=1), 3, {key: "v"})
+            await store.search(SPACE, query("t1", vec(a=1), 3, {key: "v"}))
 
     @pytest.mark.parametrize("value", [1.5, None, {"a": 1}, [], [1.5], [None], 2**70])
     async def test_filter_values_are_checked(self, store: VectorStore, value: Any) -> None:
         with pytest.raises(ValidationError):
-            await store.search(SPACE, "t1", vec(a=1), 3, {"k": value})
+            await store.search(SPACE, query("t1", vec(a=1), 3, {"k": value}))
+
+    # ------------------------------------------------------------------------ conditions
+
+    async def put_condition_corpus(self, store: VectorStore) -> None:
+        """r1..r5 rank in that order for vec(a=1); t2 holds an r1 of its own."""
+        corpus: list[dict[str, Any]] = [
+            {"n": 1, "lang": "en", "ok": True, "tags": ["x", "y"], "deep": {"g": "a"}},
+            {"n": 2.5, "lang": "de", "ok": False, "tags": []},
+            {"n": 3, "lang": "fr", "flag": None},
+            {"n": -4, "k": 0, "tags": ["y"]},
+            {"lang": "en", "k": False, "deep": {"g": "b"}},
+        ]
+        await put(
+            store,
+            *(
+                record_points("t1", f"r{i}", [vec(a=1, b=0.1 * i)], meta)
+                for i, meta in enumerate(corpus, 1)
+            ),
+            record_points("t2", "r1", [vec(a=1)], {"n": 1, "lang": "en"}),
+        )
+
+    async def test_conditions_select_alike_on_every_backend(self, store: VectorStore) -> None:
+        await self.put_condition_corpus(store)
+
+        async def ids(where: Condition) -> list[str]:
+            hits = await store.search(SPACE, query("t1", vec(a=1), 10, where=where))
+            return [hit.id for hit in hits]
+
+        n, lang, ok, tags, k = meta("n"), meta("lang"), meta("ok"), meta("tags"), meta("k")
+        assert await ids(Range(n, gte=1, lt=3)) == ["r1", "r2"]  # integers and floats
+        assert await ids(Range(n, gt=2)) == ["r2", "r3"]
+        assert await ids(Range(n, lte=-4)) == ["r4"]
+        assert await ids(In(lang, ["en", "fr"])) == ["r1", "r3", "r5"]
+        assert await ids(In(n, [1, 3, 99])) == ["r1", "r3"]
+        assert await ids(In(k, [False, "x"])) == ["r5"]  # a boolean is not the integer 0
+        assert await ids(Eq(k, 0)) == ["r4"]
+        assert await ids(Eq(k, False)) == ["r5"]
+        assert await ids(Not(Eq(lang, "en"))) == ["r2", "r3", "r4"]  # r4 has no lang at all
+        assert await ids(IsEmpty(tags)) == ["r2", "r3", "r5"]  # [], missing
+        assert await ids(IsEmpty(meta("flag"))) == ["r1", "r2", "r3", "r4", "r5"]  # null too
+        assert await ids(Not(IsEmpty(tags))) == ["r1", "r4"]
+        assert await ids(Eq(tags, "y")) == ["r1", "r4"]  # a stored list matches by any item
+        assert await ids(Eq(meta("deep.g"), "b")) == ["r5"]
+        nested = Or(
+            And(Eq(lang, "en"), Not(Eq(ok, True))), And(Range(n, gte=3), Not(IsEmpty(lang)))
+        )
+        assert await ids(nested) == ["r3", "r5"]
+        assert await ids(And(In(RECORD, ["r1", "r2", "r4"]), Not(Eq(RECORD, "r2")))) == ["r1", "r4"]
+        assert await ids(Range(CHUNK, gte=1)) == []
+
+    async def test_a_condition_never_reaches_another_tenant(self, store: VectorStore) -> None:
+        await self.put_condition_corpus(store)
+        escape = Or(Eq(TENANT, "t2"), Eq(RECORD, "r1"))
+        hits = await store.search(SPACE, query("t1", vec(a=1), 10, where=escape))
+        assert [(hit.id, hit.metadata["ok"]) for hit in hits] == [("r1", True)]  # t1's r1 only
+        assert await store.search(SPACE, query("t1", vec(a=1), 10, where=Eq(TENANT, "t2"))) == []
+
+    async def test_a_json_boolean_filter_never_matches_a_number(self, store: VectorStore) -> None:
+        await self.put_condition_corpus(store)
+        cases: list[tuple[dict[str, Any], list[str]]] = [
+            ({"k": [False]}, ["r5"]),
+            ({"k": 0}, ["r4"]),
+            ({"k": [0, True]}, ["r4"]),
+        ]
+        for flt, expected in cases:
+            hits = await store.search(SPACE, query("t1", vec(a=1), 10, flt))
+            assert [hit.id for hit in hits] == expected, flt
+
+    async def test_offset_pages_through_the_ranking(self, store: VectorStore) -> None:
+        await put(store, *(record_points("t1", f"r{i}", [vec(a=1, b=i)]) for i in range(6)))
+        page = await store.search(SPACE, query("t1", vec(a=1), 2, offset=2))
+        assert [hit.id for hit in page] == ["r2", "r3"]
+        assert await store.search(SPACE, query("t1", vec(a=1), 2, offset=6)) == []
+
+    @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+    async def test_a_non_finite_vector_is_refused(self, store: VectorStore, bad: float) -> None:
+        with pytest.raises(ValidationError, match="non-finite"):
+            await store.search(SPACE, query("t1", vec(a=1, b=bad), 3))
+        points = record_points("t1", "r1", [vec(a=1), vec(a=1, b=bad)])
+        with pytest.raises(ValidationError, match="non-finite"):
+            await store.write(SPACE, upserts(points))
+        assert await store.count(SPACE) == 0
+
+    # ------------------------------------------------------------------------ counting
+
+    async def test_records_and_tenants_are_counted_by_chunk_zero(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1), vec(b=1), vec(c=1)]),
+            record_points("t1", "r2", [vec(a=1)]),
+            record_points("t2", "r1", [vec(a=1), vec(b=1)]),
+        )
+        assert (await store.count_records(SPACE, "t1"), await store.count(SPACE, "t1")) == (2, 4)
+        assert await store.count_records(SPACE, "t2") == 1
+        assert await store.count_records(SPACE, "t3") == 0
+        assert await store.tenants(SPACE) == {"t1": 2, "t2": 1}
+        await store.delete_tenant(SPACE, "t1")
+        await store.flush(SPACE)
+        assert await store.tenants(SPACE) == {"t2": 1}
+
+    # ------------------------------------------------------------------------ versioned writes
+
+    async def test_write_answers_per_record(self, store: VectorStore) -> None:
+        await put(store, record_points("t1", "r1", [vec(a=1)], version=2))
+        batch = WriteBatch(
+            [
+                *upserts(record_points("t1", "r1", [vec(b=1), vec(c=1)], version=1)).writes,
+                *upserts(record_points("t1", "r2", [vec(a=1)], version=1)).writes,
+                UpdateMetadata("t2", "r1", {"k": 1}, version=1),
+                DeleteRecord("t1", "r3"),
+            ]
+        )
+        assert await store.write(SPACE, batch) == {
+            ("t1", "r1"): "stale",
+            ("t1", "r2"): "written",
+            ("t2", "r1"): "written",
+            ("t1", "r3"): "deleted",
+        }
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 2  # the stale write left nothing behind
+        assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].version == 2
+
+    async def test_a_record_that_shrinks_keeps_none_of_its_old_chunks(
+        self, store: VectorStore
+    ) -> None:
+        await put(store, record_points("t1", "r1", [vec(a=1)] * 4, version=1))
+        await put(store, record_points("t1", "r1", [vec(b=1)] * 3, version=1))  # same version
+        assert await store.count(SPACE, "t1") == 3
+        await put(store, record_points("t1", "r1", [vec(c=1)], version=2))
+        assert await store.count(SPACE, "t1") == 1
+        assert [hit.chunk for hit in await store.search(SPACE, query("t1", vec(c=1), 3))] == [
+            "r1#0"
+        ]
 
     # ------------------------------------------------------------------------ updates, deletes
 
-    async def test_delete_stale_chunks(self, store: VectorStore) -> None:
-        vectors = [vec(a=1), vec(b=1), vec(c=1), vec(d=1)]
-        await put(store, record_points("t1", "r1", vectors), record_points("t1", "r2", vectors))
-        await store.delete_stale_chunks(SPACE, "t1", "r1", keep=2, version=0)
-        await store.flush(SPACE)
-        assert await store.count(SPACE, "t1") == 6
-        hits = await store.search(SPACE, "t1", vec(d=1), 10)
-        assert {hit.id: hit.chunk for hit in hits}["r1"] in {"r1#0", "r1#1"}
-        assert {hit.id: hit.chunk for hit in hits}["r2"] == "r2#3"
-
-    async def test_an_older_version_never_overwrites_a_newer_one(self, store: VectorStore) -> None:
-        await put(store, record_points("t1", "r1", [vec(a=1)], chunks=["new"], version=5))
-        await put(
-            store, record_points("t1", "r1", [vec(b=1), vec(c=1)], chunks=["o", "ld"], version=3)
-        )
-        stored = (await store.stored_records(SPACE, "t1", ["r1"]))["r1"]
-        assert (stored.text, stored.version) == ("new", 5)
-        # the loser's extra chunk was inserted (no newer point stood there): it cleans it up
-        assert await store.count(SPACE, "t1") == 2
-        await store.delete_record_version(SPACE, "t1", "r1", 3)
-        await store.update_metadata(SPACE, "t1", "r1", {"stale": True}, version=4)
-        await store.flush(SPACE)
-        assert await store.count(SPACE, "t1") == 1
-        assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {}
-
-    async def test_delete_older_versions_keeps_the_current_one(self, store: VectorStore) -> None:
-        await put(store, record_points("t1", "r1", [vec(a=1)] * 3, version=1))
-        await put(store, record_points("t1", "r2", [vec(a=1)] * 2, version=1))
-        await put(store, record_points("t1", "r1", [vec(b=1)], version=2))
-        await put(store, record_points("t2", "r1", [vec(b=1)] * 2, version=1))
-        await store.delete_older_versions(SPACE, "t1", {"r1": 2, "r2": 1})
-        await store.flush(SPACE)
-        assert await store.count(SPACE, "t1") == 3  # r1: its one v2 chunk; r2 untouched
-        assert await store.count(SPACE, "t2") == 2  # another tenant is never touched
-
     async def test_update_metadata_replaces_it_on_every_chunk(self, store: VectorStore) -> None:
         await put(store, record_points("t1", "r1", [vec(a=1, b=1), vec(a=1)], {"old": 1}))
-        before = await store.search(SPACE, "t1", vec(a=1), 5)
-        await store.update_metadata(SPACE, "t1", "r1", {"new": "yes"}, version=0)
+        before = await store.search(SPACE, query("t1", vec(a=1), 5))
+        await update_metadata(store, "t1", "r1", {"new": "yes"}, version=0)
         await store.flush(SPACE)
         assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {"new": "yes"}
-        after = await store.search(SPACE, "t1", vec(a=1), 5, {"new": "yes"})
+        after = await store.search(SPACE, query("t1", vec(a=1), 5, {"new": "yes"}))
         assert [(h.id, h.chunk, h.metadata) for h in after] == [("r1", "r1#1", {"new": "yes"})]
         assert after[0].score == pytest.approx(before[0].score)  # vectors untouched
-        assert await store.search(SPACE, "t1", vec(b=1), 5, {"old": 1}) == []
+        assert await store.search(SPACE, query("t1", vec(b=1), 5, {"old": 1})) == []
         assert await store.count(SPACE, "t1") == 2
 
     async def test_delete_records_removes_every_chunk(self, store: VectorStore) -> None:
@@ -258,12 +419,12 @@ class VectorStoreContract:
             record_points("t1", "r1", [vec(a=1), vec(b=1), vec(c=1)]),
             record_points("t1", "r2", [vec(a=1)]),
         )
-        await store.delete_records(SPACE, "t1", ["r1", "missing", "r1"])
-        await store.delete_records(SPACE, "t1", [])
+        await delete_records(store, "t1", ["r1", "missing", "r1"])
+        await delete_records(store, "t1", [])
         await store.flush(SPACE)
         assert await store.count(SPACE, "t1") == 1
         assert set(await store.stored_records(SPACE, "t1", ["r1", "r2"])) == {"r2"}
-        assert [hit.id for hit in await store.search(SPACE, "t1", vec(b=1), 5)] == ["r2"]
+        assert [hit.id for hit in await store.search(SPACE, query("t1", vec(b=1), 5))] == ["r2"]
 
     async def test_count_per_tenant_and_in_all(self, store: VectorStore) -> None:
         await put(
@@ -308,38 +469,6 @@ class VectorStoreContract:
 
     # ------------------------------------------------------------------------ tenants
 
-    async def test_tenants_never_see_each_other(self, store: VectorStore) -> None:
-        await put(
-            store,
-            record_points("alpha", "same", [vec(a=1), vec(b=1)], {"k": "a"}, "h-alpha"),
-            record_points("beta", "same", [vec(a=1)], {"k": "b"}, "h-beta"),
-            record_points("alpha", "only-alpha", [vec(a=1, c=0.1)], {"k": "a"}),
-        )
-        hits = await store.search(SPACE, "beta", vec(a=1), 10)
-        assert [(hit.id, hit.metadata) for hit in hits] == [("same", {"k": "b"})]
-        assert await store.search(SPACE, "beta", vec(a=1), 10, {"k": "a"}) == []
-        got = await store.stored_records(SPACE, "beta", ["same", "only-alpha"])
-        assert {rid: r.content_hash for rid, r in got.items()} == {"same": "h-beta"}
-
-        await store.update_metadata(SPACE, "beta", "same", {"k": "changed"}, version=0)
-        await store.update_metadata(SPACE, "beta", "only-alpha", {"k": "changed"}, version=0)
-        await store.delete_stale_chunks(SPACE, "beta", "same", keep=0, version=0)
-        await store.delete_records(SPACE, "beta", ["only-alpha"])
-        await store.flush(SPACE)
-
-        assert await store.count(SPACE, "beta") == 0
-        assert await store.count(SPACE, "alpha") == 3
-        alpha = await store.stored_records(SPACE, "alpha", ["same", "only-alpha"])
-        assert {rid: r.metadata for rid, r in alpha.items()} == {
-            "same": {"k": "a"},
-            "only-alpha": {"k": "a"},
-        }
-        hits = await store.search(SPACE, "alpha", vec(b=1), 10)
-        assert [(hit.id, hit.chunk) for hit in hits] == [
-            ("same", "same#1"),
-            ("only-alpha", "only-alpha#0"),
-        ]
-
     async def test_deleting_a_tenant_record_leaves_the_other_tenants(
         self, store: VectorStore
     ) -> None:
@@ -348,24 +477,24 @@ class VectorStoreContract:
             record_points("alpha", "r1", [vec(a=1), vec(b=1)]),
             record_points("beta", "r1", [vec(a=1), vec(b=1)]),
         )
-        await store.delete_records(SPACE, "alpha", ["r1"])
+        await delete_records(store, "alpha", ["r1"])
         await store.flush(SPACE)
         assert await store.count(SPACE, "alpha") == 0
         assert await store.count(SPACE, "beta") == 2
-        assert [hit.id for hit in await store.search(SPACE, "beta", vec(a=1), 5)] == ["r1"]
+        assert [hit.id for hit in await store.search(SPACE, query("beta", vec(a=1), 5))] == ["r1"]
 
     # ------------------------------------------------------------------------ lifecycle
 
     async def test_concurrent_writes_and_searches(self, store: VectorStore) -> None:
         writes = [
-            store.upsert_chunks(SPACE, record_points("t1", f"r{i}", [vec(a=1, b=i), vec(c=1)]))
+            store.write(SPACE, upserts(record_points("t1", f"r{i}", [vec(a=1, b=i), vec(c=1)])))
             for i in range(20)
         ]
-        searches = [store.search(SPACE, "t1", vec(a=1), 5) for _ in range(20)]
+        searches = [store.search(SPACE, query("t1", vec(a=1), 5)) for _ in range(20)]
         await asyncio.gather(*writes, *searches)
         await store.flush(SPACE)
         assert await store.count(SPACE, "t1") == 40
-        hits = await store.search(SPACE, "t1", vec(a=1), 5)
+        hits = await store.search(SPACE, query("t1", vec(a=1), 5))
         assert [hit.id for hit in hits] == ["r0", "r1", "r2", "r3", "r4"]
 
     async def test_flush_and_readiness(self, store: VectorStore) -> None:
@@ -378,12 +507,90 @@ class VectorStoreContract:
         await store.aclose()
         await store.aclose()  # idempotent
         with pytest.raises(ClosedError):
-            await store.search(SPACE, "t1", vec(a=1), 3)
+            await store.search(SPACE, query("t1", vec(a=1), 3))
         with pytest.raises(ClosedError):
-            await store.upsert_chunks(SPACE, record_points("t1", "r2", [vec(a=1)]))
+            await store.write(SPACE, upserts(record_points("t1", "r2", [vec(a=1)])))
         with pytest.raises(ClosedError):
             await store.stored_records(SPACE, "t1", ["r1"])
         with pytest.raises(ClosedError):
             await store.ensure_space(SPACE)
         with pytest.raises(ClosedError):
             await store.check_ready()
+
+
+class VersionedPrimitivesContract:
+    """Subclass and provide a `store` fixture: an open, empty Qdrant-family adapter."""
+
+    async def test_delete_stale_chunks(self, store: PrimitivesStore) -> None:
+        vectors = [vec(a=1), vec(b=1), vec(c=1), vec(d=1)]
+        await upsert_raw(
+            store, record_points("t1", "r1", vectors), record_points("t1", "r2", vectors)
+        )
+        await store.delete_where(SPACE, "t1", chunks_from("r1", 2, 0))
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 6
+        hits = await store.search(SPACE, query("t1", vec(d=1), 10))
+        assert {hit.id: hit.chunk for hit in hits}["r1"] in {"r1#0", "r1#1"}
+        assert {hit.id: hit.chunk for hit in hits}["r2"] == "r2#3"
+
+    async def test_an_older_version_never_overwrites_a_newer_one(
+        self, store: PrimitivesStore
+    ) -> None:
+        await upsert_raw(store, record_points("t1", "r1", [vec(a=1)], chunks=["new"], version=5))
+        await upsert_raw(
+            store, record_points("t1", "r1", [vec(b=1), vec(c=1)], chunks=["o", "ld"], version=3)
+        )
+        stored = (await store.stored_records(SPACE, "t1", ["r1"]))["r1"]
+        assert (stored.text, stored.version) == ("new", 5)
+        # the loser's extra chunk was inserted (no newer point stood there): it cleans it up
+        assert await store.count(SPACE, "t1") == 2
+        await versioned.delete_versions(store, SPACE, "t1", {"r1": 3})
+        stale = UpdateMetadata("t1", "r1", {"stale": True}, version=4)
+        await versioned.update_metadata(store, SPACE, stale)
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 1
+        assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {}
+
+    async def test_delete_older_versions_keeps_the_current_one(
+        self, store: PrimitivesStore
+    ) -> None:
+        await upsert_raw(store, record_points("t1", "r1", [vec(a=1)] * 3, version=1))
+        await upsert_raw(store, record_points("t1", "r2", [vec(a=1)] * 2, version=1))
+        await upsert_raw(store, record_points("t1", "r1", [vec(b=1)], version=2))
+        await upsert_raw(store, record_points("t2", "r1", [vec(b=1)] * 2, version=1))
+        await versioned.delete_superseded(store, SPACE, "t1", {"r1": (2, 1), "r2": (1, 2)})
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 3  # r1: its one v2 chunk; r2 untouched
+        assert await store.count(SPACE, "t2") == 2  # another tenant is never touched
+
+    async def test_tenants_never_see_each_other(self, store: PrimitivesStore) -> None:
+        await put(
+            store,
+            record_points("alpha", "same", [vec(a=1), vec(b=1)], {"k": "a"}, "h-alpha"),
+            record_points("beta", "same", [vec(a=1)], {"k": "b"}, "h-beta"),
+            record_points("alpha", "only-alpha", [vec(a=1, c=0.1)], {"k": "a"}),
+        )
+        hits = await store.search(SPACE, query("beta", vec(a=1), 10))
+        assert [(hit.id, hit.metadata) for hit in hits] == [("same", {"k": "b"})]
+        assert await store.search(SPACE, query("beta", vec(a=1), 10, {"k": "a"})) == []
+        got = await store.stored_records(SPACE, "beta", ["same", "only-alpha"])
+        assert {rid: r.content_hash for rid, r in got.items()} == {"same": "h-beta"}
+
+        await update_metadata(store, "beta", "same", {"k": "changed"}, version=0)
+        await update_metadata(store, "beta", "only-alpha", {"k": "changed"}, version=0)
+        await store.delete_where(SPACE, "beta", chunks_from("same", 0, 0))
+        await delete_records(store, "beta", ["only-alpha"])
+        await store.flush(SPACE)
+
+        assert await store.count(SPACE, "beta") == 0
+        assert await store.count(SPACE, "alpha") == 3
+        alpha = await store.stored_records(SPACE, "alpha", ["same", "only-alpha"])
+        assert {rid: r.metadata for rid, r in alpha.items()} == {
+            "same": {"k": "a"},
+            "only-alpha": {"k": "a"},
+        }
+        hits = await store.search(SPACE, query("alpha", vec(b=1), 10))
+        assert [(hit.id, hit.chunk) for hit in hits] == [
+            ("same", "same#1"),
+            ("only-alpha", "only-alpha#0"),
+        ]

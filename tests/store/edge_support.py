@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.store.contract import SPACE
-from vecpipe.store import edge_generations, edge_optimize
+from vecpipe.store.edge import generations as edge_generations
+from vecpipe.store.edge import optimize as edge_optimize
 
 
 def shards(data_dir: Path) -> Path:

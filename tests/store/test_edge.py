@@ -12,14 +12,24 @@ from typing import Any
 import pytest
 import qdrant_edge as qe
 
-from tests.store.contract import SPACE, VectorStoreContract, put, record_points, vec
+from tests.store.contract import (
+    SPACE,
+    VectorStoreContract,
+    VersionedPrimitivesContract,
+    delete_records,
+    put,
+    query,
+    record_points,
+    update_metadata,
+    vec,
+)
 from vecpipe.errors import ClosedError, ConfigError, StoreError, StoreLocked
 from vecpipe.store.base import VectorStore
 from vecpipe.store.edge import EdgeStore
-from vecpipe.store.payload import point_id
+from vecpipe.store.point_ids import point_id
 
 
-class TestEdgeStoreContract(VectorStoreContract):
+class TestEdgeStoreContract(VectorStoreContract, VersionedPrimitivesContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[VectorStore]:
         async with EdgeStore(tmp_path / "data") as store:
@@ -59,7 +69,7 @@ async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     async with EdgeStore(data_dir) as store:
         assert await store.count(SPACE, "t1") == 2
         assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {"k": "v"}
-        hits = await store.search(SPACE, "t1", vec(b=1), 3)
+        hits = await store.search(SPACE, query("t1", vec(b=1), 3))
         assert [(hit.id, hit.chunk) for hit in hits] == [("r1", "r1#1")]
 
 
@@ -109,7 +119,7 @@ async def test_metadata_update_leaves_vectors_untouched(tmp_path: Path) -> None:
         await put(store, record_points("t1", "r1", [vec(a=1, b=2), vec(c=3)], {"v": 1}))
     before = raw_vectors(data_dir, ids)
     async with EdgeStore(data_dir) as store:
-        await store.update_metadata(SPACE, "t1", "r1", {"v": 2}, version=0)
+        await update_metadata(store, "t1", "r1", {"v": 2}, version=0)
         await store.flush(SPACE)
     assert raw_vectors(data_dir, ids) == before
     async with EdgeStore(data_dir) as store:
@@ -128,7 +138,7 @@ async def test_retrieve_by_id_checks_the_tenant(tmp_path: Path) -> None:
         shard.flush()
     async with EdgeStore(data_dir) as store:
         assert await store.stored_records(SPACE, "beta", ["r1"]) == {}
-        assert await store.search(SPACE, "beta", vec(a=1), 3) == []
+        assert await store.search(SPACE, query("beta", vec(a=1), 3)) == []
         assert list(await store.stored_records(SPACE, "alpha", ["r1"])) == []
 
 
@@ -140,7 +150,7 @@ async def test_optimize_in_a_child_process_keeps_serving(store: EdgeStore) -> No
     assert (status.points, status.segments >= 1) == (5, True)
     assert status.unindexed == status.points - status.indexed_vectors
     await put(store, record_points("t1", "r9", [vec(a=1, b=0.5)]))
-    hits = await store.search(SPACE, "t1", vec(a=1), 2)
+    hits = await store.search(SPACE, query("t1", vec(a=1), 2))
     assert [hit.id for hit in hits] == ["r0", "r9"]
 
 
@@ -151,14 +161,14 @@ async def test_cancelled_optimize_leaves_the_store_usable(store: EdgeStore) -> N
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    assert [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 2)] == ["r1"]
+    assert [hit.id for hit in await store.search(SPACE, query("t1", vec(a=1), 2))] == ["r1"]
     assert await store.count(SPACE) == 1
 
 
 async def test_close_waits_for_calls_in_flight(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path / "data")
     await put(store, *(record_points("t1", f"r{i}", [vec(a=1, b=i)]) for i in range(20)))
-    calls = [asyncio.create_task(store.search(SPACE, "t1", vec(a=1), 5)) for _ in range(30)]
+    calls = [asyncio.create_task(store.search(SPACE, query("t1", vec(a=1), 5))) for _ in range(30)]
     await asyncio.sleep(0)
     await store.aclose()
     results = await asyncio.gather(*calls, return_exceptions=True)
@@ -188,7 +198,7 @@ async def test_large_upserts_go_in_batches(store: EdgeStore) -> None:
     await store.flush(SPACE)
     assert await store.count(SPACE, "t1") == 700
     assert len(await store.stored_records(SPACE, "t1", [f"r{i}" for i in range(700)])) == 700
-    await store.delete_records(SPACE, "t1", [f"r{i}" for i in range(600)])
+    await delete_records(store, "t1", [f"r{i}" for i in range(600)])
     assert await store.count(SPACE, "t1") == 100
 
 
@@ -197,7 +207,7 @@ async def test_cancelling_optimize_kills_the_child(
 ) -> None:
     marker = tmp_path / "child.pid"
     child = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD_WORK", child)
+    monkeypatch.setattr("vecpipe.store.edge.optimize._CHILD_WORK", child)
     await put(store, record_points("t1", "r1", [vec(a=1)]))
     task = asyncio.create_task(store.optimize(SPACE))
     for _ in range(500):  # the child is up once it wrote its pid
@@ -209,13 +219,13 @@ async def test_cancelling_optimize_kills_the_child(
         await task
     with pytest.raises(ProcessLookupError):
         os.kill(int(marker.read_text()), 0)  # killed and reaped
-    assert [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 2)] == ["r1"]
+    assert [hit.id for hit in await store.search(SPACE, query("t1", vec(a=1), 2))] == ["r1"]
 
 
 async def test_a_failed_optimize_reopens_the_shard(
     store: EdgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("vecpipe.store.edge_optimize._CHILD_WORK", "import sys; sys.exit('boom')")
+    monkeypatch.setattr("vecpipe.store.edge.optimize._CHILD_WORK", "import sys; sys.exit('boom')")
     await put(store, record_points("t1", "r1", [vec(a=1)]))
     with pytest.raises(StoreError, match="exited with 1: boom"):
         await store.optimize(SPACE)
@@ -237,7 +247,7 @@ async def test_flushes_are_shared_and_skipped_when_clean(
     await asyncio.gather(*(store.flush(SPACE) for _ in range(5)))
     await store.flush(SPACE)
     assert ops.count("flush") == 1
-    await store.delete_records(SPACE, "t1", ["r1"])
+    await delete_records(store, "t1", ["r1"])
     await store.flush(SPACE)
     assert ops.count("flush") == 2
 
@@ -261,4 +271,4 @@ async def test_an_engine_panic_is_a_store_error_not_a_crash(store: EdgeStore) ->
         deep = {"a": deep}
     await put(store, record_points("t1", "deep", [vec(a=1)], {"k": deep}))
     with pytest.raises(StoreError, match="edge search failed"):
-        await store.search(SPACE, "t1", vec(a=1), 5, {"x": "y"})
+        await store.search(SPACE, query("t1", vec(a=1), 5, {"x": "y"}))

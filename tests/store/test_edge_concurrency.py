@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import qdrant_edge as qe
 
-from tests.store.contract import SPACE, put, record_points, vec
-from vecpipe.store import edge_rebuild, edge_shard
+from tests.store.contract import SPACE, delete_records, put, query, record_points, vec
+from vecpipe.store.conditions import for_tenant
 from vecpipe.store.edge import EdgeStore
-from vecpipe.store.payload import point_id
+from vecpipe.store.edge import rebuild as edge_rebuild
+from vecpipe.store.edge import shard as edge_shard
+from vecpipe.store.edge.filters import compile_filter
+from vecpipe.store.point_ids import point_id
 
 
 @pytest.fixture
@@ -47,13 +50,13 @@ def test_one_shard_takes_writes_and_reads_from_several_threads(tmp_path: Path) -
             shard.update(edge_shard.upsert_op(rows, 0))
             doomed = qe.FieldCondition(key="record_id", match=qe.MatchAny([f"r{batch * 100}"]))
             shard.update(edge_shard.delete_op(qe.Filter(must=[doomed])))
-            flt = edge_shard.tenant_filter("t")
+            flt = compile_filter(for_tenant("t"))
             shard.update(edge_shard.set_payload_op(flt, {"batch": batch}))
             if batch % 10 == 0:
                 shard.flush()
 
     def reader() -> None:
-        flt = edge_shard.tenant_filter("t")
+        flt = compile_filter(for_tenant("t"))
         while writing.is_set():
             edge_shard.query_chunks(shard, rng.standard_normal(dimension).tolist(), flt, 20)
             edge_shard.count(shard, flt)
@@ -105,7 +108,7 @@ async def test_a_search_does_not_wait_behind_queued_writes(
     ]
     try:
         await asyncio.to_thread(entered.wait)  # the write thread is stuck in the first write
-        search = store.search(SPACE, "t1", vec(a=1), 3)
+        search = store.search(SPACE, query("t1", vec(a=1), 3))
         hits = await asyncio.wait_for(search, timeout=60)  # a hang, not a speed, is the failure
         assert [hit.id for hit in hits] == ["r1"]
         assert await asyncio.wait_for(store.count(SPACE, "t1"), timeout=60) == 1
@@ -121,11 +124,11 @@ async def test_mixed_calls_at_once_all_land(store: EdgeStore) -> None:
 
     async def writes(n: int) -> None:
         await store.upsert_chunks(SPACE, record_points("t2", f"n{n}", [vec(c=1, d=n)]))
-        await store.delete_records(SPACE, "t1", [f"r{n}"])
+        await delete_records(store, "t1", [f"r{n}"])
         await store.flush(SPACE)
 
     async def reads() -> None:
-        assert len(await store.search(SPACE, "t1", vec(a=1), 5)) <= 5
+        assert len(await store.search(SPACE, query("t1", vec(a=1), 5))) <= 5
         await store.count(SPACE)
         await store.stored_records(SPACE, "t2", ["n1", "n2"])
 

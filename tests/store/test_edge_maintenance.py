@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.contract import SPACE, put, record_points, vec
+from tests.store.contract import SPACE, delete_records, record_points, upsert_raw, vec
 from tests.store.edge_support import GatedChild, space_dirs
 from vecpipe.models import ChunkPoint
-from vecpipe.store import edge_shard
 from vecpipe.store.edge import EdgeStore
-from vecpipe.store.edge_maintenance import MAX_DEFERRALS, EdgeMaintenance
-from vecpipe.store.edge_optimize import OptimizeReport
+from vecpipe.store.edge import shard as edge_shard
+from vecpipe.store.edge.maintenance import MAX_DEFERRALS, EdgeMaintenance
+from vecpipe.store.edge.optimize import OptimizeReport
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ async def store(tmp_path: Path) -> AsyncIterator[EdgeStore]:
 
 
 async def add(store: EdgeStore, *names: str) -> None:
-    await put(store, *(record_points("t1", name, [vec(a=1)]) for name in names))
+    await upsert_raw(store, *(record_points("t1", name, [vec(a=1)]) for name in names))
 
 
 # At these sizes no segment reaches the indexing threshold: every point stays unindexed.
@@ -105,7 +105,7 @@ async def indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     """A store whose space is optimized into indexed segments (a 1 KB indexing threshold)."""
     monkeypatch.setattr(edge_shard, "INDEXING_THRESHOLD_KB", 1)
     async with EdgeStore(tmp_path / "data") as store:
-        await put(store, *rewrites(0, INDEXED_POINTS, "a"))
+        await upsert_raw(store, *rewrites(0, INDEXED_POINTS, "a"))
         await store.optimize(SPACE)
         status = await store.index_status(SPACE)
         assert status.indexed_vectors >= INDEXED_POINTS - 100, status  # small segments aside
@@ -116,7 +116,7 @@ async def indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 async def test_heavy_rewrites_of_indexed_points_trigger_an_optimize(indexed: EdgeStore) -> None:
     maintenance = EdgeMaintenance(indexed, after_points=1000, poll_seconds=3600)
     assert await maintenance.run_once() == []
-    await put(indexed, *rewrites(0, 1500, "b"))  # new vectors for 1,500 indexed points
+    await upsert_raw(indexed, *rewrites(0, 1500, "b"))  # new vectors for 1,500 indexed points
     status = await indexed.index_status(SPACE)
     # Edge counts the dead copies as indexed: by its numbers nothing needs indexing
     assert status.points == INDEXED_POINTS and status.unindexed <= 100
@@ -130,7 +130,7 @@ async def test_heavy_rewrites_of_indexed_points_trigger_an_optimize(indexed: Edg
 
 async def test_heavy_deletes_trigger_an_optimize(indexed: EdgeStore) -> None:
     maintenance = EdgeMaintenance(indexed, after_points=1000, poll_seconds=3600)
-    await indexed.delete_records(SPACE, "t1", [f"r{i}" for i in range(1200)])
+    await delete_records(indexed, "t1", [f"r{i}" for i in range(1200)])
     status = await indexed.index_status(SPACE)
     assert status.unindexed == 0 and status.changed_points == 1200
     assert await maintenance.run_once() == [SPACE]
@@ -140,7 +140,7 @@ async def test_heavy_deletes_trigger_an_optimize(indexed: EdgeStore) -> None:
 async def test_changes_counted_before_a_restart_still_count(
     indexed: EdgeStore, tmp_path: Path
 ) -> None:
-    await put(indexed, *rewrites(0, 700, "c"))
+    await upsert_raw(indexed, *rewrites(0, 700, "c"))
     await indexed.aclose()
     async with EdgeStore(tmp_path / "data") as reopened:
         assert (await reopened.index_status(SPACE)).changed_points == 700

@@ -13,11 +13,21 @@ from pathlib import Path
 import pytest
 import qdrant_edge as qe
 
-from tests.store.contract import SPACE, put, record_points, vec
+from tests.store.contract import (
+    SPACE,
+    delete_records,
+    put,
+    query,
+    record_points,
+    update_metadata,
+    vec,
+)
 from tests.store.edge_support import GatedChild, shards, space_dirs
 from vecpipe.errors import StoreError, StoreLocked
-from vecpipe.store import edge_generations, edge_rebuild, edge_shard
 from vecpipe.store.edge import EdgeStore
+from vecpipe.store.edge import generations as edge_generations
+from vecpipe.store.edge import rebuild as edge_rebuild
+from vecpipe.store.edge import shard as edge_shard
 
 
 @pytest.fixture
@@ -36,12 +46,12 @@ async def test_writes_and_searches_go_on_during_an_optimize(
     await child.wait_started()
 
     # The copy is being optimized: the live shard serves reads and takes writes.
-    assert [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 2)] == ["r0", "r1"]
+    assert [hit.id for hit in await store.search(SPACE, query("t1", vec(a=1), 2))] == ["r0", "r1"]
     await put(store, record_points("t1", "new", [vec(c=1), vec(d=1)], {"n": 9}))
-    await store.delete_records(SPACE, "t1", ["r3"])
-    await store.update_metadata(SPACE, "t1", "r2", {"n": 20}, version=0)
+    await delete_records(store, "t1", ["r3"])
+    await update_metadata(store, "t1", "r2", {"n": 20}, version=0)
     await store.flush(SPACE)
-    assert [hit.id for hit in await store.search(SPACE, "t1", vec(d=1), 1)] == ["new"]
+    assert [hit.id for hit in await store.search(SPACE, query("t1", vec(d=1), 1))] == ["new"]
     assert not optimize.done()
 
     child.release()
@@ -54,7 +64,7 @@ async def test_writes_and_searches_go_on_during_an_optimize(
     check(await store.stored_records(SPACE, "t1", ["r0", "r1", "r2", "r3", "new"]))
     assert await store.count(SPACE, "t1") == 5
     assert (await store.stored_records(SPACE, "t1", ["r2"]))["r2"].metadata == {"n": 20}
-    assert [hit.chunk for hit in await store.search(SPACE, "t1", vec(d=1), 1)] == ["new#1"]
+    assert [hit.chunk for hit in await store.search(SPACE, query("t1", vec(d=1), 1))] == ["new#1"]
     assert space_dirs(data_dir) == [f"{SPACE.key}@1"]  # swapped in; the old one is gone
 
     await store.aclose()
@@ -198,7 +208,7 @@ async def test_a_pointer_to_a_missing_shard_is_an_error_not_an_empty_space(
 
 
 def edge_pid(record_id: str) -> str:
-    from vecpipe.store.payload import point_id
+    from vecpipe.store.point_ids import point_id
 
     return point_id("t1", record_id, 0)
 
@@ -283,6 +293,6 @@ async def test_an_optimize_without_room_for_its_dense_copy_is_refused(
         with pytest.raises(StorageFull, match="would leave less than 64 MiB free"):
             await store.optimize(SPACE)
         assert space_dirs(data_dir) == [SPACE.key]  # no copy left behind
-        assert [hit.id for hit in await store.search(SPACE, "t1", vec(a=1), 1)] == ["r1"]
+        assert [hit.id for hit in await store.search(SPACE, query("t1", vec(a=1), 1))] == ["r1"]
         monkeypatch.setattr(diskspace, "free_bytes", lambda path: copy_size + floor)
         await store.optimize(SPACE)

@@ -24,9 +24,9 @@ import pytest
 from tests.store.contract import SPACE, put, record_points, vec
 from tests.store.edge_support import shards, space_dirs
 from vecpipe.errors import StoreError
-from vecpipe.store import edge_generations
 from vecpipe.store.edge import EdgeStore
-from vecpipe.store.edge_optimize import optimize_shard_dir
+from vecpipe.store.edge import generations as edge_generations
+from vecpipe.store.edge.optimize import optimize_shard_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ SERVER = """
 import asyncio, sys
 from pathlib import Path
 from tests.store.contract import SPACE, put, record_points, vec
-from vecpipe.store import edge_optimize
+from vecpipe.store.edge import optimize as edge_optimize
 from vecpipe.store.edge import EdgeStore
 
 data_dir, started, gate = (Path(arg) for arg in sys.argv[1:4])

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.contract import SPACE, VectorStoreContract, put, record_points, vec
+from tests.store.contract import (
+    SPACE,
+    VectorStoreContract,
+    delete_records,
+    put,
+    query,
+    record_points,
+    update_metadata,
+    upserts,
+    vec,
+)
 from vecpipe.diskspace import MIB, FreeSpaceFloor
 from vecpipe.errors import StorageFull, StoreError
 from vecpipe.models import ChunkPoint, EmbeddingSpace
@@ -76,19 +86,18 @@ async def test_below_the_floor_writes_are_refused_and_reads_go_on(
     await put(guarded, record_points("t1", "r1", [vec(a=1)]))
     gauge.free = FLOOR - 1
     with pytest.raises(StorageFull, match="below the floor"):
-        await guarded.upsert_chunks(SPACE, record_points("t1", "r2", [vec(b=1)]))
+        await guarded.write(SPACE, upserts(record_points("t1", "r2", [vec(b=1)])))
     for write in (
-        guarded.delete_records(SPACE, "t1", ["r1"]),
-        guarded.update_metadata(SPACE, "t1", "r1", {"k": "v"}, 1),
+        delete_records(guarded, "t1", ["r1"]),
+        update_metadata(guarded, "t1", "r1", {"k": "v"}, 1),
         guarded.delete_tenant(SPACE, "t1"),
-        guarded.delete_older_versions(SPACE, "t1", {"r1": 2}),
     ):
         with pytest.raises(StorageFull):
             await write
     with pytest.raises(StorageFull):
         await check_writable(guarded)
     await guarded.flush(SPACE)  # durability of what was written is never refused
-    assert [h.id for h in await guarded.search(SPACE, "t1", vec(a=1), 5)] == ["r1"]
+    assert [h.id for h in await guarded.search(SPACE, query("t1", vec(a=1), 5))] == ["r1"]
     assert await guarded.count(SPACE, "t1") == 1
     with pytest.raises(StorageFull, match="below the floor"):
         await guarded.check_ready()
@@ -108,9 +117,9 @@ async def test_a_space_not_open_yet_needs_room_to_open(
     )
     gauge.free = OPEN_RESERVE_BYTES + cost - 1
     with pytest.raises(StorageFull, match=f"cannot open space {OTHER.key}: that needs 56.0 MiB"):
-        await guarded.search(OTHER, "t1", vec(a=1), 5)
+        await guarded.search(OTHER, query("t1", vec(a=1), 5))
     gauge.free += 1  # below the floor still, but room enough to load the shard
-    assert await guarded.search(OTHER, "t1", vec(a=1), 5) == []
+    assert await guarded.search(OTHER, query("t1", vec(a=1), 5)) == []
     gauge.free = 0  # open now: reads need nothing more
     assert await guarded.count(OTHER) == 0
 
@@ -121,7 +130,7 @@ async def test_a_failed_flush_is_not_ready_until_a_flush_succeeds(
     await put(guarded, record_points("t1", "r1", [vec(a=1)]))
     await guarded.check_ready()
     edge.flush_error = StoreError("edge flush failed in space x: tracker_journal.dat is short")
-    await guarded.upsert_chunks(SPACE, record_points("t1", "r2", [vec(b=1)]))
+    await guarded.write(SPACE, upserts(record_points("t1", "r2", [vec(b=1)])))
     with pytest.raises(StoreError, match="tracker_journal"):
         await guarded.flush(SPACE)
     for _ in range(3):  # check_ready retries the flush: still failing, still not ready
@@ -139,7 +148,7 @@ async def test_a_failed_write_is_not_ready_until_its_space_flushes(
     edge.upsert_error = StoreError("edge upsert failed: Read-only file system")
     edge.flush_error = StoreError("edge flush failed: Read-only file system")
     with pytest.raises(StoreError, match="upsert failed"):
-        await guarded.upsert_chunks(SPACE, record_points("t1", "r1", [vec(a=1)]))
+        await guarded.write(SPACE, upserts(record_points("t1", "r1", [vec(a=1)])))
     with pytest.raises(StoreError, match="not ready until one succeeds"):
         await guarded.check_ready()
     edge.upsert_error = edge.flush_error = None
@@ -157,7 +166,7 @@ async def test_a_write_that_meets_a_full_disk_is_storage_full(
         edge.upsert_error.__cause__ = cause
     edge.flush_error = StoreError("edge flush failed: No space left on device")
     with pytest.raises(StorageFull, match="the disk is full"):
-        await guarded.upsert_chunks(SPACE, record_points("t1", "r1", [vec(a=1)]))
+        await guarded.write(SPACE, upserts(record_points("t1", "r1", [vec(a=1)])))
     with pytest.raises(StoreError, match=r"fail: .*the disk is full"):
         await guarded.check_ready()
 

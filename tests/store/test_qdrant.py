@@ -19,13 +19,22 @@ import pytest
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from tests.store.contract import SPACE, VectorStoreContract, put, record_points, vec
+from tests.store.contract import (
+    SPACE,
+    VectorStoreContract,
+    VersionedPrimitivesContract,
+    delete_records,
+    put,
+    query,
+    record_points,
+    vec,
+)
 from vecpipe.errors import ClosedError, ConfigError, StoreError
 from vecpipe.settings import Settings
 from vecpipe.store.base import VectorStore
-from vecpipe.store.payload import point_id
+from vecpipe.store.point_ids import point_id
 from vecpipe.store.qdrant import QdrantStore
-from vecpipe.store.qdrant_errors import describe_error
+from vecpipe.store.qdrant.errors import describe_error
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
 
@@ -33,7 +42,7 @@ API_KEY = "qk-secret-7f3a9c"
 COLLECTION = "vecpipe_" + SPACE.key
 
 
-class TestQdrantStoreContract(VectorStoreContract):
+class TestQdrantStoreContract(VectorStoreContract, VersionedPrimitivesContract):
     @pytest.fixture
     async def store(self) -> AsyncIterator[VectorStore]:
         async with QdrantStore(location=":memory:") as store:
@@ -77,7 +86,7 @@ async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     async with QdrantStore(location=tmp_path / "qdrant") as store:
         assert await store.count(SPACE, "t1") == 2
         assert (await store.stored_records(SPACE, "t1", ["r1"]))["r1"].metadata == {"k": "v"}
-        assert [h.chunk for h in await store.search(SPACE, "t1", vec(b=1), 3)] == ["r1#1"]
+        assert [h.chunk for h in await store.search(SPACE, query("t1", vec(b=1), 3))] == ["r1#1"]
 
 
 async def test_the_store_owns_and_closes_its_client(client: AsyncQdrantClient) -> None:
@@ -123,7 +132,7 @@ async def test_upserts_go_in_batches(
         await store.upsert_chunks(SPACE, points)
         assert sizes == [256, 44]
         assert len(await store.stored_records(SPACE, "t1", [f"r{i}" for i in range(300)])) == 300
-        await store.delete_records(SPACE, "t1", [f"r{i}" for i in range(280)])
+        await delete_records(store, "t1", [f"r{i}" for i in range(280)])
         assert await store.count(SPACE, "t1") == 20
 
 
@@ -150,7 +159,7 @@ async def test_a_collection_deleted_behind_the_store_is_recreated(
 async def test_close_waits_for_calls_in_flight() -> None:
     store = QdrantStore(location=":memory:")
     await put(store, *(record_points("t1", f"r{i}", [vec(a=1, b=i)]) for i in range(20)))
-    calls = [asyncio.create_task(store.search(SPACE, "t1", vec(a=1), 5)) for _ in range(10)]
+    calls = [asyncio.create_task(store.search(SPACE, query("t1", vec(a=1), 5))) for _ in range(10)]
     await asyncio.sleep(0)
     await store.aclose()
     results = await asyncio.gather(*calls, return_exceptions=True)
@@ -195,7 +204,7 @@ async def test_a_dead_endpoint_raises_store_errors() -> None:
         with pytest.raises(StoreError) as write:
             await store.upsert_chunks(SPACE, record_points("t1", "r1", [vec(a=1)]))
         with pytest.raises(StoreError):
-            await store.search(SPACE, "t1", vec(a=1), 3)
+            await store.search(SPACE, query("t1", vec(a=1), 3))
         assert ready.value.retryable and write.value.retryable
         for text in (str(ready.value), str(write.value), repr(store)):
             assert API_KEY not in text

@@ -9,10 +9,11 @@ from typing import Any
 
 from tests.support.app import FakeFactory
 from tests.support.processes import eventually
-from vecpipe.models import ChunkPoint, EmbeddingSpace, Record
+from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.queue.base import Delivery
 from vecpipe.resources import Resources
 from vecpipe.settings import Limits
+from vecpipe.store.writes import WriteBatch, WriteResult
 from vecpipe.worker.background import worker_for
 from vecpipe.worker.messages import parse_message
 
@@ -39,11 +40,12 @@ async def test_every_ack_follows_the_durable_write_of_its_record(
     written: set[str] = set()  # by upserts that finished
     durable: set[str] = set()  # written before a flush that started later, finished
     not_durable_at_ack: list[str] = []
-    upsert, flush, ack = store.upsert_chunks, store.flush, queue.ack
+    write, flush, ack = store.write, store.flush, queue.ack
 
-    async def tracked_upsert(space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
-        await upsert(space, points)
-        written.update(p.record_id for p in points)
+    async def tracked_write(space: EmbeddingSpace, batch: WriteBatch) -> WriteResult:
+        result = await write(space, batch)
+        written.update(upsert.key[1] for upsert in batch.upserts)
+        return result
 
     async def tracked_flush(space: EmbeddingSpace) -> None:
         covered = set(written)
@@ -55,7 +57,7 @@ async def test_every_ack_follows_the_durable_write_of_its_record(
         not_durable_at_ack.extend(i for i in ids if i not in durable)
         await ack(deliveries)
 
-    store.upsert_chunks = tracked_upsert  # type: ignore[method-assign]
+    store.write = tracked_write  # type: ignore[method-assign]
     store.flush = tracked_flush  # type: ignore[method-assign]
     queue.ack = checked_ack  # type: ignore[method-assign]
     settings = resources.settings.model_copy(update={"worker_batch_size": 8})

@@ -1,51 +1,42 @@
 """Applies upserts and deletes for records that share one provider chain (one space).
 
 Per batch: read what is stored, skip unchanged text, update metadata-only changes without a
-provider, chunk and embed the rest (one call for the batch), write, drop stale chunks, flush.
-Every operation gets exactly one outcome; one bad record fails alone.
+provider, chunk and embed the rest (one call for the batch), then one `store.write` (the
+store settles races between writers of a record: store/versioned.py), and flush unless the
+caller flushes later (`flush=False`: the worker, so that its next batch embeds while this
+one is flushed). Every operation gets exactly one outcome; one bad record fails alone.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import contextvars
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from vecpipe import metrics
 from vecpipe.core.embed_cache import EmbeddingCache
-from vecpipe.core.write_claims import DELETED, Claim, Unconfirmed, WriteClaims
+from vecpipe.core.unconfirmed import DELETED, Unconfirmed
 from vecpipe.errors import ProviderError, VecpipeError
 from vecpipe.models import ChunkPoint, EmbeddingSpace, Record, StoredRecord
 from vecpipe.providers.chain import ProviderChain, track_served
 from vecpipe.store.base import VectorStore
+from vecpipe.store.writes import (
+    DeleteRecord,
+    RecordKey,
+    RecordWrite,
+    UpdateMetadata,
+    UpsertRecord,
+    WriteBatch,
+    WriteResult,
+)
 from vecpipe.text.hashing import content_hash
 
 log = logging.getLogger(__name__)
 
 Status = Literal["upserted", "unchanged", "deleted", "failed"]
-
-_deferred_flushes: contextvars.ContextVar[set[EmbeddingSpace] | None] = contextvars.ContextVar(
-    "vecpipe_deferred_flushes", default=None
-)
-
-
-@contextlib.contextmanager
-def flushes_deferred() -> Iterator[set[EmbeddingSpace]]:
-    """In this context (this task), `Ingestor.apply` returns before its writes are durable:
-    it adds the spaces it wrote to the set yielded, and the caller must `Ingestor.flush`
-    them before it acknowledges anything (the worker, so that its next batch embeds while
-    this one is flushed)."""
-    spaces: set[EmbeddingSpace] = set()
-    token = _deferred_flushes.set(spaces)
-    try:
-        yield spaces
-    finally:
-        _deferred_flushes.reset(token)
 
 
 @dataclass
@@ -80,40 +71,56 @@ class Outcome:
         return cls("failed", exc.message, exc.retryable, retry_after, code=exc.code)
 
 
+@dataclass
+class Applied:
+    """What `Ingestor.apply` did: one outcome per op, and the spaces it wrote that are not
+    durable yet (empty unless `flush=False`): flush them before acknowledging anything."""
+
+    outcomes: list[Outcome]
+    unflushed: set[EmbeddingSpace] = dataclasses.field(default_factory=set)
+
+
 class Ingestor:
-    """Writes batches of ops to the store.
+    """Writes batches of ops to the store."""
 
-    `sole_writer`: this ingestor makes every write to the store's points (true of an Edge
-    store: one process opens it, and it has one ingestor). A first write of a record that no
-    other batch wrote meanwhile then skips the older-version cleanup (see `_settle`).
-    """
-
-    def __init__(
-        self, store: VectorStore, cache: EmbeddingCache | None = None, *, sole_writer: bool = False
-    ) -> None:
+    def __init__(self, store: VectorStore, cache: EmbeddingCache | None = None) -> None:
         self.store = metrics.timed_store(store)  # store_seconds{op} for every call
         self.cache = cache
-        self.sole_writer = sole_writer
         self.provider_texts = 0  # chunk texts sent to a provider, for tests and metrics
-        self._writes = WriteClaims()
         self._unconfirmed = Unconfirmed()  # writes no flush has confirmed yet
 
-    async def apply(self, chain: ProviderChain, ops: Sequence[Op]) -> list[Outcome]:
-        """One outcome per op, in order. Later ops on the same record supersede earlier ones."""
+    async def apply(
+        self, chain: ProviderChain, ops: Sequence[Op], *, flush: bool = True
+    ) -> Applied:
+        """One outcome per op, in order. Later ops on the same record supersede earlier ones.
+
+        `flush=False`: return before the writes are durable, naming the space in `unflushed`;
+        the caller must `flush` it before it acknowledges anything."""
         with track_served() as served:
-            outcomes = await self._apply(chain, ops)
+            outcomes, unflushed = await self._apply(chain, ops, flush)
         provider = _provider_of(served, chain.primary.name)
         _count_outcomes(ops, outcomes, provider)
-        return [dataclasses.replace(outcome, provider=provider) for outcome in outcomes]
+        outcomes = [dataclasses.replace(outcome, provider=provider) for outcome in outcomes]
+        return Applied(outcomes, unflushed)
 
-    async def _apply(self, chain: ProviderChain, ops: Sequence[Op]) -> list[Outcome]:
+    async def flush(self, spaces: Iterable[EmbeddingSpace]) -> None:
+        """Make the writes to these spaces durable (see `apply`)."""
+        for space in spaces:
+            with self._unconfirmed.flushing(space):
+                await self.store.flush(space)
+
+    async def _apply(
+        self, chain: ProviderChain, ops: Sequence[Op], flush: bool
+    ) -> tuple[list[Outcome], set[EmbeddingSpace]]:
         winner = _winners(ops)
         effective = [op for i, op in enumerate(ops) if winner[op.key] == i]
         try:
-            by_key = await self._apply_effective(chain, effective)
+            by_key, needs_flush = await self._apply_effective(chain, effective)
+            if needs_flush and flush:
+                await self.flush([chain.space])
         except VecpipeError as exc:
             log.warning("batch of %d failed: %s", len(ops), exc.message)
-            return [Outcome.failure(exc) for _ in ops]
+            return [Outcome.failure(exc) for _ in ops], set()
         outcomes = []
         for i, op in enumerate(ops):
             outcome = by_key[op.key]
@@ -121,179 +128,96 @@ class Ingestor:
                 # superseded within the batch: it was applied, then overwritten
                 outcome = Outcome("upserted" if op.record else "deleted")
             outcomes.append(outcome)
-        return outcomes
-
-    async def flush(self, spaces: Iterable[EmbeddingSpace]) -> None:
-        """Make the writes to these spaces durable (see `flushes_deferred`)."""
-        for space in spaces:
-            with self._unconfirmed.flushing(space):
-                await self.store.flush(space)
+        return outcomes, {chain.space} if needs_flush and not flush else set()
 
     async def _apply_effective(
         self, chain: ProviderChain, ops: Sequence[Op]
-    ) -> dict[tuple[str, str], Outcome]:
-        with self._writes.claim({op.key for op in ops}) as claim:
-            try:
-                return await self._apply_claimed(chain, ops, claim)
-            except BaseException:
-                self._unconfirmed.failed(chain.space)  # it may have written part of the batch
-                raise
+    ) -> tuple[dict[RecordKey, Outcome], bool]:
+        """Outcomes by record, and whether the space needs a flush."""
+        try:
+            return await self._write(chain, ops)
+        except BaseException:
+            self._unconfirmed.failed(chain.space)  # it may have written part of the batch
+            raise
 
-    async def _apply_claimed(
-        self, chain: ProviderChain, ops: Sequence[Op], claim: Claim
-    ) -> dict[tuple[str, str], Outcome]:
+    async def _write(
+        self, chain: ProviderChain, ops: Sequence[Op]
+    ) -> tuple[dict[RecordKey, Outcome], bool]:
         space = chain.space
         await self.store.ensure_space(space)
         stored = await self._stored(space, ops)
-        outcomes: dict[tuple[str, str], Outcome] = {}
+        outcomes: dict[RecordKey, Outcome] = {}
+        writes: list[RecordWrite] = []
         to_embed: list[Op] = []
-        wrote = False
+        confirm = False  # an unconfirmed write met again: flushed again, though nothing is new
         for op in ops:
             old = stored.get(op.key)
             unconfirmed = self._unconfirmed.version(space, op.key)
             if op.record is None:
                 gone = old is not None or unconfirmed == DELETED  # deleted, or not confirmed
                 outcomes[op.key] = Outcome("deleted" if gone else "unchanged")
-                wrote |= old is None and gone  # flushed again
-                continue
-            if old and old.version > op.version:
+                if old is not None:
+                    writes.append(DeleteRecord(op.tenant_id, op.record_id))
+                confirm |= old is None and gone
+            elif old and old.version > op.version:
                 outcomes[op.key] = Outcome("unchanged")  # a newer version is stored already
-                continue
-            if old and old.content_hash == content_hash(op.record.text):
+            elif old and old.content_hash == content_hash(op.record.text):
                 if old.metadata == op.record.metadata:
                     outcomes[op.key] = _as_stored(op, old, unconfirmed)
-                    wrote |= outcomes[op.key].status == "upserted"  # flushed again
+                    confirm |= outcomes[op.key].status == "upserted"
                 else:
-                    self._unconfirmed.wrote(space, op.key, op.version)
-                    await self.store.update_metadata(
-                        space, op.tenant_id, op.record_id, op.record.metadata, op.version
-                    )
-                    outcomes[op.key] = Outcome("upserted")
-                    wrote = True
-                continue
-            to_embed.append(op)
-        wrote |= await self._delete(space, [op for op in ops if op.record is None], stored)
-        if to_embed:
-            outcomes.update(await self._embed_and_write(chain, to_embed, stored, claim))
-            wrote = True
-        if wrote or self._unconfirmed.in_doubt(space):
-            deferred = _deferred_flushes.get()
-            if deferred is None:
-                await self.flush([space])
+                    meta = op.record.metadata
+                    writes.append(UpdateMetadata(op.tenant_id, op.record_id, meta, op.version))
             else:
-                deferred.add(space)
-        return outcomes
+                to_embed.append(op)
+        if to_embed:
+            upserts, failures = await self._embed_records(chain, to_embed)
+            outcomes.update(failures)
+            writes += upserts
+        if writes:
+            outcomes.update(await self._store_writes(space, writes))
+        return outcomes, bool(writes) or confirm or self._unconfirmed.in_doubt(space)
+
+    async def _store_writes(
+        self, space: EmbeddingSpace, writes: Sequence[RecordWrite]
+    ) -> dict[RecordKey, Outcome]:
+        """One store write; outcomes of its upserts and updates (deletes have theirs)."""
+        for write in writes:  # before the write is made: it may land even if the call fails
+            version = DELETED if isinstance(write, DeleteRecord) else write.version
+            self._unconfirmed.wrote(space, write.key, version)
+        result: WriteResult = await self.store.write(space, WriteBatch(writes))
+        return {
+            write.key: Outcome("unchanged" if result[write.key] == "stale" else "upserted")
+            for write in writes
+            if not isinstance(write, DeleteRecord)
+        }
 
     async def _stored(
         self, space: EmbeddingSpace, ops: Sequence[Op]
-    ) -> dict[tuple[str, str], StoredRecord]:
+    ) -> dict[RecordKey, StoredRecord]:
         ids_by_tenant: dict[str, list[str]] = {}
         for op in ops:
             ids_by_tenant.setdefault(op.tenant_id, []).append(op.record_id)
-        stored: dict[tuple[str, str], StoredRecord] = {}
+        stored: dict[RecordKey, StoredRecord] = {}
         for tenant_id, ids in ids_by_tenant.items():
             found = await self.store.stored_records(space, tenant_id, ids)
             stored.update({(tenant_id, rid): rec for rid, rec in found.items()})
         return stored
 
-    async def _delete(
-        self,
-        space: EmbeddingSpace,
-        deletes: Sequence[Op],
-        stored: dict[tuple[str, str], StoredRecord],
-    ) -> bool:
-        ids_by_tenant: dict[str, list[str]] = {}
-        for op in deletes:
-            if op.key in stored:
-                ids_by_tenant.setdefault(op.tenant_id, []).append(op.record_id)
-        for tenant_id, ids in ids_by_tenant.items():
-            for record_id in ids:
-                self._unconfirmed.wrote(space, (tenant_id, record_id), DELETED)
-            await self.store.delete_records(space, tenant_id, ids)
-        return bool(ids_by_tenant)
-
-    async def _embed_and_write(
-        self,
-        chain: ProviderChain,
-        ops: Sequence[Op],
-        stored: dict[tuple[str, str], StoredRecord],
-        claim: Claim,
-    ) -> dict[tuple[str, str], Outcome]:
+    async def _embed_records(
+        self, chain: ProviderChain, ops: Sequence[Op]
+    ) -> tuple[list[UpsertRecord], dict[RecordKey, Outcome]]:
+        """An upsert per record embedded; an outcome per record that failed."""
         chunks = await chain.chunk([op.record.text for op in ops if op.record])
         embedded = await self._embed_isolating(chain, chunks)
-        outcomes: dict[tuple[str, str], Outcome] = {}
-        points: list[ChunkPoint] = []
-        written: list[tuple[Op, int]] = []
+        failures: dict[RecordKey, Outcome] = {}
+        upserts: list[UpsertRecord] = []
         for op, record_chunks, result in zip(ops, chunks, embedded, strict=True):
             if isinstance(result, Outcome):
-                outcomes[op.key] = result
-                continue
-            points.extend(_points(op, record_chunks, result))
-            written.append((op, len(record_chunks)))
-        if points:
-            for op, _ in written:
-                self._unconfirmed.wrote(chain.space, op.key, op.version)
-            # Chunk 0 last: it is what reads take for the record, so a write cut short
-            # between two store calls never leaves a chunk 0 whose other chunks are missing
-            # (its redelivery would find the record stored and write nothing).
-            points.sort(key=lambda point: point.chunk_index == 0)
-            await self.store.upsert_chunks(chain.space, points)
-        outcomes.update(await self._settle(chain.space, written, stored, claim))
-        return outcomes
-
-    async def _settle(
-        self,
-        space: EmbeddingSpace,
-        written: Sequence[tuple[Op, int]],
-        before: dict[tuple[str, str], StoredRecord],
-        claim: Claim,
-    ) -> dict[tuple[str, str], Outcome]:
-        """After a conditional write: drop what lost to a newer version, then stale chunks.
-
-        Chunk 0 is the arbiter: whoever's version it holds owns the record. A write that
-        lost a race removes the points it wrote; the winner removes every point of the
-        record older than its own version (chunks past its count, leftovers of a loser).
-
-        A first write (nothing stored before it) may have to clean up too: a concurrent
-        older writer that also found nothing may have written and re-read its chunk 0
-        before this write replaced it; that writer believes it won and leaves its chunks
-        past this write's count (tests/core/test_ingest_races.py). Only a sole writer can
-        rule that out: no other batch of its own wrote the record meanwhile. Such a record
-        (uncontended) needs no re-read either: nothing but this write changed it since it
-        was read, and the conditional write replaced what was read.
-        """
-        if not written:
-            return {}
-        alone = {op.key for op, _ in written if self._alone(op, claim)}
-        now = await self._stored(space, [op for op, _ in written if op.key not in alone])
-        outcomes: dict[tuple[str, str], Outcome] = {}
-        won: dict[str, dict[str, int]] = {}
-        for op, chunk_count in written:
-            current = now.get(op.key)
-            if op.key not in alone and current is not None and current.version != op.version:
-                await self.store.delete_record_version(
-                    space, op.tenant_id, op.record_id, op.version
-                )
-                outcomes[op.key] = Outcome("unchanged")  # superseded by a newer version
-                continue
-            outcomes[op.key] = Outcome("upserted")
-            claim.settled.add(op.key)
-            old = before.get(op.key)
-            if old is None and op.key in alone:
-                continue  # a first write, alone: nothing older can exist
-            won.setdefault(op.tenant_id, {})[op.record_id] = op.version
-            if old and old.version == op.version and old.chunk_count > chunk_count:
-                # same version rewritten shorter: older-version cleanup would not catch it
-                await self.store.delete_stale_chunks(
-                    space, op.tenant_id, op.record_id, chunk_count, op.version
-                )
-        for tenant_id, versions in won.items():
-            await self.store.delete_older_versions(space, tenant_id, versions)
-        return outcomes
-
-    def _alone(self, op: Op, claim: Claim) -> bool:
-        """Whether no other write of this record can have happened since it was read."""
-        return self.sole_writer and op.key not in claim.contended
+                failures[op.key] = result
+            else:
+                upserts.append(UpsertRecord(_points(op, record_chunks, result)))
+        return upserts, failures
 
     async def _embed_isolating(
         self, chain: ProviderChain, chunks: list[list[str]]

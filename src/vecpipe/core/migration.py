@@ -35,6 +35,7 @@ from vecpipe.providers.chain import ProviderChain
 from vecpipe.providers.config import AIConfig
 from vecpipe.providers.manager import ProviderManager
 from vecpipe.store.base import VectorStore
+from vecpipe.store.writes import WriteBatch
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ class MigrationRunner(AsyncResource):
         if not page:
             return
         ops = [Op(tenant_id, r.record_id, _record(r)) for r in page]
-        outcomes = await self.ingestor.apply(chain, ops)
+        outcomes = (await self.ingestor.apply(chain, ops)).outcomes
         failed = [o.error for o in outcomes if o.status == "failed"]
         if failed:
             raise MigrationFailed(f"{len(failed)} records not copied: {failed[0]}")
@@ -256,7 +257,7 @@ class MigrationRunner(AsyncResource):
         still = await self.migrations.store.stored_records(old, tenant_id, ids)
         gone = [record_id for record_id in ids if record_id not in still]
         if gone:  # deleted while being copied
-            await self.migrations.store.delete_records(chain.space, tenant_id, gone)
+            await self.migrations.store.write(chain.space, WriteBatch.deletes(tenant_id, gone))
             await self.migrations.store.flush(chain.space)
 
     async def _still_running(self, row: Migration) -> bool:

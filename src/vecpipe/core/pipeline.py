@@ -14,7 +14,8 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from vecpipe.core.ai_config import AIConfigService
-from vecpipe.core.ingest import Ingestor, Op, Outcome
+from vecpipe.core.filters import parse_filter
+from vecpipe.core.ingest import Applied, Ingestor, Op, Outcome
 from vecpipe.errors import LimitExceeded, NotFound, StorageFull, ValidationError
 from vecpipe.models import (
     BatchResult,
@@ -34,6 +35,7 @@ from vecpipe.record_checks import check_record, check_record_id
 from vecpipe.settings import Limits, Settings
 from vecpipe.store.base import VectorStore
 from vecpipe.store.guard import check_writable
+from vecpipe.store.query import SearchQuery
 
 if TYPE_CHECKING:
     from vecpipe.core.migration import Migrations
@@ -128,7 +130,7 @@ class Pipeline:
     ) -> BatchResult:
         ops = _ops(tenant_id, upserts, deletes, self.settings.limits)
         await check_writable(self.store)  # a full disk: 507 before anything is embedded
-        outcomes = await self.process(ops)
+        outcomes = (await self.process(ops)).outcomes
         _raise_if_all_refused(outcomes)
         result = BatchResult()
         for op, outcome in zip(ops, outcomes, strict=True):
@@ -138,9 +140,13 @@ class Pipeline:
                 getattr(result, outcome.status).append(op.record_id)
         return result
 
-    async def process(self, ops: Sequence[Op]) -> list[Outcome]:
-        """Outcomes for ops of any tenants; tenants sharing a chain are embedded together."""
+    async def process(self, ops: Sequence[Op], *, flush: bool = True) -> Applied:
+        """Outcomes for ops of any tenants; tenants sharing a chain are embedded together.
+
+        `flush=False`: the spaces written are left to the caller to flush (`Applied.unflushed`)
+        before it acknowledges anything."""
         outcomes: dict[int, Outcome] = {}
+        unflushed: set[EmbeddingSpace] = set()
         async with AsyncExitStack() as stack:
             # passes[0]: each tenant's chain; passes[1]: a migrating tenant's new space
             passes: list[dict[int, tuple[Any, list[int]]]] = [{}, {}]
@@ -156,11 +162,13 @@ class Pipeline:
                         indexes = [i for i in indexes if outcomes[i].status != "failed"]
                     if not indexes:
                         continue
-                    group_outcomes = await self.ingestor.apply(chain, [ops[i] for i in indexes])
-                    for i, outcome in zip(indexes, group_outcomes, strict=True):
+                    group = [ops[i] for i in indexes]
+                    applied = await self.ingestor.apply(chain, group, flush=flush)
+                    unflushed |= applied.unflushed
+                    for i, outcome in zip(indexes, applied.outcomes, strict=True):
                         if not depth or outcome.status == "failed":
                             outcomes[i] = outcome
-        return [outcomes[i] for i in range(len(ops))]
+        return Applied([outcomes[i] for i in range(len(ops))], unflushed)
 
     async def flush(self, spaces: Iterable[EmbeddingSpace]) -> None:
         """Make durable what `process` wrote to these spaces with its flush deferred."""
@@ -195,12 +203,13 @@ class Pipeline:
         check_tenant_id(tenant_id)
         if not query.strip():
             raise ValidationError("query must not be empty")
+        where = parse_filter(filter)  # checked before anything is embedded
         async with self.providers.lease(tenant_id) as chain:
             # a query: ahead of queued ingest batches at a local model
             [vector] = await chain.embed([query], purpose="query")
             space = chain.space
         await self.store.ensure_space(space)
-        return await self.store.search(space, tenant_id, vector, limit, filter)
+        return await self.store.search(space, SearchQuery(tenant_id, vector, where, limit))
 
     async def embed(
         self,

@@ -152,22 +152,10 @@ class QuotaService:
         stored = await store.stored_records(space, tenant_id, ids)
         new = sum(1 for r in upserts if r.id not in stored)
         freed = sum(1 for record_id in deletes if record_id in stored)
-        current = await record_count(store, space, tenant_id)
+        current = await store.count_records(space, tenant_id)
         if new and current + new - freed > limits.max_records:
             raise QuotaExceeded(
                 f"record quota of {limits.max_records} exceeded: {current} stored, "
                 f"{new} new in this request",
                 retry_after=STORAGE_RETRY_AFTER,
             )
-
-
-async def record_count(store: VectorStore, space: EmbeddingSpace, tenant_id: str) -> int:
-    """Records the tenant has stored in a space.
-
-    Uses the store's `count_records` when it has one; otherwise its chunk-point count, an
-    upper bound that equals the record count while records fit in one chunk.
-    """
-    count_records = getattr(store, "count_records", None)
-    if count_records is not None:
-        return int(await count_records(space, tenant_id))
-    return await store.count(space, tenant_id)

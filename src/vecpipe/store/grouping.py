@@ -50,11 +50,12 @@ async def search_records(
     fetch_chunk_zero: FetchChunkZero,
     tenant_id: str,
     limit: int,
+    offset: int = 0,
 ) -> list[SearchHit]:
-    """The best `limit` records, each with its best chunk, best first."""
+    """The best `limit` records after the first `offset`, each with its best chunk, best first."""
     if limit <= 0:
         return []
-    best = await best_chunks(query_chunks, tenant_id, limit)
+    best = (await best_chunks(query_chunks, tenant_id, offset + limit))[offset:]
     missing = [hit.record_id for hit in best if TEXT not in hit.payload]
     chunk_zeros = await fetch_chunk_zero(missing) if missing else {}
     return [_search_hit(hit, chunk_zeros.get(hit.record_id)) for hit in best]

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from vecpipe.diskspace import (
     MIB,
@@ -40,9 +40,11 @@ from vecpipe.diskspace import (
     storage_full,
 )
 from vecpipe.errors import StorageFull, StoreError
-from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
-from vecpipe.store import edge_generations
+from vecpipe.models import EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.base import VectorStore
+from vecpipe.store.edge import generations as edge_generations
+from vecpipe.store.query import SearchQuery
+from vecpipe.store.writes import WriteBatch, WriteResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,55 +83,15 @@ class GuardedStore:
     async def ensure_space(self, space: EmbeddingSpace) -> None:
         await self._read(space, lambda: self.inner.ensure_space(space))
 
+    async def write(self, space: EmbeddingSpace, batch: WriteBatch) -> WriteResult:
+        return await self._write(space, lambda: self.inner.write(space, batch))
+
     async def stored_records(
         self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
     ) -> dict[str, StoredRecord]:
         return await self._read(
             space, lambda: self.inner.stored_records(space, tenant_id, record_ids)
         )
-
-    async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
-        await self._write(space, lambda: self.inner.upsert_chunks(space, points))
-
-    async def delete_stale_chunks(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int, version: int
-    ) -> None:
-        await self._write(
-            space,
-            lambda: self.inner.delete_stale_chunks(space, tenant_id, record_id, keep, version),
-        )
-
-    async def delete_older_versions(
-        self, space: EmbeddingSpace, tenant_id: str, versions: Mapping[str, int]
-    ) -> None:
-        await self._write(
-            space, lambda: self.inner.delete_older_versions(space, tenant_id, versions)
-        )
-
-    async def delete_record_version(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, version: int
-    ) -> None:
-        await self._write(
-            space, lambda: self.inner.delete_record_version(space, tenant_id, record_id, version)
-        )
-
-    async def update_metadata(
-        self,
-        space: EmbeddingSpace,
-        tenant_id: str,
-        record_id: str,
-        metadata: Mapping[str, Any],
-        version: int,
-    ) -> None:
-        await self._write(
-            space,
-            lambda: self.inner.update_metadata(space, tenant_id, record_id, metadata, version),
-        )
-
-    async def delete_records(
-        self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
-    ) -> None:
-        await self._write(space, lambda: self.inner.delete_records(space, tenant_id, record_ids))
 
     async def scroll_records(
         self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
@@ -138,23 +100,20 @@ class GuardedStore:
             space, lambda: self.inner.scroll_records(space, tenant_id, after, limit)
         )
 
-    async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
-        await self._write(space, lambda: self.inner.delete_tenant(space, tenant_id))
-
-    async def search(
-        self,
-        space: EmbeddingSpace,
-        tenant_id: str,
-        vector: Sequence[float],
-        limit: int,
-        metadata_filter: Mapping[str, Any] | None = None,
-    ) -> list[SearchHit]:
-        return await self._read(
-            space, lambda: self.inner.search(space, tenant_id, vector, limit, metadata_filter)
-        )
+    async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
+        return await self._read(space, lambda: self.inner.search(space, query))
 
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
         return await self._read(space, lambda: self.inner.count(space, tenant_id))
+
+    async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
+        return await self._read(space, lambda: self.inner.count_records(space, tenant_id))
+
+    async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
+        return await self._read(space, lambda: self.inner.tenants(space))
+
+    async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
+        await self._write(space, lambda: self.inner.delete_tenant(space, tenant_id))
 
     async def flush(self, space: EmbeddingSpace) -> None:
         await self._attempt(space, lambda: self.inner.flush(space))
@@ -192,18 +151,19 @@ class GuardedStore:
         self._opened.add(space.key)
         return result
 
-    async def _write(self, space: EmbeddingSpace, call: Callable[[], Awaitable[None]]) -> None:
+    async def _write(self, space: EmbeddingSpace, call: Callable[[], Awaitable[T]]) -> T:
         if self.floor is not None:
             await self.floor.check()
             if space.key not in self._opened:  # the write would open it first
                 await self._check_room_to_open(self.floor, space)
-        await self._attempt(space, call)
+        result = await self._attempt(space, call)
         self._opened.add(space.key)
+        return result
 
-    async def _attempt(self, space: EmbeddingSpace, call: Callable[[], Awaitable[None]]) -> None:
+    async def _attempt(self, space: EmbeddingSpace, call: Callable[[], Awaitable[T]]) -> T:
         """Run a write or flush; a store failure marks the space failed, with its reason."""
         try:
-            await call()
+            return await call()
         except StoreError as exc:
             failure = storage_full(f"store write in space {space.key}") if _full(exc) else exc
             if space.key not in self._failed:

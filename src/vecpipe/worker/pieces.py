@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from vecpipe.core.ingest import Op, Outcome
+from vecpipe.core.ingest import Applied, Op
 from vecpipe.models import EmbeddingSpace
 
 
@@ -17,7 +17,7 @@ class BatchProcessor(Protocol):
     """What the worker needs of the core (the Pipeline): process a batch, then make what it
     wrote durable (a flush per space) before any message of it is acknowledged."""
 
-    async def process(self, ops: Sequence[Op]) -> list[Outcome]: ...
+    async def process(self, ops: Sequence[Op], *, flush: bool = True) -> Applied: ...
 
     async def flush(self, spaces: Iterable[EmbeddingSpace]) -> None: ...
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vecpipe import metrics
-from vecpipe.core.ingest import Outcome, flushes_deferred
+from vecpipe.core.ingest import Outcome
 from vecpipe.core.pipeline import OUTCOME_TO_JOB
 from vecpipe.errors import StorageFull
 from vecpipe.models import EmbeddingSpace
@@ -264,8 +264,9 @@ class VectorizationWorker:
                 plan.dead_labels.append((metrics.UNKNOWN_TENANT, metrics.NO_PROVIDER))
         if parsed:
             try:
-                with flushes_deferred() as plan.flush:  # flushed when settled, before acks
-                    outcomes = await self._batches.process([p.op for _, p in parsed])
+                applied = await self._batches.process([p.op for _, p in parsed], flush=False)
+                plan.flush = applied.unflushed  # flushed when settled, before acks
+                outcomes = applied.outcomes
             except Exception as exc:  # a bug or an unexpected failure: retry, never lose
                 log.exception("batch failed unexpectedly")
                 outcomes = [Outcome("failed", f"internal error: {type(exc).__name__}", True)]

@@ -1,28 +1,21 @@
 """EdgeStore: the VectorStore on Qdrant Edge, in-process, one shard per embedding space.
 
-Shards live in `data_dir/shards`, one live directory per space (edge_generations.py), created
+Shards live in `data_dir/shards`, one live directory per space (generations.py), created
 on first use and loaded when present. One EdgeStore owns them: it holds the flock of
 `shards/vecpipe.lock` (datadir.py) while open, so a second one, in this process or another,
 fails with StoreLocked before it touches a shard (Edge's own WAL lock comes too late: a
 second `EdgeShard.load` touches segment files before it fails, corrupting the live shard).
 `open_resources` takes the data dir's lock before this one.
 
-Threading (measured on qdrant-edge-py 0.9.0). Edge has no async API and each call holds the
-GIL for its whole run: a `time.sleep(0.001)` in another thread returned after 83 ms, when a
-4096-point upsert ended; a flush (fsync) holds it 40-300 ms, more on a busy disk. Calls
-therefore run on executor threads owned by the store, never on the loop, and are kept short:
-upserts, retrieves and deletes go in batches of 256 (~15-25 ms for 256 points at 384-d); a
-search is one call of a few ms (edge_search.py); flushes are group-committed (`flush`).
-Concurrent use of one shard is safe (tests/store/test_edge_concurrency.py: writes, flushes
-and reads from several threads at once). Writes (and opens, closes, flushes) run on one write
-thread, in the order they were made (a flush made after an upsert covers it); reads on one
-read thread, so a search waits for at most the write call in progress (for the GIL), never
-for the queue of writes behind it. A read made after a write returned sees it.
+Edge calls run on the store's two threads (threads.py: one for writes, in order, one for
+reads), never on the loop, and each is kept short. Writes go through `write` (versioned.py):
+this store is the sole writer of its shards, so it settles version races with the fewest
+calls. Conditions compile to Edge filters in filters.py.
 
-Maintenance: with `optimize_after_points`, a task (edge_maintenance.py) optimizes a space in
-the background once that many points are unindexed or changed; `optimize()` indexes a copy of
-the shard while this one keeps serving, then swaps it in (edge_rebuild.py). Opening the store
-removes the generations an earlier process left behind (edge_generations.py).
+Maintenance: with `optimize_after_points`, a task (maintenance.py) optimizes a space in the
+background once that many points are unindexed or changed; `optimize()` indexes a copy of
+the shard while this one keeps serving, then swaps it in (rebuild.py). Opening the store
+removes the generations an earlier process left behind (generations.py).
 """
 
 from __future__ import annotations
@@ -31,34 +24,33 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import qdrant_edge as qe
 
 from vecpipe import datadir
-from vecpipe.errors import ClosedError, StoreError, ValidationError, VecpipeError
+from vecpipe.errors import ClosedError, StoreError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
-from vecpipe.store import edge_generations, edge_rebuild, edge_search, edge_shard
-from vecpipe.store.edge_maintenance import EdgeMaintenance
-from vecpipe.store.edge_optimize import OptimizeReport
-from vecpipe.store.edge_space import IndexStatus, OpenSpace, ShardHandle
-from vecpipe.store.payload import (
-    METADATA,
-    OLDER_VERSIONS_GROUP,
-    VERSION,
-    batched,
-    belongs_to,
-    checked_vector,
-    chunk_payload,
-    parse_metadata_filter,
-    point_id_of,
-    stored_record,
-    write_batches,
-)
+from vecpipe.store.batching import batched, write_batches
+from vecpipe.store.conditions import Condition, chunk_zeros, for_tenant, visible
+from vecpipe.store.edge import generations as edge_generations
+from vecpipe.store.edge import rebuild as edge_rebuild
+from vecpipe.store.edge import search as edge_search
+from vecpipe.store.edge import shard as edge_shard
+from vecpipe.store.edge.filters import compile_filter
+from vecpipe.store.edge.maintenance import EdgeMaintenance
+from vecpipe.store.edge.optimize import OptimizeReport
+from vecpipe.store.edge.space import IndexStatus, OpenSpace, ShardHandle
+from vecpipe.store.edge.threads import EdgeThreads
+from vecpipe.store.payload import TENANT_ID, belongs_to, chunk_payload, stored_record
+from vecpipe.store.point_ids import point_id_of
+from vecpipe.store.query import SearchQuery
 from vecpipe.store.readiness import probe_data_dir
+from vecpipe.store.vectors import checked_vector
+from vecpipe.store.versioned import VersionedWriter
+from vecpipe.store.writes import WriteBatch, WriteResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,14 +58,14 @@ T = TypeVar("T")
 BATCH_SIZE = 256
 """Points per upsert call, ids per retrieve or delete call: keeps each GIL hold short."""
 
-READS = frozenset({"search", "retrieve", "scroll", "count", "info"})
-"""Calls that run on the read thread; every other call runs on the write thread, in order."""
+MAX_TENANTS = 1_000_000
+"""Tenants `tenants()` lists per space at most (Edge's facet needs a limit)."""
 
 
 class EdgeStore(AsyncResource):
     """Qdrant Edge shards in `data_dir/shards`; use as `async with EdgeStore(path) as store`.
 
-    `optimize_after_points` > 0 starts the maintenance task (edge_maintenance.py) with the
+    `optimize_after_points` > 0 starts the maintenance task (maintenance.py) with the
     first space opened; 0 leaves optimizing to the caller.
     """
 
@@ -88,12 +80,14 @@ class EdgeStore(AsyncResource):
         self._data_dir = Path(data_dir)
         self._min_free_bytes = min_free_bytes  # an optimize's copy must leave this free
         self._shards_dir = self._data_dir / "shards"
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecpipe-edge-write")
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecpipe-edge-read")
+        self._threads = EdgeThreads()
         self._spaces: dict[str, OpenSpace] = {}
         self._opening: dict[str, asyncio.Task[OpenSpace]] = {}
         self._closed = False
         self._owner: datadir.DataDirLock | None = None
+        # The data dir's lock lets one process open these shards, and it writes through
+        # here only: a sole writer, which versioned.py lets skip needless re-reads and cleanup.
+        self._versioned = VersionedWriter(self, sole_writer=True)
         self._maintenance = (
             EdgeMaintenance(self, optimize_after_points, optimize_poll_seconds)
             if optimize_after_points > 0
@@ -108,6 +102,11 @@ class EdgeStore(AsyncResource):
 
     async def ensure_space(self, space: EmbeddingSpace) -> None:
         await self._space(space)
+
+    async def write(self, space: EmbeddingSpace, batch: WriteBatch) -> WriteResult:
+        """Through versioned.py, as the sole writer of its shards (see `open_resources`)."""
+        self._check_open()
+        return await self._versioned.write(space, batch)
 
     async def stored_records(
         self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
@@ -125,13 +124,59 @@ class EdgeStore(AsyncResource):
             found.update((record_id, stored_record(p)) for record_id, p in payloads.items())
         return found
 
+    async def scroll_records(
+        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+    ) -> tuple[list[StoredRecord], str | None]:
+        self._check_open()
+        target = await self._space(space)
+        flt = compile_filter(visible(tenant_id, chunk_zeros()))
+        payloads, cursor = await self._call(
+            target, "scroll", edge_shard.scroll_payloads, flt, after, limit
+        )
+        found = [stored_record(p) for p in payloads if belongs_to(p, tenant_id)]
+        return found, cursor
+
+    async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
+        self._check_open()
+        vector = query.dense_vector(space.dimension)
+        flt = compile_filter(query.condition())
+        target = await self._space(space)
+        return await self._call(target, "search", edge_search.search, vector, flt, query)
+
+    async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
+        self._check_open()
+        target = await self._space(space)
+        flt = compile_filter(for_tenant(tenant_id)) if tenant_id is not None else None
+        return await self._call(target, "count", edge_shard.count, flt)
+
+    async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
+        self._check_open()
+        target = await self._space(space)
+        flt = compile_filter(visible(tenant_id, chunk_zeros()))
+        return await self._call(target, "count", edge_shard.count, flt)
+
+    async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
+        self._check_open()
+        target = await self._space(space)
+        flt = compile_filter(chunk_zeros())
+        return await self._call(
+            target, "facet", edge_shard.facet_counts, TENANT_ID, flt, MAX_TENANTS
+        )
+
+    async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
+        self._check_open()
+        target = await self._space(space)
+        flt = compile_filter(for_tenant(tenant_id))
+        doomed = await self._call(target, "count", edge_shard.count, flt)
+        delete = functools.partial(edge_shard.delete_op, flt)
+        await self._write(target, "delete", delete, weight=max(1, doomed))
+
+    # ------------------------------------------------------------------------ versioned.py's
+
     async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
         self._check_open()
-        for point in points:
-            if len(point.vector) != space.dimension:
-                raise ValidationError(
-                    f"vector has {len(point.vector)} dimensions, the space has {space.dimension}"
-                )
+        for point in points:  # every vector checked before anything is written
+            checked_vector(point.vector, space.dimension)
         if not points:
             return
         target = await self._space(space)
@@ -140,104 +185,22 @@ class EdgeStore(AsyncResource):
             upsert = functools.partial(edge_shard.upsert_op, rows, version)
             await self._write(target, "upsert", upsert, weight=len(rows))
 
-    async def delete_stale_chunks(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int, version: int
+    async def delete_where(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition, *, weight: int = 1
     ) -> None:
         self._check_open()
-        if keep < 0:
-            raise ValidationError("keep must be >= 0")
         target = await self._space(space)
-        stale = edge_shard.chunks_from_filter(tenant_id, record_id, keep, version)
-        await self._write(target, "delete", functools.partial(edge_shard.delete_op, stale))
+        flt = compile_filter(for_tenant(tenant_id, where))
+        await self._write(target, "delete", functools.partial(edge_shard.delete_op, flt), weight)
 
-    async def delete_older_versions(
-        self, space: EmbeddingSpace, tenant_id: str, versions: Mapping[str, int]
-    ) -> None:
-        self._check_open()
-        if not versions:
-            return
-        target = await self._space(space)
-        for batch in batched(list(versions.items()), OLDER_VERSIONS_GROUP):
-            older = edge_shard.older_versions_filter(tenant_id, dict(batch))
-            delete = functools.partial(edge_shard.delete_op, older)
-            await self._write(target, "delete", delete, weight=len(batch))
-
-    async def delete_record_version(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, version: int
+    async def set_payload_where(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition, payload: Mapping[str, Any]
     ) -> None:
         self._check_open()
         target = await self._space(space)
-        lost = edge_shard.record_filter(tenant_id, record_id, edge_shard.version_is(version))
-        await self._write(target, "delete", functools.partial(edge_shard.delete_op, lost))
-
-    async def update_metadata(
-        self,
-        space: EmbeddingSpace,
-        tenant_id: str,
-        record_id: str,
-        metadata: Mapping[str, Any],
-        version: int,
-    ) -> None:
-        self._check_open()
-        target = await self._space(space)
-        chunks = edge_shard.record_filter(tenant_id, record_id, edge_shard.not_newer_than(version))
-        payload = {METADATA: dict(metadata), VERSION: version}
-        set_payload = functools.partial(edge_shard.set_payload_op, chunks, payload)
+        flt = compile_filter(for_tenant(tenant_id, where))
+        set_payload = functools.partial(edge_shard.set_payload_op, flt, dict(payload))
         await self._write(target, "set_payload", set_payload)
-
-    async def delete_records(
-        self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
-    ) -> None:
-        self._check_open()
-        wanted = list(dict.fromkeys(record_ids))
-        if not wanted:
-            return
-        target = await self._space(space)
-        for batch in batched(wanted, BATCH_SIZE):
-            chunks = edge_shard.records_filter(tenant_id, batch)
-            delete = functools.partial(edge_shard.delete_op, chunks)
-            await self._write(target, "delete", delete, weight=len(batch))
-
-    async def scroll_records(
-        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
-    ) -> tuple[list[StoredRecord], str | None]:
-        self._check_open()
-        target = await self._space(space)
-        flt = edge_shard.chunk_zeros_filter(tenant_id)
-        payloads, cursor = await self._call(
-            target, "scroll", edge_shard.scroll_payloads, flt, after, limit
-        )
-        found = [stored_record(p) for p in payloads if belongs_to(p, tenant_id)]
-        return found, cursor
-
-    async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
-        self._check_open()
-        target = await self._space(space)
-        flt = edge_shard.tenant_filter(tenant_id)
-        doomed = await self._call(target, "count", edge_shard.count, flt)
-        delete = functools.partial(edge_shard.delete_op, flt)
-        await self._write(target, "delete", delete, weight=max(1, doomed))
-
-    async def search(
-        self,
-        space: EmbeddingSpace,
-        tenant_id: str,
-        vector: Sequence[float],
-        limit: int,
-        metadata_filter: Mapping[str, Any] | None = None,
-    ) -> list[SearchHit]:
-        self._check_open()
-        query = checked_vector(vector, space.dimension)
-        matches = parse_metadata_filter(metadata_filter)
-        target = await self._space(space)
-        flt = edge_shard.search_filter(tenant_id, matches)
-        return await self._call(target, "search", edge_search.search, query, flt, tenant_id, limit)
-
-    async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
-        self._check_open()
-        target = await self._space(space)
-        flt = edge_shard.tenant_filter(tenant_id) if tenant_id is not None else None
-        return await self._call(target, "count", edge_shard.count, flt)
 
     async def flush(self, space: EmbeddingSpace) -> None:
         """Group commit: one Edge flush covers every write made before it started.
@@ -268,7 +231,7 @@ class EdgeStore(AsyncResource):
         loop = asyncio.get_running_loop()
         try:
             self._owner = await loop.run_in_executor(
-                self._writer, edge_generations.take_over, self._shards_dir
+                self._threads.writer, edge_generations.take_over, self._shards_dir
             )
         except BaseException:
             await self.aclose()
@@ -289,7 +252,7 @@ class EdgeStore(AsyncResource):
             if self._maintenance is not None:
                 await self._maintenance.aclose()
             for key in list(self._opening):
-                await self._settle(key)
+                await self._wait_for_open(key)
             for target in list(self._spaces.values()):
                 async with target.optimize_lock:  # one a caller started: it ends first
                     await target.handle.wait_idle()
@@ -306,8 +269,7 @@ class EdgeStore(AsyncResource):
                     except StoreError as exc:
                         errors.append(exc)
         finally:
-            await asyncio.to_thread(self._reader.shutdown, True)
-            await asyncio.to_thread(self._writer.shutdown, True)
+            await self._threads.shutdown()
             if self._owner is not None:
                 self._owner.release()
         if errors:
@@ -318,7 +280,7 @@ class EdgeStore(AsyncResource):
     async def optimize(self, space: EmbeddingSpace) -> OptimizeReport:
         """Build HNSW indexes for a space, online: searches and writes go on meanwhile.
 
-        A copy of the shard is optimized in a child process and swapped in (edge_rebuild.py);
+        A copy of the shard is optimized in a child process and swapped in (rebuild.py);
         it needs the shard's size again in free disk while it runs. Measured at 384-d on 2
         busy CPUs: a first run over 20k points took 10-15 s; run after every ~10k new points
         (`index_status().unindexed`), a run takes 7-10 s. Runs below the indexing threshold
@@ -337,7 +299,7 @@ class EdgeStore(AsyncResource):
             )
 
     async def index_status(self, space: EmbeddingSpace) -> IndexStatus:
-        """For deciding when to `optimize()` (edge_maintenance.py): Edge's counts, and the
+        """For deciding when to `optimize()` (maintenance.py): Edge's counts, and the
         points written since the last optimize, which Edge's counts cannot show."""
         self._check_open()
         target = await self._space(space)
@@ -401,7 +363,7 @@ class EdgeStore(AsyncResource):
         if not task.cancelled():
             task.exception()  # retrieved here: its callers may all have been cancelled
 
-    async def _settle(self, key: str) -> None:
+    async def _wait_for_open(self, key: str) -> None:
         """Wait for an open in progress, whatever its outcome."""
         task = self._opening.get(key)
         if task is not None:
@@ -435,22 +397,4 @@ class EdgeStore(AsyncResource):
             handle.release()
 
     async def _run(self, op: str, space: EmbeddingSpace, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        executor = self._reader if op in READS else self._writer
-        try:
-            return await loop.run_in_executor(executor, functools.partial(fn, *args))
-        except VecpipeError:
-            raise
-        except BaseException as exc:
-            # A Rust panic in the engine reaches Python as pyo3's PanicException, a
-            # BaseException (e.g. "Payload storage is corrupted"): a store error like any other,
-            # not a crash of the request that met it.
-            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-                raise
-            raise StoreError(f"edge {op} failed in space {space.key}: {_reason(exc)}") from exc
-
-
-def _reason(exc: BaseException) -> str:
-    """Edge's own message, first line, bounded: engine errors, not payload content."""
-    lines = str(exc).strip().splitlines()
-    return (lines[0][:200] if lines else "") or type(exc).__name__
+        return await self._threads.run(op, space, fn, *args)

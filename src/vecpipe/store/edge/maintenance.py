@@ -3,11 +3,11 @@
 Edge never indexes by itself: new points land in plain segments searched brute force until an
 optimize builds their HNSW index, and a point rewritten or deleted stays in its indexed
 segment, dead, until an optimize rewrites that segment. Every `poll_seconds` the task looks
-at each open space and optimizes it (online, edge_rebuild.py: searches and writes go on)
+at each open space and optimizes it (online, rebuild.py: searches and writes go on)
 when `after_points` points need it, and no write of it is in flight. Points that need it:
 those Edge counts unindexed beyond what the last optimize left (small segments stay
 unindexed by design), or, when more, those written, deleted or updated since the last
-optimize, which Edge's counts do not show (edge_space.IndexStatus). A space busy at
+optimize, which Edge's counts do not show (space.IndexStatus). A space busy at
 `max_deferrals` polls in a row is optimized anyway: an optimize slows writes down, it does
 not stop them. One space at a time.
 """
@@ -19,7 +19,7 @@ import logging
 from typing import Protocol
 
 from vecpipe.models import EmbeddingSpace
-from vecpipe.store.edge_optimize import OptimizeReport
+from vecpipe.store.edge.optimize import OptimizeReport
 
 log = logging.getLogger(__name__)
 

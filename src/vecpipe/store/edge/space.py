@@ -12,7 +12,7 @@ import qdrant_edge as qe
 from vecpipe.models import EmbeddingSpace
 
 if TYPE_CHECKING:
-    from vecpipe.store.edge_rebuild import Mirror
+    from vecpipe.store.edge.rebuild import Mirror
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class ShardHandle:
 @dataclass(eq=False)
 class OpenSpace:
     space: EmbeddingSpace
-    path: Path  # the live shard's directory (edge_generations.py)
+    path: Path  # the live shard's directory (generations.py)
     handle: ShardHandle
     mirror: Mirror | None = None  # while an online optimize runs: its copy's journal
     writes: int = 0  # write calls made so far

@@ -1,13 +1,13 @@
 """Where a space's live shard is on disk, and how an optimized copy replaces it atomically.
 
-A space starts in `shards/<key>`. An online optimize (edge_rebuild.py) builds a new generation
+A space starts in `shards/<key>`. An online optimize (rebuild.py) builds a new generation
 in `shards/<key>@<n>` and makes it live by renaming a pointer file, `shards/<key>.live`, that
 names it: one atomic rename, so a process killed at any moment leaves either the old shard
 or the new one live, never neither and never a half-built one. Opening the store (its owner
 holds the data dir's lock, datadir.py) deletes, for every space, each generation other than
 the live one: copies an optimize left unfinished, or shards a finished one replaced. A
 generation whose directory is flocked is skipped: an optimizer child still works there
-(edge_optimize.py; it dies with its parent, so that is a rare leftover). New generations are
+(optimize.py; it dies with its parent, so that is a rare leftover). New generations are
 numbered past every directory there, so none is ever reused while an old process holds it.
 
 Space keys are made of [a-z0-9-] (`EmbeddingSpace.key`), so `@` and `.live` cannot clash.
@@ -29,7 +29,7 @@ import qdrant_edge as qe
 
 from vecpipe import datadir
 from vecpipe.errors import StoreError
-from vecpipe.store import edge_shard
+from vecpipe.store.edge import shard as edge_shard
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def publish(shards_dir: Path, key: str, generation: Path) -> None:
 
 def save_changes(live: Path, changed_points: int) -> None:
     """Note, beside the live shard, how many of its points changed since its optimize, so
-    that a restart does not forget them (edge_space.IndexStatus); lost on a kill, which
+    that a restart does not forget them (space.IndexStatus); lost on a kill, which
     only delays the next optimize."""
     note = live.with_name(live.name + _CHANGES_SUFFIX)
     if changed_points <= 0:

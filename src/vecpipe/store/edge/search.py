@@ -14,23 +14,29 @@ from typing import Any, TypeVar
 import qdrant_edge as qe
 
 from vecpipe.models import SearchHit
-from vecpipe.store import edge_shard
+from vecpipe.store.edge import shard as edge_shard
 from vecpipe.store.grouping import ChunkHit, search_records
-from vecpipe.store.payload import RECORD_ID, SEARCH_FIELDS, belongs_to, point_id
+from vecpipe.store.payload import RECORD_ID, SEARCH_FIELDS, belongs_to
+from vecpipe.store.point_ids import point_id
+from vecpipe.store.query import SearchQuery
 
 T = TypeVar("T")
 
 
 def search(
-    shard: qe.EdgeShard, query: list[float], flt: qe.Filter, tenant_id: str, limit: int
+    shard: qe.EdgeShard, vector: list[float], flt: qe.Filter, query: SearchQuery
 ) -> list[SearchHit]:
+    """`query`'s hits; `vector` and `flt` are its checked vector and its compiled condition."""
+    tenant_id = query.tenant_id
+
     async def query_chunks(fetch: int) -> list[ChunkHit]:
-        return edge_shard.query_chunks(shard, query, flt, fetch)
+        return edge_shard.query_chunks(shard, vector, flt, fetch)
 
     async def fetch_chunk_zero(record_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         return chunk_zeros(shard, tenant_id, record_ids, SEARCH_FIELDS)
 
-    return _run_to_completion(search_records(query_chunks, fetch_chunk_zero, tenant_id, limit))
+    hits = search_records(query_chunks, fetch_chunk_zero, tenant_id, query.limit, query.offset)
+    return _run_to_completion(hits)
 
 
 def chunk_zeros(

@@ -1,9 +1,9 @@
 """Online optimize: index a copy of a space's shard while the live one keeps serving.
 
 1. Copy (a write job): flush the live shard and copy its directory to a new generation
-   (edge_generations.py). From this job on, every write the live shard takes is also kept,
+   (generations.py). From this job on, every write the live shard takes is also kept,
    as the same Edge UpdateOperation, in the space's `Mirror`.
-2. Optimize the copy in a child process (edge_optimize.py): reads and writes go on meanwhile.
+2. Optimize the copy in a child process (optimize.py): reads and writes go on meanwhile.
 3. Catch up (write jobs): open the optimized copy here, replay the kept writes on it in
    jobs of ~1k points (other writes run in between, and get kept too), flush it. From then
    on each write job applies its operation to both shards.
@@ -15,7 +15,7 @@ the copy holds every write before step 1, the mirror every write after it, in or
 mirror is touched on that thread only. Searches never wait for any of this, except behind
 the GIL while step 3 loads the copy (Edge's load holds it: ~0.2 s at 20k points, 384-d).
 Cancelled or failed before step 4, the copy is discarded and the live shard is untouched; a
-kill at any point leaves one complete live shard (edge_generations.py recovers on open).
+kill at any point leaves one complete live shard (generations.py recovers on open).
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ import qdrant_edge as qe
 
 from vecpipe import diskspace
 from vecpipe.errors import StoreError
-from vecpipe.store import edge_generations, edge_shard
-from vecpipe.store.edge_optimize import OptimizeReport, optimize_shard_dir
-from vecpipe.store.edge_space import OpenSpace, ShardHandle
+from vecpipe.store.edge import generations as edge_generations
+from vecpipe.store.edge import shard as edge_shard
+from vecpipe.store.edge.optimize import OptimizeReport, optimize_shard_dir
+from vecpipe.store.edge.space import OpenSpace, ShardHandle
 
 JOURNAL_MAX_POINTS = 50_000
 """Points written during one optimize that the mirror keeps (~100 MB at 384-d); beyond, the

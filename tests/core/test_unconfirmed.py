@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vecpipe.core.write_claims import Unconfirmed
+from vecpipe.core.unconfirmed import Unconfirmed
 from vecpipe.models import EmbeddingSpace
 
 

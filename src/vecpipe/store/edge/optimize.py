@@ -3,7 +3,7 @@
 `EdgeShard.optimize()` holds the GIL for its whole run (measured: a `time.sleep(0.001)` in
 another thread returned only after the 10 s optimize of 20k x 384-d points ended), so run in a
 thread it would freeze the event loop, health checks included. A child process does the work
-instead, on a copy of the live shard (edge_rebuild.py; the WAL lock allows one open per
+instead, on a copy of the live shard (rebuild.py; the WAL lock allows one open per
 directory): it loads, optimizes, flushes and closes it. The child runs at a lower CPU
 priority (nice 10) so that, on a small box, serving goes first.
 
@@ -12,7 +12,7 @@ SIGKILL when the parent dies (`prctl(PR_SET_PDEATHSIG)`), checks that the parent
 started it is still there (it may have died before the prctl), and holds an exclusive flock
 on the generation directory while it works. A restarted server therefore never meets an
 orphan optimizer, and if one were left it would not remove or reuse the directory it holds
-(edge_generations.py). The parent's own descriptors (the data dir's lock) are close-on-exec
+(generations.py). The parent's own descriptors (the data dir's lock) are close-on-exec
 and never reach the child.
 """
 
@@ -78,7 +78,7 @@ class OptimizeReport:
     points: int
     indexed_vectors: int
     segments: int
-    # Filled in by the online optimize (edge_rebuild.py) around the child's run:
+    # Filled in by the online optimize (rebuild.py) around the child's run:
     copy_seconds: float = 0.0
     catch_up_seconds: float = 0.0  # open the optimized copy, replay writes made meanwhile
     replayed_points: int = 0

@@ -1,9 +1,7 @@
-"""Which records an ingestor's batches are writing at the same time, and which writes no
-flush has confirmed yet.
+"""Writes no flush has confirmed yet: what a retry or a redelivery of them counts.
 
-An ingestor that makes every write to its store (the Edge store's one ingestor) can skip the
-older-version cleanup and the post-write re-read for a record no other batch of its own
-wrote meanwhile: see `Ingestor._settle`. These claims tell such records apart.
+A write whose flush failed is in the store but was never confirmed to anyone; the caller
+was told the records failed. See `Unconfirmed`.
 """
 
 from __future__ import annotations
@@ -16,52 +14,6 @@ from vecpipe.models import EmbeddingSpace
 Key = tuple[str, str]  # (tenant_id, record_id)
 DELETED = -1
 """The version `Unconfirmed` remembers for a record an unconfirmed write deleted."""
-
-
-class Claim:
-    """One batch's hold on its records while it writes them."""
-
-    def __init__(self) -> None:
-        self.contended: set[Key] = set()  # records another batch wrote meanwhile
-        self.settled: set[Key] = set()  # records written and settled with full checks
-
-
-class WriteClaims:
-    """The records being written by this ingestor's batches, to tell contended ones apart.
-
-    A batch interrupted (cancelled, failed) may leave a store call running that lands later:
-    its records count as contended until a later batch has written and settled them.
-    """
-
-    def __init__(self) -> None:
-        self._claims: dict[Key, list[Claim]] = {}
-        self._interrupted: set[Key] = set()
-
-    @contextlib.contextmanager
-    def claim(self, keys: set[Key]) -> Iterator[Claim]:
-        mine = Claim()
-        mine.contended.update(keys & self._interrupted)
-        for key in keys:
-            others = self._claims.setdefault(key, [])
-            if others:
-                mine.contended.add(key)
-                for other in others:
-                    other.contended.add(key)
-            others.append(mine)
-        try:
-            yield mine
-        except BaseException:
-            self._interrupted.update(keys)
-            raise
-        else:
-            self._interrupted.difference_update(mine.settled)
-        finally:
-            for key in keys:
-                others = self._claims[key]
-                others.remove(mine)
-                if not others:
-                    del self._claims[key]
-
 
 UNCONFIRMED_LIMIT = 100_000
 """Records remembered per space while writes go unconfirmed (a long store outage)."""

@@ -1,4 +1,4 @@
-"""Synchronous Qdrant Edge pieces: shard config, open/create, filters, calls.
+"""Synchronous Qdrant Edge pieces: shard config, open/create, calls (filters: filters.py).
 
 Everything here blocks (and holds the GIL while Edge works): `EdgeStore` runs it on its own
 executor threads (one for writes, one for reads), never on the event loop.
@@ -18,20 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import numpy
 import qdrant_edge as qe
 
+from vecpipe.store.conditions import not_newer_than
+from vecpipe.store.edge.filters import compile_filter
 from vecpipe.store.grouping import ChunkHit
-from vecpipe.store.payload import (
-    CHUNK_INDEX,
-    RECORD_ID,
-    SEARCH_FIELDS,
-    TENANT_ID,
-    VERSION,
-    MetadataMatch,
-)
+from vecpipe.store.payload import CHUNK_INDEX, RECORD_ID, SEARCH_FIELDS, TENANT_ID
 
 INDEXING_THRESHOLD_KB = 10_000
 """Segments larger than this get an HNSW index on optimize (~6.5k vectors at 384-d)."""
@@ -91,57 +85,9 @@ def close_shard(shard: qe.EdgeShard) -> None:
         shard.close()
 
 
-# ---------------------------------------------------------------------------- filters
-
-
-def tenant_filter(tenant_id: str, *conditions: qe.FieldCondition | qe.Filter) -> qe.Filter:
-    return qe.Filter(must=[_equals(TENANT_ID, tenant_id), *conditions])
-
-
-def records_filter(tenant_id: str, record_ids: Sequence[str]) -> qe.Filter:
-    any_record = qe.FieldCondition(key=RECORD_ID, match=qe.MatchAny(list(record_ids)))
-    return tenant_filter(tenant_id, any_record)
-
-
-def chunks_from_filter(tenant_id: str, record_id: str, first_chunk: int, version: int) -> qe.Filter:
-    """The record's chunks whose index is >= first_chunk, of versions up to `version`."""
-    return tenant_filter(
-        tenant_id,
-        _equals(RECORD_ID, record_id),
-        qe.FieldCondition(key=CHUNK_INDEX, range=qe.RangeFloat(gte=first_chunk)),
-        not_newer_than(version),
-    )
-
-
-def search_filter(tenant_id: str, matches: Sequence[MetadataMatch]) -> qe.Filter:
-    return tenant_filter(tenant_id, *(_metadata_condition(match) for match in matches))
-
-
-def _equals(key: str, value: str | int | bool) -> qe.FieldCondition:
-    if isinstance(value, bool):
-        # Edge 0.9.0 turns MatchValue(True) into the integer 1, which never matches a JSON
-        # boolean; a numpy bool survives the conversion as a boolean.
-        value = cast(bool, numpy.bool_(value))
-    return qe.FieldCondition(key=key, match=qe.MatchValue(value))
-
-
-def _metadata_condition(match: MetadataMatch) -> qe.FieldCondition | qe.Filter:
-    if len(match.values) == 1:
-        return _equals(match.path, match.values[0])
-    strings = [value for value in match.values if isinstance(value, str)]
-    integers = [v for v in match.values if isinstance(v, int) and not isinstance(v, bool)]
-    booleans = sorted({value for value in match.values if isinstance(value, bool)})
-    any_of: list[qe.FieldCondition] = [_equals(match.path, value) for value in booleans]
-    if strings:
-        any_of.append(qe.FieldCondition(key=match.path, match=qe.MatchAny(strings)))
-    if integers:
-        any_of.append(qe.FieldCondition(key=match.path, match=qe.MatchAny(integers)))
-    return any_of[0] if len(any_of) == 1 else qe.Filter(should=list(any_of))
-
-
 # ---------------------------------------------------------------------------- calls
 # Writes are built as UpdateOperations, which one shard's `update` does not consume: an online
-# optimize applies the same operation to the shard and to its copy (edge_rebuild.py).
+# optimize applies the same operation to the shard and to its copy (rebuild.py).
 
 
 def upsert_op(
@@ -149,44 +95,7 @@ def upsert_op(
 ) -> qe.UpdateOperation:
     """Insert new points; replace existing ones only where their version is not newer."""
     batch = [qe.Point(pid, vector, payload) for pid, vector, payload in points]
-    return qe.UpdateOperation.upsert_points(batch, not_newer_than(version))
-
-
-def not_newer_than(version: int) -> qe.Filter:
-    """Points written before versions existed have none: they count as oldest."""
-    return qe.Filter(
-        should=[
-            qe.IsEmptyCondition(VERSION),
-            qe.FieldCondition(key=VERSION, range=qe.RangeFloat(lte=float(version))),
-        ]
-    )
-
-
-def older_versions_filter(tenant_id: str, versions: Mapping[str, int]) -> qe.Filter:
-    """Points of each named record whose version is older than the one given for it."""
-    per_record: list[qe.ConditionType] = [
-        qe.Filter(
-            must=[_equals(RECORD_ID, record_id)],
-            should=[
-                qe.IsEmptyCondition(VERSION),
-                qe.FieldCondition(key=VERSION, range=qe.RangeFloat(lt=float(version))),
-            ],
-        )
-        for record_id, version in versions.items()
-    ]
-    return tenant_filter(tenant_id, qe.Filter(should=per_record))
-
-
-def version_is(version: int) -> qe.FieldCondition:
-    return qe.FieldCondition(
-        key=VERSION, range=qe.RangeFloat(gte=float(version), lte=float(version))
-    )
-
-
-def record_filter(
-    tenant_id: str, record_id: str, *conditions: qe.FieldCondition | qe.Filter
-) -> qe.Filter:
-    return tenant_filter(tenant_id, _equals(RECORD_ID, record_id), *conditions)
+    return qe.UpdateOperation.upsert_points(batch, compile_filter(not_newer_than(version)))
 
 
 def query_chunks(
@@ -223,8 +132,10 @@ def count(shard: qe.EdgeShard, flt: qe.Filter | None) -> int:
     return shard.count(qe.CountRequest(exact=True, filter=flt))
 
 
-def chunk_zeros_filter(tenant_id: str) -> qe.Filter:
-    return tenant_filter(tenant_id, _equals(CHUNK_INDEX, 0))
+def facet_counts(shard: qe.EdgeShard, key: str, flt: qe.Filter, limit: int) -> dict[str, int]:
+    """Points per value of a keyword field, exact (the `limit` most frequent values)."""
+    request = qe.FacetRequest(key, limit=limit, exact=True, filter=flt)
+    return {str(hit.value): hit.count for hit in shard.facet(request)}
 
 
 def scroll_payloads(

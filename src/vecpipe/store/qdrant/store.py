@@ -1,9 +1,10 @@
 """QdrantStore: the VectorStore on a Qdrant server or cluster, through qdrant-client.
 
-One collection per embedding space (`<prefix><space.key>`, cosine), with the payload layout
-of `payload.py` shared with the Edge adapter, so both stores answer alike (see
+One collection per embedding space (`<prefix><space.key>`, cosine, collections.py), with the
+payload layout of `payload.py` shared with the Edge adapter, so both stores answer alike (see
 tests/store/test_congruence.py). Tenancy is payload partitioning: a `tenant_id` keyword
-index with `is_tenant=True`, and every read, write and delete carries the tenant filter.
+index with `is_tenant=True`, and every read, write and delete carries the tenant condition.
+Conditions compile to qdrant-client filters in filters.py; writes go through versioned.py.
 
 Durability: every write is sent with `wait=True`, so it returns only once Qdrant has applied
 it (written to its WAL); `flush()` has nothing left to do.
@@ -22,45 +23,52 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 from qdrant_client import AsyncQdrantClient, models
 
-from vecpipe.errors import ClosedError, ConfigError, StoreError, ValidationError, VecpipeError
+from vecpipe.errors import ClosedError, ConfigError, StoreError, VecpipeError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
-from vecpipe.store import qdrant_filters as qf
+from vecpipe.store.batching import batched, write_batches
+from vecpipe.store.conditions import (
+    Condition,
+    chunk_zeros,
+    for_tenant,
+    not_newer_than,
+    visible,
+)
 from vecpipe.store.grouping import ChunkHit, search_records
 from vecpipe.store.payload import (
-    METADATA,
-    OLDER_VERSIONS_GROUP,
     RECORD_ID,
     SEARCH_FIELDS,
-    VERSION,
-    batched,
+    TENANT_ID,
     belongs_to,
-    checked_vector,
     chunk_payload,
-    parse_metadata_filter,
-    point_id,
-    point_id_of,
     stored_record,
-    write_batches,
 )
-from vecpipe.store.qdrant_errors import describe_error, is_not_found
+from vecpipe.store.point_ids import point_id, point_id_of
+from vecpipe.store.qdrant.client import ClientFactory, client_factory, describe_target
+from vecpipe.store.qdrant.collections import PAYLOAD_INDEXES, check_vector_params, vector_params
+from vecpipe.store.qdrant.errors import describe_error, is_not_found
+from vecpipe.store.qdrant.filters import compile_filter
+from vecpipe.store.query import SearchQuery
+from vecpipe.store.vectors import checked_vector
+from vecpipe.store.versioned import VersionedWriter
+from vecpipe.store.writes import WriteBatch, WriteResult
 
 if TYPE_CHECKING:
     from vecpipe.settings import Settings
 
-ClientFactory = Callable[[], AsyncQdrantClient]
-
 BATCH_SIZE = 256
 """Points per upsert request, ids per retrieve or delete request."""
+
+MAX_TENANTS = 1_000_000
+"""Tenants `tenants()` lists per space at most (a facet needs a limit)."""
 
 DEFAULT_TIMEOUT_SECONDS = 10
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]*$")
@@ -95,12 +103,12 @@ class QdrantStore(AsyncResource):
             raise ConfigError("collection_prefix may hold only letters, digits, '_' and '-'")
         secret = SecretStr(api_key) if isinstance(api_key, str) else api_key
         self._secret = secret.get_secret_value() if secret is not None else ""
-        self._target = _describe(client, url, location)
+        self._target = describe_target(client, url, location)
         self._client: AsyncQdrantClient | None = None
         if isinstance(client, AsyncQdrantClient):
             self._client = client
         options = {"timeout": timeout, **(client_options or {})}
-        self._factory = _factory(client, url, secret, location, options)
+        self._factory = client_factory(client, url, secret, location, options)
         self._prefix = collection_prefix
         self._known: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -108,6 +116,7 @@ class QdrantStore(AsyncResource):
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self._versioned = VersionedWriter(self, sole_writer=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QdrantStore:
@@ -128,6 +137,12 @@ class QdrantStore(AsyncResource):
     async def ensure_space(self, space: EmbeddingSpace) -> None:
         await self._collection(space)
 
+    async def write(self, space: EmbeddingSpace, batch: WriteBatch) -> WriteResult:
+        """Through versioned.py; other processes may write the same records (a cluster
+        serves many workers), so every record written is re-read and cleaned up after."""
+        self._check_open()
+        return await self._versioned.write(space, batch)
+
     async def stored_records(
         self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
     ) -> dict[str, StoredRecord]:
@@ -138,6 +153,81 @@ class QdrantStore(AsyncResource):
         name = await self._collection(space)
         payloads = await self._chunk_zeros(name, tenant_id, wanted, None)
         return {record_id: stored_record(p) for record_id, p in payloads.items()}
+
+    async def scroll_records(
+        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+    ) -> tuple[list[StoredRecord], str | None]:
+        self._check_open()
+        name = await self._collection(space)
+        async with self._using("scroll", name) as client:
+            points, cursor = await client.scroll(
+                name,
+                scroll_filter=compile_filter(visible(tenant_id, chunk_zeros())),
+                limit=limit,
+                offset=after,
+                with_payload=True,
+                with_vectors=False,
+            )
+        found = [
+            stored_record(point.payload)
+            for point in points
+            if point.payload and belongs_to(point.payload, tenant_id)
+        ]
+        return found, None if cursor is None else str(cursor)
+
+    async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
+        self._check_open()
+        vector = query.dense_vector(space.dimension)
+        flt = compile_filter(query.condition())
+        name = await self._collection(space)
+
+        async def query_chunks(fetch: int) -> list[ChunkHit]:
+            async with self._using("query", name) as client:
+                response = await client.query_points(
+                    name,
+                    query=vector,
+                    query_filter=flt,
+                    limit=fetch,
+                    with_payload=list(SEARCH_FIELDS),
+                    with_vectors=False,
+                )
+            return [ChunkHit(point.score, point.payload or {}) for point in response.points]
+
+        async def fetch_chunk_zero(record_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+            return await self._chunk_zeros(name, query.tenant_id, record_ids, SEARCH_FIELDS)
+
+        return await search_records(
+            query_chunks, fetch_chunk_zero, query.tenant_id, query.limit, query.offset
+        )
+
+    async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
+        self._check_open()
+        where = for_tenant(tenant_id) if tenant_id is not None else None
+        return await self._count(space, where)
+
+    async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
+        self._check_open()
+        return await self._count(space, visible(tenant_id, chunk_zeros()))
+
+    async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
+        self._check_open()
+        name = await self._collection(space)
+        async with self._using("facet", name) as client:
+            response = await client.facet(
+                name,
+                TENANT_ID,
+                facet_filter=compile_filter(chunk_zeros()),
+                limit=MAX_TENANTS,
+                exact=True,
+            )
+        return {str(hit.value): hit.count for hit in response.hits}
+
+    async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
+        self._check_open()
+        name = await self._collection(space)
+        await self._delete_where(name, compile_filter(for_tenant(tenant_id)))
+
+    # ------------------------------------------------------------------------ versioned.py's
 
     async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
         self._check_open()
@@ -152,129 +242,27 @@ class QdrantStore(AsyncResource):
                 vectors=[checked_vector(p.vector, space.dimension) for p in batch],
                 payloads=[chunk_payload(p) for p in batch],
             )
+            only_older = compile_filter(not_newer_than(version))
             async with self._using("upsert", name) as client:
-                await client.upsert(name, rows, wait=True, update_filter=qf.not_newer_than(version))
+                await client.upsert(name, rows, wait=True, update_filter=only_older)
 
-    async def delete_stale_chunks(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, keep: int, version: int
-    ) -> None:
-        self._check_open()
-        if keep < 0:
-            raise ValidationError("keep must be >= 0")
-        name = await self._collection(space)
-        stale = qf.chunks_from_filter(tenant_id, record_id, keep, version)
-        await self._delete_where(name, stale)
-
-    async def delete_older_versions(
-        self, space: EmbeddingSpace, tenant_id: str, versions: Mapping[str, int]
-    ) -> None:
-        self._check_open()
-        if not versions:
-            return
-        name = await self._collection(space)
-        items = list(versions.items())
-        for batch in batched(items, OLDER_VERSIONS_GROUP):
-            await self._delete_where(name, qf.older_versions_filter(tenant_id, dict(batch)))
-
-    async def delete_record_version(
-        self, space: EmbeddingSpace, tenant_id: str, record_id: str, version: int
+    async def delete_where(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition, *, weight: int = 1
     ) -> None:
         self._check_open()
         name = await self._collection(space)
-        await self._delete_where(name, qf.record_version_filter(tenant_id, record_id, version))
+        await self._delete_where(name, compile_filter(for_tenant(tenant_id, where)))
 
-    async def update_metadata(
-        self,
-        space: EmbeddingSpace,
-        tenant_id: str,
-        record_id: str,
-        metadata: Mapping[str, Any],
-        version: int,
+    async def set_payload_where(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition, payload: Mapping[str, Any]
     ) -> None:
         self._check_open()
         name = await self._collection(space)
-        current = qf.record_filter(tenant_id, record_id, qf.not_newer_than(version))
-        chunks = models.FilterSelector(filter=current)
+        selector = models.FilterSelector(filter=compile_filter(for_tenant(tenant_id, where)))
         # No `key`: a top-level key is replaced whole. With key="metadata" Qdrant would merge
         # into the stored object and keep the keys the new metadata no longer has.
-        payload = {METADATA: dict(metadata), VERSION: version}
         async with self._using("set_payload", name) as client:
-            await client.set_payload(name, payload, chunks, wait=True)
-
-    async def delete_records(
-        self, space: EmbeddingSpace, tenant_id: str, record_ids: Sequence[str]
-    ) -> None:
-        self._check_open()
-        wanted = list(dict.fromkeys(record_ids))
-        if not wanted:
-            return
-        name = await self._collection(space)
-        for batch in batched(wanted, BATCH_SIZE):
-            await self._delete_where(name, qf.records_filter(tenant_id, batch))
-
-    async def scroll_records(
-        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
-    ) -> tuple[list[StoredRecord], str | None]:
-        self._check_open()
-        name = await self._collection(space)
-        async with self._using("scroll", name) as client:
-            points, cursor = await client.scroll(
-                name,
-                scroll_filter=qf.chunk_zeros_filter(tenant_id),
-                limit=limit,
-                offset=after,
-                with_payload=True,
-                with_vectors=False,
-            )
-        found = [
-            stored_record(point.payload)
-            for point in points
-            if point.payload and belongs_to(point.payload, tenant_id)
-        ]
-        return found, None if cursor is None else str(cursor)
-
-    async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
-        self._check_open()
-        name = await self._collection(space)
-        await self._delete_where(name, qf.tenant_filter(tenant_id))
-
-    async def search(
-        self,
-        space: EmbeddingSpace,
-        tenant_id: str,
-        vector: Sequence[float],
-        limit: int,
-        metadata_filter: Mapping[str, Any] | None = None,
-    ) -> list[SearchHit]:
-        self._check_open()
-        query = checked_vector(vector, space.dimension)
-        flt = qf.search_filter(tenant_id, parse_metadata_filter(metadata_filter))
-        name = await self._collection(space)
-
-        async def query_chunks(fetch: int) -> list[ChunkHit]:
-            async with self._using("query", name) as client:
-                response = await client.query_points(
-                    name,
-                    query=query,
-                    query_filter=flt,
-                    limit=fetch,
-                    with_payload=list(SEARCH_FIELDS),
-                    with_vectors=False,
-                )
-            return [ChunkHit(point.score, point.payload or {}) for point in response.points]
-
-        async def fetch_chunk_zero(record_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-            return await self._chunk_zeros(name, tenant_id, record_ids, SEARCH_FIELDS)
-
-        return await search_records(query_chunks, fetch_chunk_zero, tenant_id, limit)
-
-    async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
-        self._check_open()
-        name = await self._collection(space)
-        flt = qf.tenant_filter(tenant_id) if tenant_id is not None else None
-        async with self._using("count", name) as client:
-            result = await client.count(name, count_filter=flt, exact=True)
-        return result.count
+            await client.set_payload(name, dict(payload), selector, wait=True)
 
     async def flush(self, space: EmbeddingSpace) -> None:
         """Nothing to do: every write was sent with wait=True and applied before it returned."""
@@ -316,7 +304,7 @@ class QdrantStore(AsyncResource):
     async def _create_collection(self, name: str, space: EmbeddingSpace) -> None:
         """Create the collection unless it exists; another process may create it meanwhile."""
         if not await self._exists(name):
-            params = qf.vector_params(space.dimension)
+            params = vector_params(space.dimension)
             try:
                 async with self._using("create", name) as client:
                     await client.create_collection(name, vectors_config=params)
@@ -325,11 +313,18 @@ class QdrantStore(AsyncResource):
                     raise
         async with self._using("open", name) as client:
             info = await client.get_collection(name)
-        qf.check_vector_params(name, info, space.dimension)
-        for field, schema in qf.PAYLOAD_INDEXES.items():
+        check_vector_params(name, info, space.dimension)
+        for field, schema in PAYLOAD_INDEXES.items():
             if field not in info.payload_schema:
                 async with self._using("create index", name) as client:
                     await client.create_payload_index(name, field, schema, wait=True)
+
+    async def _count(self, space: EmbeddingSpace, where: Condition | None) -> int:
+        name = await self._collection(space)
+        flt = compile_filter(where) if where is not None else None
+        async with self._using("count", name) as client:
+            result = await client.count(name, count_filter=flt, exact=True)
+        return result.count
 
     async def _exists(self, name: str) -> bool:
         async with self._using("open", name) as client:
@@ -407,38 +402,3 @@ class QdrantStore(AsyncResource):
     def _reason(self, exc: BaseException) -> str:
         """What went wrong, one bounded line, with the API key scrubbed should it appear."""
         return describe_error(exc, self._secret)
-
-
-def _factory(
-    client: AsyncQdrantClient | ClientFactory | None,
-    url: str | None,
-    api_key: SecretStr | None,
-    location: str | Path | None,
-    options: Mapping[str, Any],
-) -> ClientFactory:
-    if isinstance(client, AsyncQdrantClient):
-        ready = client
-        return lambda: ready
-    if client is not None:
-        return client
-    if url is not None:
-        key = api_key.get_secret_value() if api_key is not None else None
-        # check_compatibility would start a thread doing a blocking request at construction.
-        kwargs = {"check_compatibility": False, **options}
-        return lambda: AsyncQdrantClient(url=url, api_key=key, **kwargs)
-    if str(location) == ":memory:":
-        return lambda: AsyncQdrantClient(location=":memory:")
-    return lambda: AsyncQdrantClient(path=str(location))
-
-
-def _describe(
-    client: AsyncQdrantClient | ClientFactory | None, url: str | None, location: str | Path | None
-) -> str:
-    """Where the store points, for reprs: a URL without its user info, never the key."""
-    if url is not None:
-        parts = urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]
-        return repr(urlunsplit((parts.scheme, host, parts.path, "", "")))
-    if location is not None:
-        return f"local={str(location)!r}"
-    return "client"

@@ -1,0 +1,34 @@
+"""The collection schema of `QdrantStore`: one collection per embedding space, cosine, with
+the payload indexes of the shared layout (payload.py)."""
+
+from __future__ import annotations
+
+from qdrant_client import models
+
+from vecpipe.errors import ConfigError
+from vecpipe.store.payload import CHUNK_INDEX, RECORD_ID, TENANT_ID
+
+PAYLOAD_INDEXES: dict[str, models.KeywordIndexParams | models.IntegerIndexParams] = {
+    TENANT_ID: models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
+    RECORD_ID: models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD),
+    CHUNK_INDEX: models.IntegerIndexParams(
+        type=models.IntegerIndexType.INTEGER, lookup=True, range=True
+    ),
+}
+"""Indexes every collection gets; `tenant_id` co-locates each tenant's points (is_tenant)."""
+
+
+def vector_params(dimension: int) -> models.VectorParams:
+    return models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+
+
+def check_vector_params(name: str, info: models.CollectionInfo, dimension: int) -> None:
+    """Refuse an existing collection whose vectors are not those of the space."""
+    vectors = info.config.params.vectors
+    if not isinstance(vectors, models.VectorParams):
+        raise ConfigError(f"collection {name} exists with named vectors, not one vector")
+    if vectors.size != dimension or vectors.distance != models.Distance.COSINE:
+        raise ConfigError(
+            f"collection {name} exists with {vectors.size}-d {vectors.distance.value} vectors, "
+            f"the space needs {dimension}-d Cosine"
+        )

@@ -1,0 +1,30 @@
+"""SearchQuery: the tenant's condition always comes first; the vector is checked as every
+backend checks it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vecpipe.errors import ValidationError
+from vecpipe.store.conditions import TENANT, And, Eq, meta
+from vecpipe.store.query import SearchQuery
+
+
+def test_the_store_runs_the_tenant_condition_with_the_callers() -> None:
+    assert SearchQuery("t1").condition() == Eq(TENANT, "t1")
+    where = Eq(meta("lang"), "en")
+    assert SearchQuery("t1", where=where).condition() == And(Eq(TENANT, "t1"), where)
+
+
+def test_limits_and_vectors_are_checked() -> None:
+    with pytest.raises(ValidationError):
+        SearchQuery("t1", [1.0], limit=-1)
+    with pytest.raises(ValidationError):
+        SearchQuery("t1", [1.0], offset=-1)
+    assert SearchQuery("t1", [1, 2]).dense_vector(2) == [1.0, 2.0]
+    with pytest.raises(ValidationError, match="no vector"):
+        SearchQuery("t1").dense_vector(2)
+    with pytest.raises(ValidationError, match="non-finite"):
+        SearchQuery("t1", [1.0, math.inf]).dense_vector(2)
