@@ -19,7 +19,7 @@ from tests.support.corpus import english_paragraphs
 
 from bench import charts
 from bench.common import Result, Stopwatch, Target, median, quiet_environment
-from bench.serving import RecordDict, bodies, post_many, resources_of, served_app
+from bench.serving import RecordDict, bodies, post_many, served_app
 
 NAME = "embed_cache"
 TITLE = "Embedding cache on vs off, 50% duplicate texts"
@@ -81,8 +81,8 @@ async def _ingest(mode: str, requests: list[tuple[str, bytes]], total: int) -> d
         settings = Settings(data_dir=Path(tmp) / "data")
         if mode == "off":
             settings = settings.model_copy(update={"embed_cache_items": 0})
-        async with served_app(settings) as (app, http):
-            ingestor = resources_of(app).pipeline.ingestor
+        async with served_app(settings) as (resources, http):
+            ingestor = resources.pipeline.ingestor
             clock = Stopwatch()
             done = await post_many(http, requests)
             seconds = clock.elapsed

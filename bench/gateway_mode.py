@@ -116,7 +116,7 @@ async def _worker_run(
     from vecpipe.models import Record
     from vecpipe.resources import open_resources
     from vecpipe.settings import Settings
-    from vecpipe.worker.worker import VectorizationWorker
+    from vecpipe.worker.background import worker_for
 
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         settings = Settings(
@@ -130,7 +130,7 @@ async def _worker_run(
             pipeline = resources.pipeline
             await pipeline.set_ai_config("gw", {"primary": _provider(gateway.url, config)})
             timer = await _timed_parts(resources)
-            worker = VectorizationWorker(pipeline, resources.queue, settings)
+            worker = worker_for(resources, settings=settings)
             task = asyncio.create_task(worker.run(), name="bench-worker")
             try:
                 warm = [Record(id=f"w{i}", text=f"warm up {i}") for i in range(64)]

@@ -17,7 +17,7 @@ from tests.support.corpus import english_paragraphs
 
 from bench import charts
 from bench.common import Result, Stopwatch, Target, median, quiet_environment
-from bench.serving import bodies, post_bodies, records, resources_of, served_app
+from bench.serving import bodies, post_bodies, records, served_app
 
 NAME = "reingest"
 TITLE = "Unchanged re-ingest against the first ingest (bulk API)"
@@ -54,8 +54,8 @@ async def _round(params: Params, payloads: list[bytes]) -> dict[str, Any]:
     from vecpipe.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="bench-reingest-") as tmp:
-        async with served_app(Settings(data_dir=Path(tmp) / "data")) as (app, http):
-            ingestor = resources_of(app).pipeline.ingestor
+        async with served_app(Settings(data_dir=Path(tmp) / "data")) as (resources, http):
+            ingestor = resources.pipeline.ingestor
             clock = Stopwatch()
             first = await post_bodies(http, "t", payloads)
             first_seconds = clock.elapsed

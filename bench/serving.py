@@ -47,18 +47,19 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 @asynccontextmanager
 async def served_app(
     settings: Settings, *, run_worker: bool = False
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The app (with its lifespan) on a loopback port, and a client for it."""
+) -> AsyncIterator[tuple[Resources, httpx.AsyncClient]]:
+    """The app on a loopback port as `vecpipe serve` runs it (its resources opened and
+    warmed up first; with run_worker, the worker in process), its resources, and a client."""
     from vecpipe.api.app import create_app
+    from vecpipe.resources import open_resources, warm_up
+    from vecpipe.worker.background import in_process_worker
 
-    app = create_app(settings, run_worker=run_worker)
-    async with serving(app) as url, client(url) as http:
-        yield app, http
-
-
-def resources_of(app: FastAPI) -> Resources:
-    resources: Resources = app.state.resources
-    return resources
+    async with open_resources(settings) as resources:
+        await warm_up(resources)
+        background = in_process_worker if run_worker else None
+        app = create_app(settings, resources=resources, background=background)
+        async with serving(app) as url, client(url) as http:
+            yield resources, http
 
 
 def client(base_url: str, timeout: float = 600.0) -> httpx.AsyncClient:

@@ -16,7 +16,7 @@ from vecpipe.logs import REDACTED, configure_logging, reset_logging, secrets_of
 from vecpipe.models import Record
 from vecpipe.resources import Resources
 from vecpipe.settings import Settings
-from vecpipe.worker.worker import VectorizationWorker
+from vecpipe.worker.background import worker_for
 
 ADMIN_TOKEN = "admin-token-do-not-log-7f3a"
 
@@ -114,7 +114,7 @@ async def test_the_worker_logs_one_structured_line_per_batch(
     for i in range(3):
         await pipeline.submit_job("acme", upserts=[_record(f"record-alpha-{i}")])
     await pipeline.submit_job("globex", upserts=[_record("g0")])
-    await VectorizationWorker(pipeline, resources.queue, resources.settings).run_until_idle()
+    await worker_for(resources).run_until_idle()
 
     batches = [e for e in json_lines(stream) if e["event"] == "batch"]
     assert len(batches) == 1  # one line for the four records, none per record

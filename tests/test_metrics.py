@@ -16,15 +16,15 @@ from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.app import FakeFactory
+from tests.support.app import FakeFactory, lifespan_state
 from tests.support.fake_provider import FakeProvider
-from vecpipe import metrics
+from vecpipe import metrics, observe
 from vecpipe.api.app import create_app
 from vecpipe.models import EmbeddingSpace
-from vecpipe.providers.chain import CircuitBreaker, ProviderChain, breaker_states
+from vecpipe.providers.chain import CircuitBreaker, ProviderChain
 from vecpipe.resources import Resources
 from vecpipe.settings import Settings
-from vecpipe.worker.worker import VectorizationWorker
+from vecpipe.worker.background import worker_for
 
 DASHBOARD = Path(__file__).parents[1] / "deploy" / "grafana-dashboard.json"
 PROVIDER = "fake:all-MiniLM-L6-v2"  # what FakeFactory names the default model's provider
@@ -63,7 +63,7 @@ async def app(settings: Settings, fake_factory: FakeFactory) -> AsyncIterator[Ap
             transport=httpx.ASGITransport(app=manager.app), base_url="http://vecpipe.test"
         ) as http,
     ):
-        yield App(http, application.state.resources, fake_factory)
+        yield App(http, lifespan_state(manager).resources, fake_factory)
 
 
 async def test_sync_records_and_search_are_counted_by_tenant_and_provider(app: App) -> None:
@@ -92,7 +92,7 @@ async def test_sync_records_and_search_are_counted_by_tenant_and_provider(app: A
 async def test_worker_outcomes_dead_letters_and_state_gauges(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(metrics, "SLOW_REFRESH_SECONDS", 0.0)  # every scrape reads it all
+    monkeypatch.setattr(observe, "SLOW_REFRESH_SECONDS", 0.0)  # every scrape reads it all
     tenant = new_tenant()
     body = {"upsert": [{"id": f"r{i}", "text": f"shipping note {i}"} for i in range(4)]}
     body["upsert"].append({"id": "bad", "text": "this one says POISON and is refused"})
@@ -106,9 +106,7 @@ async def test_worker_outcomes_dead_letters_and_state_gauges(
     assert sample(before, "vecpipe_jobs_submitted_total", tenant=tenant) == 1
 
     app.factory.built[0].reject_texts_containing = "POISON"  # a permanent 400-like refusal
-    worker = VectorizationWorker(
-        app.resources.pipeline, app.resources.queue, app.resources.settings
-    )
+    worker = worker_for(app.resources)
     await worker.run_until_idle()
 
     after = await app.scrape()
@@ -135,9 +133,9 @@ async def test_fallbacks_failures_and_breaker_state_by_provider() -> None:
     for i in range(4):
         await chain.embed([f"text {i}"])
 
-    assert breaker_states()[primary.name] == "open"
-    assert breaker_states()[backup.name] == "closed"
-    metrics.set_breaker_states(breaker_states())
+    assert chain.breaker_states()[primary.name] == "open"
+    assert chain.breaker_states()[backup.name] == "closed"
+    metrics.set_breaker_states(chain.breaker_states())
     value = metrics.BREAKER_STATE.labels(primary.name)._value.get()
     assert value == metrics.BREAKER_VALUES["open"]
     failures = metrics.PROVIDER_FAILURES.labels(primary.name)._value.get()
@@ -150,15 +148,19 @@ async def test_a_scrape_answers_when_a_backend_is_down(caplog: pytest.LogCapture
         async def depth(self) -> int:
             raise ConnectionError("broker gone")
 
-        async def list_dead_letters(self, limit: int) -> list[object]:
+        async def dead_letter_count(self) -> int:
             raise ConnectionError("broker gone")
 
-    class DownEngine:
-        def connect(self) -> object:
+    class DownJobs:
+        async def counts_by_state(self) -> dict[str, int]:
             raise ConnectionError("database gone")
 
-    broken = SimpleNamespace(queue=DownQueue(), database=SimpleNamespace(engine=DownEngine()))
-    await metrics.refresh(broken)  # type: ignore[arg-type]
+    broken = SimpleNamespace(
+        queue=DownQueue(),
+        database=SimpleNamespace(jobs=DownJobs()),
+        providers=SimpleNamespace(breaker_states=dict),
+    )
+    await observe.refresh(broken)  # type: ignore[arg-type]
     warned = [r.getMessage() for r in caplog.records if r.name == "vecpipe.metrics"]
     assert any("queue depth" in m for m in warned) and any("jobs" in m for m in warned)
     assert all("broker gone" not in m for m in warned)  # the type, not the message

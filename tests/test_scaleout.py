@@ -31,7 +31,7 @@ from tests.support.processes import WorkerProcess, store_ai_config, wait_until_a
 from vecpipe.db.jobs import JobStatus
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.queue.rabbitmq import RabbitQueue
-from vecpipe.queue.rabbitmq_topology import Topology
+from vecpipe.queue.rabbitmq.topology import Topology
 from vecpipe.resources import Resources, open_resources
 from vecpipe.settings import Settings
 from vecpipe.store.edge import EdgeStore

@@ -11,11 +11,13 @@ if TYPE_CHECKING:
     from vecpipe.core.pipeline import Pipeline
     from vecpipe.models import Record, SearchHit
     from vecpipe.providers.config import AIConfig
+    from vecpipe.resources import open_pipeline
     from vecpipe.settings import Settings
 
-__all__ = ["AIConfig", "Pipeline", "Record", "SearchHit", "Settings"]
+__all__ = ["AIConfig", "Pipeline", "Record", "SearchHit", "Settings", "open_pipeline"]
 
 _WHERE = {
+    "open_pipeline": "vecpipe.resources",
     "Pipeline": "vecpipe.core.pipeline",
     "AIConfig": "vecpipe.providers.config",
     "Record": "vecpipe.models",

@@ -1,43 +1,33 @@
-"""Prometheus metrics: the events vecpipe counts, and state gauges refreshed on each scrape.
+"""Prometheus instruments: the events vecpipe counts, and the gauges of its state.
 
 Labels carry tenant ids (the validated alphabet, anything else becomes "invalid") and
 provider names (`local:<model>`, `openai:<host>/<model>`) only: never a record id, a text,
 a URL's credentials or a key. Counters and histograms are updated where things happen
 (core/ingest, providers/chain, worker, api routes); gauges describing state (queue depth,
-dead letters, circuit breakers, jobs) are set by `refresh()` when `/metrics` is scraped.
+dead letters, circuit breakers, jobs) are set when `/metrics` is scraped, by
+`vecpipe.observe`, which asks each part. A leaf module: it imports no part of vecpipe.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import re
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
-import sqlalchemy as sa
 from prometheus_client import Counter, Gauge, Histogram
 
 from vecpipe.models import TENANT_ID_PATTERN
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    from vecpipe.resources import Resources
-
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _TENANT = re.compile(TENANT_ID_PATTERN)
 _PROVIDER_MAX = 160
 NO_PROVIDER = "none"
 UNKNOWN_TENANT = "unknown"
-DEAD_LETTER_SCAN = 100  # a scrape peeks at most this many dead letters (the gauge caps there)
-SLOW_REFRESH_SECONDS = 15.0  # dead letters and job counts: at most this often per queue
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 RECORDS = Counter(
@@ -82,9 +72,7 @@ STORE_SECONDS = Histogram(
 )
 QUEUE_DEPTH = Gauge("vecpipe_queue_depth", "Messages waiting or in flight")
 IN_FLIGHT = Gauge("vecpipe_in_flight", "Messages this process's worker is processing")
-DEAD_LETTER_DEPTH = Gauge(
-    "vecpipe_dead_letter_depth", f"Dead letters waiting (counted up to {DEAD_LETTER_SCAN})"
-)
+DEAD_LETTER_DEPTH = Gauge("vecpipe_dead_letter_depth", "Dead letters waiting")
 JOBS = Gauge("vecpipe_jobs", "Jobs by state (queued|running|completed)", ["state"])
 JOBS_SUBMITTED = Counter("vecpipe_jobs_submitted", "Jobs submitted over HTTP", ["tenant"])
 SEARCHES = Counter("vecpipe_searches", "Searches served", ["tenant"])
@@ -150,70 +138,3 @@ def set_breaker_states(states: dict[str, str]) -> None:
     BREAKER_STATE.clear()
     for name, state in states.items():
         BREAKER_STATE.labels(provider_label(name)).set(BREAKER_VALUES.get(state, 0))
-
-
-# ---------------------------------------------------------------------------- on scrape
-
-_last_slow_refresh: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-
-async def refresh(resources: Resources) -> None:
-    """Set the state gauges; a part that fails is logged and left at its last value."""
-    from vecpipe.providers.chain import breaker_states
-
-    set_breaker_states(breaker_states())
-    await _guarded("queue depth", _refresh_depth(resources))
-    now = time.monotonic()
-    if now - _last_slow_refresh.get(resources.queue, -SLOW_REFRESH_SECONDS) < SLOW_REFRESH_SECONDS:
-        return
-    _last_slow_refresh[resources.queue] = now
-    await _guarded("dead letters", _refresh_dead_letters(resources))
-    await _guarded("jobs", _refresh_jobs(resources.database.engine))
-
-
-async def _guarded(part: str, work: Any) -> None:
-    try:
-        await work
-    except Exception as exc:  # a scrape must answer even when a backend is down
-        log.warning("metrics: could not read %s (%s)", part, type(exc).__name__)
-
-
-async def _refresh_depth(resources: Resources) -> None:
-    QUEUE_DEPTH.set(await resources.queue.depth())
-
-
-async def _refresh_dead_letters(resources: Resources) -> None:
-    DEAD_LETTER_DEPTH.set(await dead_letter_count(resources.queue))
-
-
-async def dead_letter_count(queue: Any, limit: int = DEAD_LETTER_SCAN) -> int:
-    """Dead letters waiting; a queue offering `dead_letter_count()` answers exactly."""
-    exact = getattr(queue, "dead_letter_count", None)
-    if exact is not None:
-        return int(await exact())
-    return len(await queue.list_dead_letters(limit))
-
-
-async def _refresh_jobs(engine: AsyncEngine) -> None:
-    for state, count in (await job_counts(engine)).items():
-        JOBS.labels(state).set(count)
-
-
-async def job_counts(engine: AsyncEngine) -> dict[str, int]:
-    """Jobs by state; only the items of unfinished jobs are scanned."""
-    from vecpipe.db.tables import job_items, jobs
-
-    unfinished = (
-        sa.select(job_items.c.job_id).where(job_items.c.outcome.is_(None)).distinct().subquery()
-    )
-    progress = (
-        sa.select(job_items.c.job_id, sa.func.count(job_items.c.outcome))
-        .where(job_items.c.job_id.in_(sa.select(unfinished.c.job_id)))
-        .group_by(job_items.c.job_id)
-    )
-    async with engine.connect() as conn:
-        total = (await conn.execute(sa.select(sa.func.count()).select_from(jobs))).scalar_one()
-        counted = [row[1] for row in await conn.execute(progress)]
-    running = sum(1 for n in counted if n)
-    queued = len(counted) - running
-    return {"queued": queued, "running": running, "completed": int(total) - len(counted)}

@@ -1,9 +1,12 @@
-"""The one resource builder shared by the API and the worker.
+"""The one resource builder shared by the API, the worker, the CLI and the library.
 
 Takes the data dir's lock (datadir.py) when the stack opens anything under the data dir,
 then opens settings -> database -> store -> providers -> queue on the running loop, and
 closes them in reverse on the same loop, the lock last. Nothing here is created at import
 time.
+
+    async with open_pipeline(settings) as pipeline:     # the library's entry point
+        await pipeline.ingest("acme", [Record(id="1", text="hello")])
 """
 
 from __future__ import annotations
@@ -96,6 +99,19 @@ async def open_resources(
             )
         )
         yield Resources(settings, database, store, providers, queue, pipeline)
+
+
+@asynccontextmanager
+async def open_pipeline(settings: Settings | None = None) -> AsyncIterator[Pipeline]:
+    """The whole stack, for a library caller: its pipeline, closed when the block ends."""
+    async with open_resources(settings or Settings()) as resources:
+        yield resources.pipeline
+
+
+async def warm_up(resources: Resources) -> None:
+    """Load the default model before reporting ready, so the first request is not slow."""
+    async with resources.providers.lease(None):
+        pass
 
 
 def uses_data_dir(settings: Settings) -> bool:

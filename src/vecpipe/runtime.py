@@ -25,10 +25,11 @@ from collections.abc import Iterator
 import uvicorn
 
 from vecpipe import datadir
-from vecpipe.api.app import create_app, stop_worker, warm_up
+from vecpipe.api.app import create_app
 from vecpipe.errors import ConfigError
-from vecpipe.resources import check_data_dir_free, open_resources
+from vecpipe.resources import check_data_dir_free, open_resources, warm_up
 from vecpipe.settings import Settings, check_data_dir
+from vecpipe.worker.background import in_process_worker, stop_worker, worker_for
 from vecpipe.worker.metrics_server import serve_worker_metrics
 from vecpipe.worker.worker import VectorizationWorker
 
@@ -138,7 +139,8 @@ async def _serve(settings: Settings, listeners: list[socket.socket], *, with_wor
                 loop.remove_signal_handler(sig)
             if stop.is_set():
                 return True
-            app = create_app(settings, run_worker=with_worker, resources=resources)
+            background = in_process_worker if with_worker else None
+            app = create_app(settings, resources=resources, background=background)
             config = uvicorn.Config(
                 app,
                 host=settings.host,
@@ -166,7 +168,7 @@ def run_worker(settings: Settings, *, once: bool = False) -> None:
 async def _worker_main(settings: Settings, *, once: bool) -> bool:
     """Run the worker; False when it ended by itself (a failure) rather than on a signal."""
     async with open_resources(settings) as resources:
-        worker = VectorizationWorker(resources.pipeline, resources.queue, settings)
+        worker = worker_for(resources)
         if once:
             await worker.run_until_idle()
             return True

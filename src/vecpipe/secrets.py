@@ -9,11 +9,15 @@ Rotation: construct `SecretBox(new_key, old_keys=[old_key])`. Values encrypted u
 the keys decrypt; `encrypt` and `rotate` always use the first (new) key.
 
 No key, derived key or plaintext appears in a message, a repr or a log.
+
+Presented secrets (bearer tokens) are compared with `same_secret`, in constant time.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -25,6 +29,20 @@ from vecpipe.errors import ConfigError
 PREFIX = "enc:v1:"
 _HKDF_SALT = b"vecpipe.secrets"
 _HKDF_INFO = b"vecpipe SecretBox v1 fernet key"
+
+
+def same_secret(presented: str, expected: str) -> bool:
+    """Constant-time equality that does not leak the expected length either."""
+    return hmac.compare_digest(
+        hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest(),
+        hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest(),
+    )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None for any other."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def derive_fernet_key(secret: str) -> bytes:

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 
-from vecpipe import metrics
 from vecpipe.errors import VecpipeError
 from vecpipe.models import EmbeddingSpace
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-    from vecpipe.resources import Resources
+from vecpipe.resources import Resources
 
 DEFAULT_TENANT_LIMIT = 100
 T = TypeVar("T")
@@ -53,7 +47,7 @@ class StatusReport(BaseModel):
     spaces: list[SpaceStatus]
     queue_depth: int | None
     dead_letters: int | None
-    dead_letters_capped: bool = False
+    dead_letters_capped: bool = False  # kept for clients: the count is exact on both queues
     providers: list[ProviderStatus]
     jobs: dict[str, int]
     # points in these spaces of tenants not listed (beyond --limit, or known to nothing but
@@ -69,7 +63,7 @@ async def collect_status(resources: Resources, limit: int = DEFAULT_TENANT_LIMIT
     if default is not None:
         spaces[default.key] = default
     configured = set(await resources.database.configs.list_tenants())
-    found = configured | set(await job_tenants(resources.database.engine))
+    found = configured | set(await resources.database.jobs.tenants())
     known = sorted(found | await _stored_tenants(resources, default))
     tenants = [
         await _tenant(resources, tenant_id, tenant_id in configured, spaces)
@@ -77,18 +71,16 @@ async def collect_status(resources: Resources, limit: int = DEFAULT_TENANT_LIMIT
     ]
     space_list = [await _space(resources, space) for _, space in sorted(spaces.items())]
     depth = await _attempt(errors, "queue depth", resources.queue.depth())
-    dead = await _attempt(errors, "dead letters", metrics.dead_letter_count(resources.queue))
-    from vecpipe.providers.chain import breaker_states
-
+    dead = await _attempt(errors, "dead letters", resources.queue.dead_letter_count())
+    breakers = resources.providers.breaker_states()
     return StatusReport(
         tenants=tenants,
         tenants_truncated=len(known) > limit,
         spaces=space_list,
         queue_depth=depth,
         dead_letters=dead,
-        dead_letters_capped=dead is not None and dead >= metrics.DEAD_LETTER_SCAN,
-        providers=[ProviderStatus(name=n, breaker=s) for n, s in sorted(breaker_states().items())],
-        jobs=await _attempt(errors, "jobs", metrics.job_counts(resources.database.engine)) or {},
+        providers=[ProviderStatus(name=n, breaker=s) for n, s in sorted(breakers.items())],
+        jobs=await _attempt(errors, "jobs", resources.database.jobs.counts_by_state()) or {},
         unlisted_points=_unlisted(tenants, space_list),
         errors=errors,
     )
@@ -145,20 +137,3 @@ async def _attempt(errors: list[str], what: str, work: Awaitable[T]) -> T | None
         message = exc.message if isinstance(exc, VecpipeError) else type(exc).__name__
         errors.append(f"{what}: {message}")
         return None
-
-
-async def job_tenants(engine: AsyncEngine) -> list[str]:
-    from vecpipe.db.tables import jobs
-
-    async with engine.connect() as conn:
-        return list((await conn.execute(sa.select(jobs.c.tenant_id).distinct())).scalars())
-
-
-async def job_tenant(engine: AsyncEngine, job_id: str) -> str | None:
-    """Whose job this is (job ids are unique across tenants)."""
-    from vecpipe.db.tables import jobs
-
-    query = sa.select(jobs.c.tenant_id).where(jobs.c.id == job_id)
-    async with engine.connect() as conn:
-        found: str | None = (await conn.execute(query)).scalar_one_or_none()
-    return found

@@ -25,6 +25,7 @@ from vecpipe.core.pipeline import Pipeline
 from vecpipe.errors import ClosedError
 from vecpipe.models import BatchResult, EmbeddingSpace, Record, SearchHit
 from vecpipe.providers.config import AIConfig
+from vecpipe.resources import open_pipeline
 from vecpipe.settings import Settings
 
 
@@ -36,7 +37,7 @@ class _Loop:
         self.portal_cm: AbstractContextManager[BlockingPortal] = start_blocking_portal("asyncio")
         self.portal = self.portal_cm.__enter__()
         try:
-            self.pipeline_cm = self.portal.wrap_async_context_manager(Pipeline.open(settings))
+            self.pipeline_cm = self.portal.wrap_async_context_manager(open_pipeline(settings))
             self.pipeline: Pipeline = self.pipeline_cm.__enter__()
         except BaseException:
             self.portal_cm.__exit__(None, None, None)

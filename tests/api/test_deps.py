@@ -13,6 +13,7 @@ from asgi_lifespan import LifespanManager
 from starlette.requests import Request
 
 from tests.support.app import FakeFactory, make_settings
+from vecpipe import secrets as vp_secrets
 from vecpipe.api import deps
 from vecpipe.api.app import create_app
 from vecpipe.errors import ValidationError
@@ -66,11 +67,11 @@ def test_token_comparison_is_exact_and_goes_through_compare_digest(
         calls.append((len(a), len(b)))
         return real(a, b)
 
-    monkeypatch.setattr(deps.hmac, "compare_digest", spy)
-    assert deps._same("secret", "secret")
-    assert not deps._same("secret", "secreT")
-    assert not deps._same("secret", "secret-but-longer")
-    assert not deps._same("", "secret")
+    monkeypatch.setattr(vp_secrets.hmac, "compare_digest", spy)
+    assert vp_secrets.same_secret("secret", "secret")
+    assert not vp_secrets.same_secret("secret", "secreT")
+    assert not vp_secrets.same_secret("secret", "secret-but-longer")
+    assert not vp_secrets.same_secret("", "secret")
     assert calls == [(32, 32)] * 4  # digests: the expected length is not compared either
 
 
@@ -152,13 +153,13 @@ async def test_the_admin_token_check_runs_per_request(
     settings = make_settings(tmp_path / "data", admin_token="the-admin-token-16")
     app = create_app(settings, provider_factory=FakeFactory())
     seen: list[int] = []
-    real = deps.hmac.compare_digest
+    real = vp_secrets.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         seen.append(len(a))
         return real(a, b)
 
-    monkeypatch.setattr(deps.hmac, "compare_digest", spy)
+    monkeypatch.setattr(vp_secrets.hmac, "compare_digest", spy)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

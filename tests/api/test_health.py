@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.support.app import FakeFactory, make_settings
+from tests.support.app import FakeFactory, lifespan_state, make_settings
 from vecpipe.api.app import create_app
+from vecpipe.resources import Resources
 
 
 async def test_health_ready_metrics(client: httpx.AsyncClient) -> None:
@@ -35,3 +38,37 @@ async def test_the_readiness_floor_is_the_setting(
     if status == 503:
         assert ready.json()["reason"].startswith("the data dir disk has 80.0 MiB free")
         assert "below the floor of 100.0 MiB (VECPIPE_MIN_FREE_BYTES)" in ready.json()["reason"]
+
+
+class _Handle:
+    def __init__(self) -> None:
+        self.running = True
+
+    def is_running(self) -> bool:
+        return self.running
+
+
+async def test_readiness_asks_the_background_work_and_the_app_keeps_no_state_of_its_own(
+    tmp_path: Path,
+) -> None:
+    handle = _Handle()
+    given: list[Resources] = []
+
+    @asynccontextmanager
+    async def background(resources: Resources) -> AsyncIterator[_Handle]:
+        given.append(resources)
+        yield handle
+
+    settings = make_settings(tmp_path / "data")
+    app = create_app(settings, provider_factory=FakeFactory(), background=background)
+    async with LifespanManager(app) as manager:
+        assert given == [lifespan_state(manager).resources]
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            assert (await http.get("/readyz")).status_code == 200
+            job = {"upsert": [{"id": "1", "text": "quota buckets are made"}]}
+            assert (await http.post("/v1/tenants/acme/jobs", json=job)).status_code == 202
+            handle.running = False
+            stopped = await http.get("/readyz")
+    assert stopped.status_code == 503 and stopped.json()["reason"] == "worker stopped"
+    assert vars(app.state) == {"_state": {}}  # everything lives in the lifespan's state

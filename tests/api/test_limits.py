@@ -16,7 +16,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.support.app import FakeFactory, edge_store
+from tests.support.app import FakeFactory, edge_store, lifespan_state
 from vecpipe.api.app import create_app
 from vecpipe.resources import Resources
 from vecpipe.settings import Settings
@@ -72,7 +72,7 @@ async def served(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://vecpipe.test"
         ) as http,
     ):
-        yield http, app.state.resources
+        yield http, lifespan_state(manager).resources
 
 
 async def optimize(resources: Resources) -> None:

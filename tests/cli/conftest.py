@@ -24,6 +24,7 @@ from tests.support.app import FakeFactory, make_settings
 from vecpipe.api.app import create_app
 from vecpipe.logs import reset_logging
 from vecpipe.settings import Settings
+from vecpipe.worker.background import in_process_worker
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +91,7 @@ def serving(data_dir: Path, **overrides: object) -> Iterator[Served]:
     """The API with an in-process worker on its own data dir, as `vecpipe serve` runs it."""
     settings = make_settings(data_dir, **overrides)
     factory = FakeFactory()
-    app = create_app(settings, provider_factory=factory, run_worker=True)
+    app = create_app(settings, provider_factory=factory, background=in_process_worker)
     with run_app_in_thread(app) as url:
         yield Served(url, settings, factory, app)
 

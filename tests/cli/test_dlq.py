@@ -39,7 +39,7 @@ from vecpipe.core.pipeline import message_for
 from vecpipe.db.jobs import JobStatus
 from vecpipe.models import Record
 from vecpipe.queue.base import MessageQueue
-from vecpipe.queue.rabbitmq_topology import Topology
+from vecpipe.queue.rabbitmq.topology import Topology
 from vecpipe.resources import open_resources
 from vecpipe.settings import Settings
 

@@ -18,7 +18,7 @@ from vecpipe.db.jobs import JobStatus
 from vecpipe.models import Record
 from vecpipe.resources import open_resources
 from vecpipe.settings import Settings
-from vecpipe.worker.worker import VectorizationWorker
+from vecpipe.worker.background import worker_for
 
 
 def invoke(args: list[str], env: dict[str, str]) -> Result:
@@ -36,7 +36,7 @@ async def test_jobs_reads_the_database_and_takes_the_data_dirs_lock(
     async with open_resources(settings) as resources:  # owns the data dir, like `serve`
         pipeline = resources.pipeline
         done = await pipeline.submit_job("acme", upserts=records("a", 3))
-        await VectorizationWorker(pipeline, resources.queue, settings).run_until_idle()
+        await worker_for(resources, settings=settings).run_until_idle()
         waiting = await pipeline.submit_job("globex", upserts=records("g", 2))
         # the default SQLite database is the data dir's: beside its owner, only --url
         refused = await asyncio.to_thread(invoke, ["jobs"], fake_cli)

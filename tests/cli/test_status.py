@@ -15,7 +15,7 @@ from vecpipe.cli import app
 from vecpipe.models import Record
 from vecpipe.resources import open_resources
 from vecpipe.settings import Settings
-from vecpipe.worker.worker import VectorizationWorker
+from vecpipe.worker.background import worker_for
 
 WIDE = {"COLUMNS": "200"}  # rich tables wrap at 80 columns off a terminal
 LOCAL = {"primary": {"kind": "local", "model": "all-MiniLM-L6-v2"}}
@@ -40,7 +40,7 @@ async def _populate(settings: Settings) -> None:
         await pipeline.ingest("quiet", records("q", 1))
         await pipeline.submit_job("globex", upserts=records("g", 2))
         await resources.queue.publish([b"{not json"])
-        await VectorizationWorker(pipeline, resources.queue, settings).run_until_idle()
+        await worker_for(resources, settings=settings).run_until_idle()
 
 
 async def test_status_on_the_data_dir(fake_cli: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ from vecpipe.core.ingest import Op
 from vecpipe.core.pipeline import message_for
 from vecpipe.models import Record
 from vecpipe.resources import Resources
-from vecpipe.worker.worker import VectorizationWorker
+from vecpipe.worker.background import worker_for
 
 LONG = " ".join(f"older{i}" for i in range(2_000))  # many chunks with the fake's 400 chars
 
@@ -47,7 +47,7 @@ async def test_a_redelivered_older_message_does_not_win(resources: Resources) ->
     second = await pipeline.submit_job("t", upserts=[Record(id="a", text="second text")])
     older = Record(id="a", text="first text", version=1)  # the first job's copy, redelivered
     await resources.queue.publish([message_for(Op("t", "a", older), first)])
-    await VectorizationWorker(pipeline, resources.queue, resources.settings).run_until_idle()
+    await worker_for(resources).run_until_idle()
     assert (await pipeline.get_record("t", "a")).text == "second text"
     for job_id in (first, second):
         status = await pipeline.job("t", job_id)

@@ -196,3 +196,18 @@ async def test_another_tenant_sets_nothing_whatever_the_mix(db: Database) -> Non
     assert await db.jobs.record_outcomes(job_id, mixed, tenant_id="zeta") == 0
     status = await db.jobs.get("acme", job_id)
     assert status is not None and status.status == "queued"
+
+
+async def test_counts_by_state_tenants_and_the_owner_of_a_job(db: Database) -> None:
+    assert await db.jobs.counts_by_state() == {"queued": 0, "running": 0, "completed": 0}
+    queued = await db.jobs.create("acme", _items(2))
+    running = await db.jobs.create("acme", _items(2))
+    completed = await db.jobs.create("globex", _items(1))
+    await db.jobs.record_outcomes(running, {"rec-00000": ("done", None)})
+    await db.jobs.record_outcomes(completed, {"rec-00000": ("failed", "bad")})
+
+    assert await db.jobs.counts_by_state() == {"queued": 1, "running": 1, "completed": 1}
+    assert sorted(await db.jobs.tenants()) == ["acme", "globex"]
+    assert await db.jobs.tenant_of(queued) == "acme"
+    assert await db.jobs.tenant_of(completed) == "globex"
+    assert await db.jobs.tenant_of("no-such-job") is None

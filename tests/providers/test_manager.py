@@ -115,3 +115,21 @@ async def test_configs_differing_only_by_their_key_get_their_own_providers() -> 
     ):
         assert a is not b and a is c
     assert built == ["sk-a-1111", "sk-b-2222"]
+
+
+async def test_breaker_states_are_those_of_the_chains_held_now() -> None:
+    configs = {"a": config("m1"), "b": config("m2")}
+
+    async def load(tenant: str) -> AIConfig:
+        return configs[tenant]
+
+    async with ProviderManager(FakeFactory(), load, config_ttl=0) as manager:
+        assert manager.breaker_states() == {}
+        async with manager.lease("a") as chain_a, manager.lease("b"):
+            for _ in range(chain_a.breakers[0].failure_threshold):
+                chain_a.breakers[0].record_failure("down")
+        assert manager.breaker_states() == {"fake:m1": "open", "fake:m2": "closed"}
+        configs["a"] = config("m2")
+        async with manager.lease("a"):
+            pass
+        assert manager.breaker_states() == {"fake:m2": "closed"}  # m1's chain let go

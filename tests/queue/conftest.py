@@ -20,7 +20,7 @@ import pytest
 from yarl import URL
 
 from vecpipe.queue.rabbitmq import RabbitQueue
-from vecpipe.queue.rabbitmq_topology import Topology
+from vecpipe.queue.rabbitmq.topology import Topology
 
 RABBITMQ_URL = os.environ.get("VECPIPE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

@@ -218,6 +218,20 @@ class MessageQueueContract:
         assert again.body == b"a"
         await queue.ack([again])
 
+    async def test_dead_letter_count_is_exact_beyond_a_page(
+        self, queue_factory: QueueFactory
+    ) -> None:
+        queue = await queue_factory()
+        assert await queue.dead_letter_count() == 0
+        await queue.publish([f"bad {i}".encode() for i in range(120)])
+        for delivery in await collect(queue, 120, patience=self.patience):
+            await queue.dead_letter(delivery, "bad")
+        assert await eventually(queue.dead_letter_count, 120, self.patience) == 120
+        assert len(await queue.list_dead_letters(100)) == 100  # a page; the count is all
+        assert await queue.replay_dead_letters() == 120
+        assert await eventually(queue.dead_letter_count, 0, self.patience) == 0
+        await queue.ack(await collect(queue, 120, patience=self.patience))
+
     async def test_release_does_not_count_an_attempt(self, queue_factory: QueueFactory) -> None:
         queue = await queue_factory()
         await queue.publish([b"interrupted"])
@@ -293,6 +307,8 @@ class MessageQueueContract:
             await queue.receive(1, timeout=0)
         with pytest.raises(ClosedError):
             await queue.depth()
+        with pytest.raises(ClosedError):
+            await queue.dead_letter_count()
 
 
 def _bodies_of_dead(queue: MessageQueue) -> Callable[[], Awaitable[list[bytes]]]:

@@ -21,7 +21,7 @@ from tests.queue.contract import LONG_LEASE, MessageQueueContract, QueueFactory,
 from vecpipe.errors import ClosedError, ConfigError, QueueError
 from vecpipe.queue.base import Delivery
 from vecpipe.queue.rabbitmq import RabbitQueue
-from vecpipe.queue.rabbitmq_topology import (
+from vecpipe.queue.rabbitmq.topology import (
     Topology,
     copy_headers,
     dead_letter_from,

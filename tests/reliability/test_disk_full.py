@@ -27,7 +27,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tests.reliability.support import QueueSpy, ReadyProbes
-from tests.support.app import FakeFactory, make_settings
+from tests.support.app import FakeFactory, lifespan_state, make_settings
 from tests.support.disk import MIB, Disk, small_disk  # noqa: F401  (the fixture)
 from tests.support.processes import eventually
 from tests.support.server import ServeProcess
@@ -36,7 +36,7 @@ from vecpipe.db.engine import open_database
 from vecpipe.errors import StorageFull
 from vecpipe.queue.sqlite import SqliteQueue
 from vecpipe.resources import Resources
-from vecpipe.worker.worker import VectorizationWorker
+from vecpipe.worker.background import worker_for
 
 pytestmark = pytest.mark.slow
 
@@ -234,14 +234,14 @@ async def test_a_queued_job_waits_for_space_without_spending_attempts(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
         )
         async with http:
-            resources: Resources = app.state.resources
+            resources: Resources = lifespan_state(manager).resources
             accepted = await http.post(f"/v1/tenants/{TENANT}/jobs", json=batch("q", 5))
             job_id = accepted.json()["job_id"]
             small_disk.fill(leave=FLOOR // 8)
 
             spy = QueueSpy(resources.queue).install()
             probes = ReadyProbes(resources)
-            worker = VectorizationWorker(resources.pipeline, resources.queue, settings)
+            worker = worker_for(resources, settings=settings)
             task = asyncio.create_task(worker.run())
             try:
                 await eventually(lambda: _true(spy.released >= 5), "the worker met the full disk")

@@ -24,11 +24,10 @@ from tests.reliability.support import QueueSpy, TcpSwitch, gateway_factory
 from tests.support.app import make_settings
 from tests.support.gateway import Fault, Gateway
 from tests.support.processes import eventually
-from vecpipe.api.app import stop_worker
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.resources import Resources, open_resources
 from vecpipe.settings import Settings
-from vecpipe.worker.worker import VectorizationWorker
+from vecpipe.worker.background import stop_worker, worker_for
 
 TENANT = "faulty"
 RECORDS = 5
@@ -119,7 +118,7 @@ async def test_fault_is_retried_or_dead_lettered_then_drains(
     await start_fault(case, gateway, switch)
     records = [Record(id=f"r{i}", text=f"record number {i} about faults") for i in range(RECORDS)]
     job_id = await pipeline.submit_job(TENANT, upserts=records)
-    worker = VectorizationWorker(pipeline, queue, resources.settings)
+    worker = worker_for(resources)
     task = asyncio.create_task(worker.run())
     try:
         if case.retried:

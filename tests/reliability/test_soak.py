@@ -28,12 +28,11 @@ from tests.support.app import make_settings
 from tests.support.gateway import Gateway
 from tests.support.processes import eventually
 from tests.support.sockets import open_sockets
-from vecpipe.api.app import stop_worker
 from vecpipe.models import Record
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.openai_compat import OpenAICompatibleProvider
 from vecpipe.resources import Resources, open_resources
-from vecpipe.worker.worker import VectorizationWorker
+from vecpipe.worker.background import stop_worker, worker_for
 
 MESSAGES = int(os.environ.get("VECPIPE_SOAK_MESSAGES", "2000"))
 EVERY = int(os.environ.get("VECPIPE_SOAK_EVERY", "200"))
@@ -145,7 +144,7 @@ async def test_soak_with_config_changes(tmp_path: Path, gateway: Gateway) -> Non
     sockets_before = open_sockets()
     async with open_resources(settings, provider_factory=factory) as resources:
         await resources.pipeline.set_ai_config(TENANT, config(gateway, 0))
-        worker = VectorizationWorker(resources.pipeline, resources.queue, settings)
+        worker = worker_for(resources, settings=settings)
         task = asyncio.create_task(worker.run())
         try:
             for round_number in range(MESSAGES // EVERY):

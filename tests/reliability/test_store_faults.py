@@ -30,16 +30,17 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
 from tests.reliability.support import QueueSpy, ReadyProbes
-from tests.support.app import FakeFactory, make_settings
+from tests.support.app import FakeFactory, lifespan_state, make_settings
 from tests.support.processes import eventually
 from vecpipe.api.app import create_app
+from vecpipe.api.state import AppState
 from vecpipe.resources import Resources
 from vecpipe.settings import Settings
 from vecpipe.store.edge import EdgeStore
+from vecpipe.worker.background import in_process_worker
 
 TENANT = "stored"
 WRITES = frozenset({"upsert", "delete", "set_payload", "flush"})
@@ -81,17 +82,17 @@ def store_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 @pytest.fixture
 async def served(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Any]]:
-    """Starts the app with its worker on given settings; yields (http client, app)."""
+    """Starts the app with its worker on given settings; yields (http client, app state)."""
     stack: list[tuple[LifespanManager, httpx.AsyncClient]] = []
 
-    async def start(settings: Settings) -> tuple[httpx.AsyncClient, FastAPI]:
-        app = create_app(settings, provider_factory=FakeFactory(), run_worker=True)
+    async def start(settings: Settings) -> tuple[httpx.AsyncClient, AppState]:
+        app = create_app(settings, provider_factory=FakeFactory(), background=in_process_worker)
         manager = await LifespanManager(app).__aenter__()
         http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://vecpipe.test"
         )
         stack.append((manager, http))
-        return http, app
+        return http, lifespan_state(manager)
 
     yield start
     for manager, http in reversed(stack):
@@ -134,8 +135,8 @@ async def hold_outage(
 async def test_edge_dir_read_only_before_the_space_opens(
     tmp_path: Path, immutable: Immutable, served: Callable[..., Any]
 ) -> None:
-    http, app = await served(store_settings(tmp_path))
-    resources: Resources = app.state.resources
+    http, state = await served(store_settings(tmp_path))
+    resources: Resources = state.resources
     spy = QueueSpy(resources.queue).install()
     immutable.set()
     job_id = (await http.post(f"/v1/tenants/{TENANT}/jobs", json=records("a"))).json()["job_id"]
@@ -156,8 +157,8 @@ async def test_edge_writes_fail_on_an_open_space(
     served: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    http, app = await served(store_settings(tmp_path))
-    resources: Resources = app.state.resources
+    http, state = await served(store_settings(tmp_path))
+    resources: Resources = state.resources
     first = (await http.post(f"/v1/tenants/{TENANT}/jobs", json=records("a"))).json()["job_id"]
     await eventually(lambda: _completed(http, first), "a first job opened the space")
     spy = QueueSpy(resources.queue).install()
@@ -182,8 +183,8 @@ async def test_a_failing_flush_is_not_ready_until_a_write_succeeds(
 ) -> None:
     """Every flush fails (the data dir itself is fine): /readyz says so, with the reason, for
     as long as they fail, and is ready again once a write goes through."""
-    http, app = await served(store_settings(tmp_path))
-    resources: Resources = app.state.resources
+    http, state = await served(store_settings(tmp_path))
+    resources: Resources = state.resources
     assert (await http.post(f"/v1/tenants/{TENANT}/records", json=records("a"))).status_code == 200
     failing = fail_writes(resources.store, monkeypatch)
     failing -= {"upsert", "delete", "set_payload"}  # only flushes fail
@@ -203,8 +204,8 @@ async def test_a_failing_flush_is_not_ready_until_a_write_succeeds(
 
 async def test_qdrant_at_a_dead_endpoint(tmp_path: Path, served: Callable[..., Any]) -> None:
     settings = store_settings(tmp_path, store="qdrant", qdrant_url="http://127.0.0.1:1")
-    http, app = await served(settings)
-    resources: Resources = app.state.resources
+    http, state = await served(settings)
+    resources: Resources = state.resources
     spy = QueueSpy(resources.queue).install()
     job_id = (await http.post(f"/v1/tenants/{TENANT}/jobs", json=records("q"))).json()["job_id"]
     body = await hold_outage(http, resources, spy, job_id)
@@ -220,8 +221,8 @@ async def test_database_failing_while_settling_keeps_the_worker_running(
 ) -> None:
     """The job database fails when the worker records outcomes: nothing is acknowledged,
     the batch goes back, the worker backs off and carries on once the database answers."""
-    http, app = await served(store_settings(tmp_path))
-    resources: Resources = app.state.resources
+    http, state = await served(store_settings(tmp_path))
+    resources: Resources = state.resources
     spy = QueueSpy(resources.queue).install()
     jobs = resources.pipeline.jobs
     record_outcomes = jobs.record_outcomes
@@ -237,7 +238,7 @@ async def test_database_failing_while_settling_keeps_the_worker_running(
     job_id = (await http.post(f"/v1/tenants/{TENANT}/jobs", json=records("d"))).json()["job_id"]
     await eventually(lambda: _completed(http, job_id), "the job completed after the failures")
     assert len(failures) == 3 and spy.acks == 4
-    assert not app.state.worker_task.done()
+    assert state.background is not None and state.background.is_running()
     status = await job_status(http, job_id)
     # the redeliveries find the records stored under their job's versions: their own write
     assert (status["done"], status["unchanged"], status["failed"]) == (4, 0, 0)

@@ -12,6 +12,7 @@ from asgi_lifespan import LifespanManager
 
 from tests.support.fake_provider import FakeProvider
 from vecpipe.api.app import create_app
+from vecpipe.api.state import AppState
 from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.kind import ProviderConfig
@@ -46,6 +47,12 @@ def edge_store(resources: Resources) -> EdgeStore:
     store = getattr(resources.store, "inner", resources.store)
     assert isinstance(store, EdgeStore)
     return store
+
+
+def lifespan_state(manager: LifespanManager) -> AppState:
+    """The typed state the app's lifespan yielded: what its requests read (request.state).
+    asgi-lifespan keeps that mapping to hand it to every request scope."""
+    return AppState.of(manager._state)
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

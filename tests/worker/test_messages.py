@@ -22,11 +22,11 @@ from tests.support.app import edge_store
 from vecpipe.errors import ValidationError
 from vecpipe.queue.base import MessageQueue
 from vecpipe.queue.rabbitmq import RabbitQueue
-from vecpipe.queue.rabbitmq_topology import Topology
+from vecpipe.queue.rabbitmq.topology import Topology
 from vecpipe.resources import Resources
 from vecpipe.settings import Limits
+from vecpipe.worker.background import worker_for
 from vecpipe.worker.messages import PoisonMessage, parse_message
-from vecpipe.worker.worker import VectorizationWorker
 
 TENANT = "acme"
 MiB = 1024 * 1024
@@ -91,7 +91,7 @@ async def test_poison_records_are_dead_lettered_and_the_batch_goes_on(
     for message, _ in POISON.values():
         bodies.insert(len(bodies) // 2, message)  # amid the good ones, in one batch
     await queue.publish(bodies)
-    worker = VectorizationWorker(resources.pipeline, queue, resources.settings)
+    worker = worker_for(resources, queue=queue)
     await worker.run_until_idle()
 
     letters = await queue.list_dead_letters(limit=100)

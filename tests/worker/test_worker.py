@@ -15,12 +15,13 @@ from vecpipe.errors import StoreError
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.resources import Resources
 from vecpipe.settings import Limits
+from vecpipe.worker.background import worker_for
 from vecpipe.worker.messages import parse_message
 from vecpipe.worker.worker import VectorizationWorker
 
 
 def _worker(resources: Resources) -> VectorizationWorker:
-    return VectorizationWorker(resources.pipeline, resources.queue, resources.settings)
+    return worker_for(resources)
 
 
 async def test_job_completes_with_every_record_counted_once(resources: Resources) -> None:

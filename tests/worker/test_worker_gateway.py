@@ -10,7 +10,7 @@ from tests.support.gateway import Fault, Gateway, GatewayControl, running_gatewa
 from tests.support.sockets import open_sockets, wait_for_sockets_at_most
 from vecpipe.models import Record
 from vecpipe.resources import open_resources
-from vecpipe.worker.worker import VectorizationWorker
+from vecpipe.worker.background import worker_for
 
 API_KEY = "sk-worker-test-key-abcdef"
 
@@ -39,7 +39,7 @@ async def test_worker_processes_500_messages_and_closes_every_socket(
         await pipeline.set_ai_config("gw", {"primary": provider(gateway)})
         records = [Record(id=f"r{i}", text=f"gateway record {i}") for i in range(500)]
         job_id = await pipeline.submit_job("gw", upserts=records)
-        await VectorizationWorker(pipeline, resources.queue, resources.settings).run_until_idle()
+        await worker_for(resources).run_until_idle()
         status = await pipeline.job("gw", job_id)
         assert (status.status, status.done) == ("completed", 500)
         space = await pipeline.space_of("gw")
@@ -75,7 +75,7 @@ async def test_wrong_dimension_from_gateway_stores_nothing_and_records_the_error
         await pipeline.set_ai_config("gw", {"primary": provider(gateway)})
         gateway.control.inject(*[Fault.wrong_dimension() for _ in range(3)])
         job_id = await pipeline.submit_job("gw", upserts=[Record(id="a", text="bad dims")])
-        await VectorizationWorker(pipeline, resources.queue, resources.settings).run_until_idle()
+        await worker_for(resources).run_until_idle()
         status = await pipeline.job("gw", job_id)
         assert status.failed == 1 and "dimension" in (status.failures[0]["error"] or "")
         space = await pipeline.space_of("gw")

@@ -25,6 +25,7 @@ from vecpipe.queue.base import Delivery
 from vecpipe.queue.sqlite import SqliteQueue
 from vecpipe.resources import Resources
 from vecpipe.settings import Settings
+from vecpipe.worker.background import worker_for
 from vecpipe.worker.worker import VectorizationWorker
 
 TENANT = "acme"
@@ -111,7 +112,7 @@ async def test_a_batch_slower_than_its_lease_is_delivered_once(
 ) -> None:
     embed = await blocked_provider(resources, fake_factory)
     job_id = await submit(resources, 2 * BATCH)  # one batch embedding, one received ahead
-    worker = VectorizationWorker(resources.pipeline, resources.queue, resources.settings)
+    worker = worker_for(resources)
     received = received_by(worker)
     async with running(worker, embed):
         await embed.started.wait()
@@ -133,7 +134,7 @@ async def test_a_failing_renewal_is_logged_and_the_batch_goes_on(
 ) -> None:
     embed = await blocked_provider(resources, fake_factory)
     job_id = await submit(resources, BATCH)
-    worker = VectorizationWorker(resources.pipeline, resources.queue, resources.settings)
+    worker = worker_for(resources)
     renewals_failed = 0
 
     async def store_down(deliveries: Sequence[Delivery], seconds: float) -> list[Delivery]:
@@ -160,7 +161,7 @@ async def test_a_lost_lease_is_reported_and_the_new_holder_keeps_it(
 ) -> None:
     embed = await blocked_provider(resources, fake_factory)
     job_id = await submit(resources, BATCH)
-    worker = VectorizationWorker(resources.pipeline, resources.queue, resources.settings)
+    worker = worker_for(resources)
     extend = resources.queue.extend
     store_down = True
 

@@ -14,8 +14,8 @@ from vecpipe.queue.base import Delivery
 from vecpipe.resources import Resources
 from vecpipe.settings import Limits
 from vecpipe.store.writes import WriteBatch, WriteResult
+from vecpipe.worker.background import worker_for
 from vecpipe.worker.messages import parse_message
-from vecpipe.worker.worker import VectorizationWorker
 
 TENANT = "acme"
 
@@ -61,7 +61,7 @@ async def test_every_ack_follows_the_durable_write_of_its_record(
     store.flush = tracked_flush  # type: ignore[method-assign]
     queue.ack = checked_ack  # type: ignore[method-assign]
     settings = resources.settings.model_copy(update={"worker_batch_size": 8})
-    worker = VectorizationWorker(pipeline, queue, settings)
+    worker = worker_for(resources, settings=settings)
     job_id = await pipeline.submit_job(TENANT, upserts=records(100))
     task = asyncio.create_task(worker.run())
     await until_completed(resources, job_id)
@@ -91,7 +91,7 @@ async def test_a_cancel_gives_back_settling_and_prefetched_batches(
         return 0
 
     pipeline.jobs.record_outcomes = stuck  # type: ignore[method-assign]
-    worker = VectorizationWorker(pipeline, queue, settings)
+    worker = worker_for(resources, settings=settings)
     task = asyncio.create_task(worker.run())
     await two_settling.wait()  # two batches settling, a third received ahead
     task.cancel()
@@ -107,7 +107,7 @@ async def test_a_cancel_gives_back_settling_and_prefetched_batches(
     await eventually(all_given_back, "every message given back", timeout=3)
 
     pipeline.jobs.record_outcomes = record_outcomes  # type: ignore[method-assign]
-    worker = VectorizationWorker(pipeline, queue, settings)
+    worker = worker_for(resources, settings=settings)
     task = asyncio.create_task(worker.run())
     await until_completed(resources, job_id)
     worker.request_stop()

@@ -1,10 +1,9 @@
-"""The FastAPI app factory. The lifespan opens the shared resources (or borrows them)."""
+"""The FastAPI app factory. The lifespan opens the shared resources (or borrows them) and
+yields the typed state the requests read (state.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -23,52 +22,47 @@ from vecpipe.api.routes import (
     tokens,
 )
 from vecpipe.api.routes import status as operator_routes
+from vecpipe.api.state import AppState, BackgroundHook
+from vecpipe.core.quotas import QuotaService
 from vecpipe.providers.manager import ProviderFactory
-from vecpipe.resources import Resources, open_resources
+from vecpipe.resources import Resources, open_resources, warm_up
 from vecpipe.settings import Settings
-from vecpipe.worker.worker import VectorizationWorker
-
-log = logging.getLogger(__name__)
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     provider_factory: ProviderFactory | None = None,
-    run_worker: bool = False,
     owner_url: str | None = None,
     resources: Resources | None = None,
+    background: BackgroundHook | None = None,
 ) -> FastAPI:
-    """An app whose lifespan opens every resource and, with run_worker, a worker too.
+    """An app whose lifespan opens every resource and runs `background` beside the routes.
 
     `owner_url` is where it is served, noted in the data dir's lock (datadir.py).
     Given `resources` (opened and warmed up by the caller, as `vecpipe serve` does so that
     a startup error is its own one-line message, not a traceback from the server's
     lifespan), the app borrows them and leaves closing them to the caller.
+    `background` (`vecpipe serve` passes the in-process worker) is entered once the
+    resources are open and left before they close; readiness asks it whether it still runs.
     """
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         async with contextlib.AsyncExitStack() as stack:
-            if resources is None:
+            served = resources
+            if served is None:
                 opened = open_resources(
                     settings, provider_factory=provider_factory, owner_url=owner_url
                 )
-                app.state.resources = await stack.enter_async_context(opened)
-                await warm_up(app.state.resources)
-            else:
-                app.state.resources = resources
-            if run_worker:
-                worker = VectorizationWorker(
-                    app.state.resources.pipeline, app.state.resources.queue, settings
-                )
-                task = asyncio.create_task(worker.run(), name="vecpipe-worker")
-                app.state.worker_task = task
-                stack.push_async_callback(
-                    stop_worker, worker, task, settings.shutdown_grace_seconds
-                )
-            yield
+                served = await stack.enter_async_context(opened)
+                await warm_up(served)
+            running = None
+            if background is not None:
+                running = await stack.enter_async_context(background(served))
+            state = AppState(served, QuotaService(served.settings.quotas), running)
+            yield state.as_lifespan_state()
 
     app = FastAPI(
         title="vecpipe",
@@ -86,25 +80,3 @@ def create_app(
     app.include_router(dead_letters.router)
     install_docs(app)
     return app
-
-
-async def warm_up(resources: Resources) -> None:
-    """Load the default model before reporting ready, so the first request is not slow."""
-    async with resources.providers.lease(None):
-        pass
-
-
-async def stop_worker(
-    worker: VectorizationWorker, task: asyncio.Task[None], grace_seconds: float
-) -> None:
-    """Stop taking work; let the batch in flight finish within the grace period, else cancel."""
-    worker.request_stop()
-    try:
-        await asyncio.wait_for(asyncio.shield(task), grace_seconds)
-    except TimeoutError:
-        log.warning("worker did not finish within %.1fs; releasing in-flight work", grace_seconds)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    except Exception:
-        log.exception("worker stopped with an error")

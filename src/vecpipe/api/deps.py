@@ -1,4 +1,5 @@
-"""Request dependencies: the pipeline, who the caller is, and which tenant it may touch.
+"""Request dependencies: the app's state (the lifespan's, state.py), who the caller is, and
+which tenant it may touch.
 
 Who (`authenticate`), from `Authorization: Bearer <token>`:
 - the admin token (VECPIPE_ADMIN_TOKEN) may do everything;
@@ -15,8 +16,6 @@ tenant's token on its own path with 403.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -25,13 +24,15 @@ from urllib.parse import unquote, unquote_to_bytes
 from fastapi import Depends, Header, Request
 from starlette.convertors import PathConvertor, register_url_convertor
 
+from vecpipe import observe
+from vecpipe.api.state import AppState
 from vecpipe.core.pipeline import Pipeline
 from vecpipe.core.quotas import QuotaService
 from vecpipe.db.tokens import TOKEN_PREFIX
 from vecpipe.errors import AuthError, Forbidden, NotFound, ValidationError
 from vecpipe.models import TENANT_ID_PATTERN, check_record_id
 from vecpipe.resources import Resources
-from vecpipe.settings import Settings
+from vecpipe.secrets import bearer_token, same_secret
 
 MAX_TOKEN_LENGTH = 256
 TENANT_ID_RULE = "tenant ids are 1-64 of A-Z a-z 0-9 . _ - and start with a letter or digit"
@@ -63,9 +64,13 @@ class Principal:
 ADMIN = Principal(None)
 
 
+def get_state(request: Request) -> AppState:
+    """What the app's lifespan yielded (request.state is a copy of it per request)."""
+    return AppState.of(request.scope.get("state", {}))
+
+
 def get_resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources
+    return get_state(request).resources
 
 
 def get_pipeline(request: Request) -> Pipeline:
@@ -73,33 +78,22 @@ def get_pipeline(request: Request) -> Pipeline:
 
 
 def get_quotas(request: Request) -> QuotaService:
-    """The app's quota service, made on first use (buckets are plain in-process state)."""
-    quotas: QuotaService | None = getattr(request.app.state, "quotas", None)
-    if quotas is None:
-        quotas = QuotaService(get_resources(request).settings.quotas)
-        request.app.state.quotas = quotas
-    return quotas
+    return get_state(request).quotas
 
 
 def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def _same(presented: str, expected: str) -> bool:
-    """Constant-time equality that does not leak the expected length either."""
-    return hmac.compare_digest(
-        hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest(),
-        hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest(),
-    )
+    return bearer_token(request.headers.get("authorization"))
 
 
 async def authenticate(request: Request) -> Principal:
     resources = get_resources(request)
     admin = resources.settings.admin_token
     presented = _bearer(request)
-    if presented is not None and admin is not None and _same(presented, admin.get_secret_value()):
+    if (
+        presented is not None
+        and admin is not None
+        and same_secret(presented, admin.get_secret_value())
+    ):
         return ADMIN
     if presented is not None and presented.startswith(TOKEN_PREFIX):
         tenant_id = None
@@ -189,17 +183,9 @@ def _raw_record_id(request: Request, tenant_id: str) -> bytes | None:
 
 def require_metrics_token(request: Request) -> None:
     """With VECPIPE_METRICS_TOKEN set, /metrics takes it (or the admin token)."""
-    if not metrics_scrape_allowed(get_resources(request).settings, request):
+    authorization = request.headers.get("authorization")
+    if not observe.scrape_allowed(get_resources(request).settings, authorization):
         raise AuthError("missing or invalid bearer token")
-
-
-def metrics_scrape_allowed(settings: Settings, request: Request) -> bool:
-    """Whether a /metrics request may be answered (the API's, or a worker's own)."""
-    if settings.metrics_token is None:
-        return True
-    presented = _bearer(request)
-    accepted = [t.get_secret_value() for t in (settings.metrics_token, settings.admin_token) if t]
-    return presented is not None and any([_same(presented, token) for token in accepted])
 
 
 async def check_body_unicode(request: Request) -> None:

@@ -27,7 +27,6 @@ from vecpipe.cli.status import JsonOption
 from vecpipe.db.engine import Database
 from vecpipe.errors import NotFound
 from vecpipe.settings import Settings
-from vecpipe.status import job_tenant
 
 
 class JobSource(Protocol):
@@ -43,7 +42,7 @@ class _DatabaseJobs:
         return [JobResponse.from_status(s) for s in await self._db.jobs.list(tenant, limit)]
 
     async def get(self, job_id: str) -> JobResponse:
-        tenant_id = await job_tenant(self._db.engine, job_id)
+        tenant_id = await self._db.jobs.tenant_of(job_id)
         found = await self._db.jobs.get(tenant_id, job_id) if tenant_id else None
         if found is None:
             raise NotFound(f"job {job_id} not found")

@@ -187,9 +187,9 @@ async def open_target(settings: Settings, url: str | None) -> AsyncIterator[Reco
         async with remote_client(url, settings) as client:
             yield _HttpTarget(client)
         return
-    from vecpipe.core.pipeline import Pipeline  # the whole stack: only on this path
+    from vecpipe.resources import open_pipeline  # the whole stack: only on this path
 
-    async with Pipeline.open(settings) as pipeline:
+    async with open_pipeline(settings) as pipeline:
         yield _LocalTarget(pipeline)
 
 

@@ -11,12 +11,11 @@ import typer
 
 from vecpipe.cli.common import load_settings, run
 from vecpipe.core.ai_config import AIConfigService
-from vecpipe.core.pipeline import Pipeline
 from vecpipe.db.engine import open_database
 from vecpipe.errors import ValidationError
 from vecpipe.models import TENANT_ID_PATTERN
 from vecpipe.providers.kind import ProviderContext
-from vecpipe.resources import claim_database, secret_box
+from vecpipe.resources import claim_database, open_pipeline, secret_box
 
 app = typer.Typer(help="Show or set a tenant's AI config; manage its tokens.", no_args_is_help=True)
 token_app = typer.Typer(help="Issue, revoke and list tenant API tokens.", no_args_is_help=True)
@@ -28,7 +27,7 @@ def show(tenant: str) -> None:
     """Print a tenant's AI config (secrets redacted)."""
 
     async def main() -> None:
-        async with Pipeline.open(load_settings()) as pipeline:
+        async with open_pipeline(load_settings()) as pipeline:
             config, configured = await pipeline.configs.show(tenant)
         typer.echo(json.dumps({"tenant_id": tenant, "configured": configured, "config": config}))
 
@@ -40,7 +39,7 @@ def set_config(tenant: str, config_file: Annotated[Path, typer.Argument(exists=T
     """Set a tenant's AI config from a JSON file."""
 
     async def main() -> None:
-        async with Pipeline.open(load_settings()) as pipeline:
+        async with open_pipeline(load_settings()) as pipeline:
             space = await pipeline.set_ai_config(tenant, json.loads(config_file.read_text()))
         typer.echo(
             json.dumps({"tenant_id": tenant, "model": space.model, "dimension": space.dimension})

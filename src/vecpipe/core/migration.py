@@ -23,13 +23,13 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.ingest import Ingestor, Op
 from vecpipe.db.migrations_repo import Migration, MigrationRepo
 from vecpipe.errors import ValidationError, VecpipeError
+from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace, Record, StoredRecord
 from vecpipe.providers.chain import ProviderChain
 from vecpipe.providers.config import AIConfig
@@ -154,8 +154,10 @@ async def drop_old_points(store: VectorStore, repo: MigrationRepo, row: Migratio
     await repo.finish(row.tenant_id)
 
 
-class MigrationRunner:
+class MigrationRunner(AsyncResource):
     """An owned task that carries running migrations through and cleans up after them.
+
+    Runs while it is open (`async with`: lifecycle.AsyncResource).
 
     Resumable: its state is the database row; a restarted copy starts the tenant's pages
     over, and records already copied are skipped (same text, same point ids).
@@ -180,16 +182,10 @@ class MigrationRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
-    async def __aenter__(self) -> Self:
+    async def _open(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="vecpipe-migrations")
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _close(self) -> None:
         task, self._task = self._task, None
         if task is None:
             return

@@ -1,6 +1,6 @@
 """The library API: what the HTTP API, the worker, the CLI and the sync facade all call.
 
-async with Pipeline.open(settings) as pipeline:
+async with vecpipe.open_pipeline(settings) as pipeline:     # resources.open_pipeline
     await pipeline.ingest("acme", [Record(id="1", text="hello")])
     hits = await pipeline.search("acme", "greeting")
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from vecpipe.core.ai_config import AIConfigService
@@ -65,15 +65,6 @@ class Pipeline:
         self.jobs = jobs
         self.queue = queue
         self.ingestor = ingestor
-
-    @classmethod
-    @asynccontextmanager
-    async def open(cls, settings: Settings | None = None) -> AsyncIterator[Pipeline]:
-        from vecpipe.resources import open_resources
-
-        async with AsyncExitStack() as stack:
-            resources = await stack.enter_async_context(open_resources(settings or Settings()))
-            yield resources.pipeline
 
     # ------------------------------------------------------------------ AI config
 
@@ -178,6 +169,10 @@ class Pipeline:
                         if not depth or outcome.status == "failed":
                             outcomes[i] = outcome
         return Applied([outcomes[i] for i in range(len(ops))], unflushed)
+
+    async def flush(self, spaces: Iterable[EmbeddingSpace]) -> None:
+        """Make durable what `process` wrote to these spaces with its flush deferred."""
+        await self.ingestor.flush(spaces)
 
     async def _write_chains(self, stack: AsyncExitStack, tenant_id: str) -> list[Any]:
         configs = await self.migrations.write_configs(tenant_id) if self.migrations else None

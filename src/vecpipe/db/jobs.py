@@ -178,6 +178,36 @@ class JobRepo:
         async with self._db.read() as conn:
             return await self._statuses(conn, query)
 
+    async def tenant_of(self, job_id: str) -> str | None:
+        """Whose job this is (job ids are unique across tenants); None when there is none."""
+        query = sa.select(jobs.c.tenant_id).where(jobs.c.id == job_id)
+        async with self._db.read() as conn:
+            found: str | None = (await conn.execute(query)).scalar_one_or_none()
+        return found
+
+    async def tenants(self) -> builtins.list[str]:
+        """Every tenant that has submitted a job."""
+        async with self._db.read() as conn:
+            return list((await conn.execute(sa.select(jobs.c.tenant_id).distinct())).scalars())
+
+    async def counts_by_state(self) -> dict[str, int]:
+        """How many jobs are queued, running and completed; only the items of unfinished
+        jobs are scanned."""
+        unfinished = (
+            sa.select(job_items.c.job_id).where(job_items.c.outcome.is_(None)).distinct().subquery()
+        )
+        progress = (
+            sa.select(job_items.c.job_id, sa.func.count(job_items.c.outcome))
+            .where(job_items.c.job_id.in_(sa.select(unfinished.c.job_id)))
+            .group_by(job_items.c.job_id)
+        )
+        async with self._db.read() as conn:
+            total = (await conn.execute(sa.select(sa.func.count()).select_from(jobs))).scalar_one()
+            counted = [row[1] for row in await conn.execute(progress)]
+        running = sum(1 for n in counted if n)
+        queued = len(counted) - running
+        return {"queued": queued, "running": running, "completed": int(total) - len(counted)}
+
     async def _statuses(
         self, conn: AsyncConnection, query: sa.Select[Any]
     ) -> builtins.list[JobStatus]:

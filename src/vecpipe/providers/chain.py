@@ -4,7 +4,8 @@ Each provider sits behind a circuit breaker: after `failure_threshold` consecuti
 the chain stops calling it for `cooldown` seconds, then lets one call through as a probe.
 
 Metrics: every successful call is timed by provider, a call served by a fallback counts as
-one, and each breaker's state is a gauge (`breaker_states()` reads all live chains).
+one, and each breaker's state is a gauge (`ProviderManager.breaker_states()` reads the chains
+it holds, through `worst_breaker_states`).
 `track_served()` tells a caller which providers embedded its texts.
 """
 
@@ -12,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -25,7 +25,6 @@ from vecpipe.providers.base import EmbeddingProvider, Purpose
 
 log = logging.getLogger(__name__)
 
-_live_chains: weakref.WeakSet[ProviderChain] = weakref.WeakSet()
 _served: ContextVar[list[str] | None] = ContextVar("vecpipe_served", default=None)
 
 
@@ -40,15 +39,14 @@ def track_served() -> Iterator[list[str]]:
         _served.reset(token)
 
 
-def breaker_states() -> dict[str, str]:
-    """Each open provider's breaker state; the worst one when chains share a provider."""
+def worst_breaker_states(chains: Iterable[ProviderChain]) -> dict[str, str]:
+    """Each provider's breaker state; the worst one when chains share a provider."""
     worst: dict[str, str] = {}
     rank = metrics.BREAKER_VALUES
-    for chain in list(_live_chains):
-        for provider, breaker in zip(chain.providers, chain.breakers, strict=True):
-            state = breaker.state
-            if rank[state] >= rank.get(worst.get(provider.name, "closed"), 0):
-                worst[provider.name] = state
+    for chain in chains:
+        for name, state in chain.breaker_states().items():
+            if rank[state] >= rank.get(worst.get(name, "closed"), 0):
+                worst[name] = state
     return worst
 
 
@@ -107,7 +105,13 @@ class ProviderChain:
         self.providers = list(providers)
         self.breakers = list(breakers)
         self.served_by = ServedBy()
-        _live_chains.add(self)
+
+    def breaker_states(self) -> dict[str, str]:
+        """The state of each provider's breaker (closed | half_open | open), by name."""
+        return {
+            provider.name: breaker.state
+            for provider, breaker in zip(self.providers, self.breakers, strict=True)
+        }
 
     @property
     def primary(self) -> EmbeddingProvider:

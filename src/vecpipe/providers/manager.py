@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from vecpipe.errors import ClosedError, ValidationError
+from vecpipe.errors import ValidationError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
-from vecpipe.providers.chain import CircuitBreaker, ProviderChain
+from vecpipe.providers.chain import CircuitBreaker, ProviderChain, worst_breaker_states
 from vecpipe.providers.config import AIConfig, provider_key
 from vecpipe.providers.kind import ProviderConfig
 from vecpipe.text.hashing import fingerprint
@@ -62,7 +62,9 @@ class ProviderManager(AsyncResource):
         self._chains: dict[str, _Chain] = {}
         self._tenants: dict[str, _TenantBinding] = {}
         self._lock = asyncio.Lock()
-        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<ProviderManager of {len(self._providers)} providers, {self.resource_state}>"
 
     async def declared_space(self, config: AIConfig) -> EmbeddingSpace | None:
         """The space `config`'s chain would have, known without opening a provider; else None.
@@ -82,14 +84,13 @@ class ProviderManager(AsyncResource):
             yield entry.chain
         finally:
             entry.active -= 1
-            if entry.active == 0 and not self._closed:
+            if entry.active == 0 and self.resource_state == "open":
                 await self._collect()
 
     @asynccontextmanager
     async def lease_config(self, config: AIConfig) -> AsyncIterator[ProviderChain]:
         """The chain of an explicit config (a migration's), kept open while in use."""
-        if self._closed:
-            raise ClosedError("provider manager is closed")
+        self._check_open()
         try:
             async with self._lock:
                 entry = self._chains[await self._ensure_chain(config)]
@@ -101,7 +102,7 @@ class ProviderManager(AsyncResource):
             yield entry.chain
         finally:
             entry.active -= 1
-            if entry.active == 0 and not self._closed:
+            if entry.active == 0 and self.resource_state == "open":
                 await self._collect()
 
     async def validate(self, config: AIConfig) -> EmbeddingSpace:
@@ -117,10 +118,7 @@ class ProviderManager(AsyncResource):
         """Reload the tenant's config on next use (after it was changed or deleted)."""
         self._tenants.pop(tenant_id, None)
 
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _close(self) -> None:
         providers = list(self._providers.values())
         self._providers.clear()
         self._chains.clear()
@@ -128,12 +126,15 @@ class ProviderManager(AsyncResource):
         for provider in providers:
             await provider.aclose()
 
+    def breaker_states(self) -> dict[str, str]:
+        """The breaker state of each provider in a chain held now (for metrics and status)."""
+        return worst_breaker_states(entry.chain for entry in self._chains.values())
+
     def open_provider_names(self) -> list[str]:
         return sorted(p.name for p in self._providers.values())
 
     async def _chain_for(self, tenant_id: str | None) -> _Chain:
-        if self._closed:
-            raise ClosedError("provider manager is closed")
+        self._check_open()
         binding_key = tenant_id or ""
         binding = self._tenants.get(binding_key)
         now = time.monotonic()

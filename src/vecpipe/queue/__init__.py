@@ -1,1 +1,1 @@
-"""Durable queues: SQLite in the data dir (sqlite.py) and RabbitMQ (rabbitmq.py)."""
+"""Durable queues: SQLite in the data dir (sqlite.py) and RabbitMQ (the rabbitmq package)."""

@@ -57,6 +57,9 @@ class MessageQueue(Protocol):
     async def depth(self) -> int:
         """Messages waiting or in flight."""
 
+    async def dead_letter_count(self) -> int:
+        """Dead letters waiting to be replayed or dropped."""
+
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
 
     async def replay_dead_letters(self, ids: Sequence[str] | None = None) -> int:

@@ -31,11 +31,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self, TypeVar
+from typing import Self, TypeVar
 
 from vecpipe.diskspace import FreeSpaceFloor, is_disk_full, storage_full
 from vecpipe.errors import ClosedError, QueueError
+from vecpipe.lifecycle import AsyncResource
 from vecpipe.queue import sqlite_ops as ops
 from vecpipe.queue.base import DeadLetter, Delivery
 from vecpipe.queue.sqlite_ops import Leased, SqliteTag
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class SqliteQueue:
+class SqliteQueue(AsyncResource):
     """`MessageQueue` on a SQLite file. Open with `async with` (or `await open()`)."""
 
     def __init__(
@@ -65,7 +65,6 @@ class SqliteQueue:
         self._poll_interval = poll_interval
         self._busy_timeout = busy_timeout
         self._floor = FreeSpaceFloor(self._path.parent, min_free_bytes, label="queue")
-        self._state: Literal["new", "open", "closed"] = "new"
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # used on the executor's thread only
         self._wakeup = asyncio.Event()
@@ -76,41 +75,23 @@ class SqliteQueue:
 
     @property
     def closed(self) -> bool:
-        return self._state == "closed"
+        return self.resource_state == "closed"
 
     def __repr__(self) -> str:
-        return f"<SqliteQueue {str(self._path)!r} {self._state}>"
+        return f"<SqliteQueue {str(self._path)!r} {self.resource_state}>"
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- lifecycle (lifecycle.AsyncResource) -----------------------------------------------
 
     async def open(self) -> Self:
-        if self._state != "new":
-            raise ClosedError(f"{self!r} cannot be opened twice")
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="vecpipe-sqlite-queue")
-        self._state = "open"
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
-        except BaseException:
-            await self.aclose()
-            raise
+        await self._open_once()
         return self
 
-    async def __aenter__(self) -> Self:
-        return await self.open()
+    async def _open(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="vecpipe-sqlite-queue")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         """Close the connection on its thread. Unacked leases simply expire."""
-        if self._state == "closed":
-            return
-        self._state = "closed"
         self._wakeup.set()  # receivers waiting for messages see the queue is closed
         executor = self._executor
         if executor is None:
@@ -122,7 +103,7 @@ class SqliteQueue:
             executor.shutdown(wait=False)
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if getattr(self, "_state", "closed") != "open":
+        if getattr(self, "_resource_state", "closed") != "open":
             return
         _warn(f"unclosed {self!r}", ResourceWarning, source=self)
         executor, conn = self._executor, self._conn
@@ -146,11 +127,6 @@ class SqliteQueue:
             conn.close()
 
     # -- running statements on the queue's thread ------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._state != "open":
-            state = "closed" if self._state == "closed" else "not open"
-            raise ClosedError(f"the sqlite queue is {state}")
 
     def _guarded(self, op: Callable[[sqlite3.Connection], T], grows: bool = False) -> T:
         """Run `op` on the queue's thread; `grows`: it adds to the file, so the free-space
@@ -219,7 +195,7 @@ class SqliteQueue:
         if future.cancelled() or future.exception() is not None or not future.result():
             return
         tags = [SqliteTag(m.id, m.token) for m in future.result()]
-        if self._state == "open" and self._executor is not None:
+        if self.resource_state == "open" and self._executor is not None:
             with contextlib.suppress(RuntimeError):  # closing meanwhile: the leases expire
                 self._executor.submit(self._guarded, lambda conn: ops.unlease(conn, tags))
 
@@ -267,6 +243,9 @@ class SqliteQueue:
     async def depth(self) -> int:
         """Messages waiting (due or delayed) plus messages leased and not yet acked."""
         return await self._call(ops.count)
+
+    async def dead_letter_count(self) -> int:
+        return await self._call(ops.count_dead)
 
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Oldest failure first."""

@@ -282,5 +282,10 @@ def count(conn: sqlite3.Connection) -> int:
     return int(n)
 
 
+def count_dead(conn: sqlite3.Connection) -> int:
+    (found,) = conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
+    return int(found)
+
+
 def _clip(reason: str) -> str:
     return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"

@@ -15,14 +15,12 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from vecpipe import metrics
-from vecpipe.api.deps import metrics_scrape_allowed
+from vecpipe import observe
 from vecpipe.errors import ConfigError
 from vecpipe.resources import Resources
 from vecpipe.settings import Settings
@@ -44,13 +42,13 @@ def metrics_app(settings: Settings, resources: Resources) -> Starlette:
     """GET /metrics, Prometheus text; 401 without the metrics token when one is set."""
 
     async def scrape(request: Request) -> Response:
-        if not metrics_scrape_allowed(settings, request):
+        if not observe.scrape_allowed(settings, request.headers.get("authorization")):
             error = {"code": "unauthorized", "message": "missing or invalid bearer token"}
             return JSONResponse(
                 {"error": error}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )
-        await metrics.refresh(resources)  # state gauges: queue, breakers, jobs
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = await observe.scrape(resources)  # state gauges: queue, breakers, jobs
+        return Response(body, media_type=observe.CONTENT_TYPE)
 
     return Starlette(routes=[Route("/metrics", scrape, methods=["GET"])])
 

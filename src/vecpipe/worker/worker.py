@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from vecpipe import metrics
 from vecpipe.core.ingest import Outcome
-from vecpipe.core.pipeline import OUTCOME_TO_JOB, Pipeline
+from vecpipe.core.pipeline import OUTCOME_TO_JOB
 from vecpipe.errors import StorageFull
 from vecpipe.models import EmbeddingSpace
 from vecpipe.queue.backoff import backoff_delay
@@ -32,6 +32,7 @@ from vecpipe.queue.base import Delivery, MessageQueue
 from vecpipe.settings import Settings
 from vecpipe.worker.leases import LeaseKeeper
 from vecpipe.worker.messages import ParsedMessage, PoisonMessage, parse_message
+from vecpipe.worker.pieces import BatchProcessor, JobOutcomes, ReadinessCheck
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class _Plan:
 
 
 @dataclass
-class _Lane:
+class _LoopBatches:
     """One consumer loop's batches besides the one it processes."""
 
     ahead: asyncio.Task[list[Delivery]] | None = None  # being received
@@ -78,10 +79,23 @@ class _Lane:
 
 
 class VectorizationWorker:
-    def __init__(self, pipeline: Pipeline, queue: MessageQueue, settings: Settings) -> None:
-        self.pipeline = pipeline
+    """Consumes `queue`; `batches` embeds and writes, `jobs` counts, `store` says when to
+    take work again after a store failure (worker/background.py wires them from Resources)."""
+
+    def __init__(
+        self,
+        queue: MessageQueue,
+        settings: Settings,
+        *,
+        batches: BatchProcessor,
+        jobs: JobOutcomes,
+        store: ReadinessCheck,
+    ) -> None:
         self.queue = queue
         self.settings = settings
+        self._batches = batches
+        self._jobs = jobs
+        self._store = store
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
         self._check_store = False  # a batch was retried: is the store down?
@@ -108,41 +122,41 @@ class VectorizationWorker:
 
     async def _consume(self) -> None:
         failures = 0
-        lane = _Lane()
+        pending = _LoopBatches()
         try:
             while not self._stopping.is_set():
                 try:
-                    await self._step(lane)
+                    await self._step(pending)
                     failures = 0
                 except Exception as exc:  # the queue or the database failed: back off, go on
                     failures += 1
                     await self._back_off(failures, exc)
         except asyncio.CancelledError:
-            for task in lane.settling:
+            for task in pending.settling:
                 if not task.cancelling():  # the one awaited is cancelled already: once only,
                     task.cancel()  # or a second cancel would cut short its giving back
             raise
         finally:
-            if lane.ahead is not None:
-                await self._give_back(lane.ahead)
-            for task in lane.settling:
+            if pending.ahead is not None:
+                await self._give_back(pending.ahead)
+            for task in pending.settling:
                 await _finished(task)
 
-    async def _step(self, lane: _Lane) -> None:
+    async def _step(self, pending: _LoopBatches) -> None:
         """Take a batch (received ahead, or now), process it, and start settling it."""
-        if self._check_store and lane.ahead is not None:
-            held, lane.ahead = lane.ahead, None
+        if self._check_store and pending.ahead is not None:
+            held, pending.ahead = pending.ahead, None
             await self._give_back(held)  # no leases held through a store outage
         await self._wait_for_store()
-        ahead, lane.ahead = lane.ahead, None
+        ahead, pending.ahead = pending.ahead, None
         deliveries = await (ahead or self._receive())
         plan = None
         if await self._take(deliveries):
-            lane.ahead = asyncio.create_task(self._receive())
+            pending.ahead = asyncio.create_task(self._receive())
             plan = await self._processed(deliveries)
-            lane.settling.append(self._start_settling(plan))
+            pending.settling.append(self._start_settling(plan))
         # one batch may settle while the next is taken; none while idle
-        await _settled(lane.settling, keep=1 if plan is not None else 0)
+        await _settled(pending.settling, keep=1 if plan is not None else 0)
 
     async def _back_off(self, failures: int, exc: Exception) -> None:
         delay = backoff_delay(failures, self.settings.worker_poll_seconds, STORE_PROBE_MAX_SECONDS)
@@ -190,9 +204,9 @@ class VectorizationWorker:
                 await self._release(batch.result())
 
     def _start_settling(self, plan: _Plan) -> asyncio.Task[None]:
-        return asyncio.create_task(self._settle(plan), name="vecpipe-worker-settle")
+        return asyncio.create_task(self._settle_batch(plan), name="vecpipe-worker-settle")
 
-    async def _settle(self, plan: _Plan) -> None:
+    async def _settle_batch(self, plan: _Plan) -> None:
         try:
             await self._execute(plan)
         except BaseException:  # cancelled, or settling failed: give the batch back
@@ -214,7 +228,7 @@ class VectorizationWorker:
         delay = self.settings.worker_poll_seconds
         while self._check_store and not self._stopping.is_set():
             try:
-                await self.pipeline.store.check_ready()
+                await self._store.check_ready()
             except Exception as exc:
                 if delay == self.settings.worker_poll_seconds:
                     log.warning("store not ready, taking no work until it is: %s", exc)
@@ -236,7 +250,7 @@ class VectorizationWorker:
             self.leases.drop(deliveries)
             metrics.IN_FLIGHT.dec(len(deliveries))
             raise
-        await self._settle(plan)
+        await self._settle_batch(plan)
 
     async def _process(self, deliveries: Sequence[Delivery]) -> _Plan:
         """Embed and write the batch; what to do with each delivery once it is durable."""
@@ -250,7 +264,7 @@ class VectorizationWorker:
                 plan.dead_labels.append((metrics.UNKNOWN_TENANT, metrics.NO_PROVIDER))
         if parsed:
             try:
-                applied = await self.pipeline.process([p.op for _, p in parsed], flush=False)
+                applied = await self._batches.process([p.op for _, p in parsed], flush=False)
                 plan.flush = applied.unflushed  # flushed when settled, before acks
                 outcomes = applied.outcomes
             except Exception as exc:  # a bug or an unexpected failure: retry, never lose
@@ -298,12 +312,12 @@ class VectorizationWorker:
 
     async def _execute(self, plan: _Plan) -> None:
         try:
-            await self.pipeline.ingestor.flush(plan.flush)  # durable before anything is counted
+            await self._batches.flush(plan.flush)  # durable before anything is counted
         except Exception:
             self._check_store = True  # the batch is given back; no work until the store is ready
             raise
         for (tenant_id, job_id), outcomes in plan.jobs.items():
-            await self.pipeline.jobs.record_outcomes(job_id, outcomes, tenant_id=tenant_id)
+            await self._jobs.record_outcomes(job_id, outcomes, tenant_id=tenant_id)
         # the leases have most of a period left: renewing them while they are settled would
         # only report the settled ones as lost
         self.leases.drop(plan.deliveries)

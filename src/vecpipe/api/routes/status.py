@@ -14,7 +14,7 @@ from vecpipe.api.deps import PipelineDep, PrincipalDep, get_resources
 from vecpipe.api.schemas import JobResponse
 from vecpipe.errors import Forbidden, NotFound
 from vecpipe.models import TENANT_ID_PATTERN
-from vecpipe.status import DEFAULT_TENANT_LIMIT, StatusReport, collect_status, job_tenant
+from vecpipe.status import DEFAULT_TENANT_LIMIT, StatusReport, collect_status
 
 
 def require_admin(principal: PrincipalDep) -> None:
@@ -47,7 +47,7 @@ async def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobResponse)
 async def get_job(request: Request, job_id: str, pipeline: PipelineDep) -> JobResponse:
     """One job, whichever tenant it belongs to."""
-    tenant_id = await job_tenant(get_resources(request).database.engine, job_id)
+    tenant_id = await get_resources(request).database.jobs.tenant_of(job_id)
     if tenant_id is None:
         raise NotFound("job not found")
     return JobResponse.from_status(await pipeline.job(tenant_id, job_id))

@@ -331,9 +331,9 @@ class EdgeStore(AsyncResource):
         target = self._spaces.get(space.key)
         if target is not None:
             return target
-        return await self._opened(space.key, lambda: self._open(space))
+        return await self._opened(space.key, lambda: self._open_space(space))
 
-    async def _open(self, space: EmbeddingSpace) -> OpenSpace:
+    async def _open_space(self, space: EmbeddingSpace) -> OpenSpace:
         path, shard, changed = await self._run(
             "open", space, edge_generations.open_live, self._shards_dir, space.key, space.dimension
         )

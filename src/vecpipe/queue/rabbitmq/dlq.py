@@ -19,7 +19,7 @@ from aio_pika.message import IncomingMessage
 from aiormq import spec
 
 from vecpipe.queue.base import DeadLetter
-from vecpipe.queue.rabbitmq_topology import REASON_HEADER, Topology, dead_letter_from, message_key
+from vecpipe.queue.rabbitmq.topology import REASON_HEADER, Topology, dead_letter_from, message_key
 
 LAST_ERROR_HEADER = "x-vecpipe-last-error"
 REPLAY_HEADER = "x-vecpipe-replay"  # the replay scan that requeued a message (copies keep it)

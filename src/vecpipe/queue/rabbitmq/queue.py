@@ -2,8 +2,8 @@
 
 One robust connection (it reconnects after a broker restart or a forced close, and restores the
 topology and the consumer) carries a publishing channel with publisher confirms
-(`rabbitmq_publisher`) and a consuming channel with QoS `prefetch` (`rabbitmq_consumer`).
-Names, arguments and headers: `rabbitmq_topology`. Dead letters and depth: `rabbitmq_dlq`.
+(`publisher.py`) and a consuming channel with QoS `prefetch` (`consumer.py`).
+Names, arguments and headers: `topology.py`. Dead letters and depth: `dlq.py`.
 
 Delivery is at-least-once:
 
@@ -26,7 +26,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Self
 
 import aio_pika
@@ -36,12 +35,13 @@ from aio_pika.exceptions import AMQPError
 from yarl import URL
 
 from vecpipe.errors import ClosedError, QueueError, ValidationError
-from vecpipe.queue import rabbitmq_dlq
+from vecpipe.lifecycle import AsyncResource
 from vecpipe.queue.base import DeadLetter, Delivery
-from vecpipe.queue.rabbitmq_amqp import amqp_errors, is_live, safe_url, settle, wait_ready
-from vecpipe.queue.rabbitmq_consumer import Consumer
-from vecpipe.queue.rabbitmq_publisher import Outgoing, Publisher, copy_message, new_message
-from vecpipe.queue.rabbitmq_topology import (
+from vecpipe.queue.rabbitmq import dlq
+from vecpipe.queue.rabbitmq.amqp import amqp_errors, is_live, safe_url, settle, wait_ready
+from vecpipe.queue.rabbitmq.consumer import Consumer
+from vecpipe.queue.rabbitmq.publisher import Outgoing, Publisher, copy_message, new_message
+from vecpipe.queue.rabbitmq.topology import (
     Topology,
     copy_headers,
     delivery_attempts,
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0  # aclose gives up on the broker after this, so shutdown stays bounded
 
 
-class RabbitQueue:
+class RabbitQueue(AsyncResource):
     """`MessageQueue` on a RabbitMQ quorum queue; use as ``async with RabbitQueue(...) as q``."""
 
     def __init__(
@@ -79,7 +79,6 @@ class RabbitQueue:
         self._sub: AbstractRobustChannel | None = None
         self._publisher: Publisher | None = None
         self._consumer: Consumer | None = None
-        self._closed = False
         self._stale = 0  # deliveries found without their channel, not yet logged
 
     def __repr__(self) -> str:
@@ -89,55 +88,41 @@ class RabbitQueue:
     def topology(self) -> Topology:
         return self._topology
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return await self.open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    # -- lifecycle (lifecycle.AsyncResource) -------------------------------------------------
 
     async def open(self) -> Self:
-        """Connect, open both channels and declare the topology (idempotent on the broker)."""
-        if self._closed:
-            raise ClosedError("RabbitQueue is closed")
-        if self._connection is not None:
-            raise RuntimeError("RabbitQueue is already open")
-        try:
-            async with amqp_errors(f"connect to RabbitMQ at {safe_url(self._url)}"):
-                self._connection = await aio_pika.connect_robust(
-                    URL(self._url),
-                    client_properties={"connection_name": self.connection_name},
-                    reconnect_interval=self._reconnect_interval,
-                    timeout=self._timeout,
-                )
-                self._pub = await self._connection.channel(
-                    publisher_confirms=True, on_return_raises=True
-                )
-                self._sub = await self._connection.channel(publisher_confirms=False)
-                await self._sub.set_qos(prefetch_count=self._prefetch)
-                self._publisher = await self._declare_topology(self._pub)
-                work_queue = await self._sub.declare_queue(
-                    self._topology.queue, durable=True, arguments=self._topology.main_arguments()
-                )
-                self._consumer = Consumer(self._sub, work_queue, self._timeout)
-        except BaseException:
-            await self.aclose()
-            raise
+        await self._open_once()
         return self
+
+    async def _open(self) -> None:
+        """Connect, open both channels and declare the topology (idempotent on the broker)."""
+        async with amqp_errors(f"connect to RabbitMQ at {safe_url(self._url)}"):
+            self._connection = await aio_pika.connect_robust(
+                URL(self._url),
+                client_properties={"connection_name": self.connection_name},
+                reconnect_interval=self._reconnect_interval,
+                timeout=self._timeout,
+            )
+            self._pub = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+            self._sub = await self._connection.channel(publisher_confirms=False)
+            await self._sub.set_qos(prefetch_count=self._prefetch)
+            self._publisher = await self._declare_topology(self._pub)
+            work_queue = await self._sub.declare_queue(
+                self._topology.queue, durable=True, arguments=self._topology.main_arguments()
+            )
+            self._consumer = Consumer(self._sub, work_queue, self._timeout)
 
     async def _declare_topology(self, channel: AbstractRobustChannel) -> Publisher:
         """Declared robustly: re-declared by aio-pika after every reconnect."""
         top = self._topology
         dlx = await channel.declare_exchange(top.dlx, aio_pika.ExchangeType.DIRECT, durable=True)
         await channel.declare_queue(top.queue, durable=True, arguments=top.main_arguments())
-        dlq = await channel.declare_queue(top.dlq, durable=True, arguments=top.dlq_arguments())
-        await dlq.bind(dlx, routing_key=top.dlq)
+        dead_letters = await channel.declare_queue(
+            top.dlq, durable=True, arguments=top.dlq_arguments()
+        )
+        await dead_letters.bind(dlx, routing_key=top.dlq)
         for bucket in top.buckets:
             await channel.declare_queue(
                 top.wait_queue(bucket), durable=True, arguments=top.wait_arguments(bucket)
@@ -145,15 +130,12 @@ class RabbitQueue:
         pause = min(0.5, self._reconnect_interval)
         return Publisher(channel, dlx, timeout=self._timeout, pause=pause)
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         """Stop consuming, give back what was buffered but never handed out, close everything.
 
         Deliveries handed out and not yet settled return to the queue when the channel closes
         (counted by the broker as a delivery); callers settle or release them first.
         """
-        if self._closed:
-            return
-        self._closed = True
         try:
             if self._consumer is not None:
                 waiting = await self._consumer.stop(CLOSE_TIMEOUT)
@@ -173,12 +155,6 @@ class RabbitQueue:
                 await self._connection.close()
             except (AMQPError, RuntimeError, OSError) as exc:
                 log.debug("closing the RabbitMQ connection failed: %r", exc)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError("RabbitQueue is closed")
-        if self._connection is None:
-            raise ClosedError("RabbitQueue is not open (use `async with`)")
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -352,15 +328,21 @@ class RabbitQueue:
         """
         names = [self._topology.queue, *self._topology.wait_queues]
         async with self._admin_channel("read the queue depth") as channel:
-            ready = await rabbitmq_dlq.queue_depth(channel, names)
+            ready = await dlq.queue_depth(channel, names)
         return ready + (self._consumer.in_flight() if self._consumer is not None else 0)
+
+    async def dead_letter_count(self) -> int:
+        """Dead letters ready in the DLQ; those a peek or a replay holds that moment are not
+        counted (they are back a moment later)."""
+        async with self._admin_channel("count dead letters") as channel:
+            return await dlq.queue_depth(channel, [self._topology.dlq])
 
     async def list_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         if limit < 1:
             return []
         async with self._admin_channel("list dead letters") as channel:
-            return await rabbitmq_dlq.peek_dead_letters(channel, self._topology, limit)
+            return await dlq.peek_dead_letters(channel, self._topology, limit)
 
     async def replay_dead_letters(self, ids: Sequence[str] | None = None) -> int:
         async with self._admin_channel("replay dead letters") as channel:
-            return await rabbitmq_dlq.replay_dead_letters(channel, self._topology, ids)
+            return await dlq.replay_dead_letters(channel, self._topology, ids)

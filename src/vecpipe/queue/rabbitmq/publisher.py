@@ -22,8 +22,8 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, Abstrac
 from aio_pika.exceptions import DeliveryError, PublishError
 
 from vecpipe.errors import QueueError
-from vecpipe.queue.rabbitmq_amqp import wait_ready
-from vecpipe.queue.rabbitmq_topology import message_key
+from vecpipe.queue.rabbitmq.amqp import wait_ready
+from vecpipe.queue.rabbitmq.topology import message_key
 
 log = logging.getLogger(__name__)
 

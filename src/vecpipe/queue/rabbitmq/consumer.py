@@ -15,7 +15,7 @@ from collections import deque
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
 
 from vecpipe.errors import ClosedError, QueueError
-from vecpipe.queue.rabbitmq_amqp import amqp_errors, is_live, wait_ready
+from vecpipe.queue.rabbitmq.amqp import amqp_errors, is_live, wait_ready
 
 log = logging.getLogger(__name__)
 
