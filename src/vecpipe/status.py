@@ -50,8 +50,8 @@ class StatusReport(BaseModel):
     dead_letters_capped: bool = False  # kept for clients: the count is exact on both queues
     providers: list[ProviderStatus]
     jobs: dict[str, int]
-    # points in these spaces of tenants not listed (beyond --limit, or known to nothing but
-    # the store: no config and no job, and a store that cannot list its tenants)
+    # points in these spaces of tenants not listed: beyond --limit, or with records only in
+    # a space that is not the default one and neither a config nor a job naming them
     unlisted_points: int = 0
     errors: list[str] = []
 
@@ -96,11 +96,11 @@ async def _default_space(resources: Resources, errors: list[str]) -> EmbeddingSp
 
 
 async def _stored_tenants(resources: Resources, space: EmbeddingSpace | None) -> set[str]:
-    """Tenants with points in the default space, from a store that can list them."""
-    tenant_counts = getattr(resources.store, "tenant_counts", None)
-    if tenant_counts is None or space is None:
+    """Tenants with records in the default space: the store knows some that neither a
+    config nor a job names (records written with the default chain, then left alone)."""
+    if space is None:
         return set()
-    return set(await tenant_counts(space))
+    return set(await resources.store.tenants(space))
 
 
 def _unlisted(tenants: list[TenantStatus], spaces: list[SpaceStatus]) -> int:

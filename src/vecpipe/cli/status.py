@@ -60,7 +60,7 @@ def render(report: StatusReport, out: Console) -> None:
     if report.unlisted_points:
         tenants.caption = (
             f"+ {report.unlisted_points:,} points of tenants not listed "
-            "(beyond --limit, or with neither a config nor a job)"
+            "(beyond --limit, or in another space with neither a config nor a job)"
         )
     out.print(tenants if report.tenants else "no tenants yet (none configured, no jobs)")
     spaces = Table("space", "model", title="spaces", title_justify="left")
