@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import openai
 import pytest
+from pydantic import SecretStr
 
 from tests.support.app import make_settings
 from tests.support.corpus import english_paragraphs
@@ -112,7 +113,7 @@ def test_bad_input_is_openai_bad_request(served: ServeProcess) -> None:
     with openai.OpenAI(base_url=f"{served.base_url}/v1", api_key="unused") as client:
         for bad in ([], [""], [True], [[1, -1]]):
             with pytest.raises(openai.BadRequestError) as caught:
-                client.embeddings.create(input=bad, model=MODEL)  # type: ignore[arg-type]
+                client.embeddings.create(input=bad, model=MODEL)
             assert caught.value.status_code == 400 and caught.value.body["param"] == "input"  # type: ignore[index]
         with pytest.raises(openai.NotFoundError) as missing:
             client.embeddings.create(input=["x"], model="text-embedding-3-small")
@@ -153,7 +154,7 @@ def langchain(server: ServeProcess, **options: object) -> Callable[[list[str]], 
     client = OpenAIEmbeddings(
         model=MODEL,
         base_url=f"{server.base_url}/v1",
-        api_key="unused",
+        api_key=SecretStr("unused"),
         **options,  # type: ignore[arg-type]
     )
     return client.embed_documents
