@@ -214,7 +214,8 @@ async def test_embeddings_use_the_token_tenants_own_chain(world: World) -> None:
     for status in (401, 400, 500):  # a gateway that echoes the key in its errors
         echo = f"Incorrect API key provided: {GATEWAY_KEY}"
         world.gateway.control.inject(*[Fault.http_status(status, message=echo)] * 8)
-        failed = await world.call("POST", "/v1/embeddings", world.tokens[A], body)
+        fresh = {**body, "input": [f"not cached {status}"]}  # reaches the gateway
+        failed = await world.call("POST", "/v1/embeddings", world.tokens[A], fresh)
         assert failed.status_code >= 400  # the teardown scan finds no key in it or the logs
         world.gateway.control.faults.clear()
 
