@@ -120,7 +120,7 @@ async def _acme_unchanged(world: World) -> None:
 async def test_another_tenants_token_gets_the_same_404_everywhere(world: World) -> None:
     wrong = []
     for route in ROUTES:
-        expected = FORBIDDEN if route.kind == "operator" else NOT_FOUND
+        expected: tuple[int, Any] = FORBIDDEN if route.kind == "operator" else NOT_FOUND
         if route.kind == "embeddings":
             expected = OPENAI_NOT_FOUND
         for target in (A, "ghost-tenant"):  # an existing and a nonexistent tenant alike
