@@ -4,7 +4,8 @@
     ├── ConfigError              settings or a stored config that cannot work (startup errors)
     ├── ValidationError          bad input from a caller: 4xx, never retried
     │   └── LimitExceeded        a size or count limit (HTTP 413/422)
-    │       └── QuotaExceeded    a tenant's quota is used up for now (HTTP 429, Retry-After)
+    │       ├── QuotaExceeded    a tenant's quota is used up for now (HTTP 429, Retry-After)
+    │       └── ContextLengthExceeded  an input over the model's token limit (limit, count)
     ├── NotFound                 a tenant, record or job that does not exist (HTTP 404)
     ├── AuthError                missing or invalid token (HTTP 401)
     │   └── Forbidden            authenticated, but the route needs the admin token (HTTP 403)
@@ -28,6 +29,7 @@ from __future__ import annotations
 class VecpipeError(Exception):
     code = "internal_error"
     retryable = False
+    param: str | None = None  # the request field it is about, where one is (OpenAI's `param`)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -54,6 +56,25 @@ class QuotaExceeded(LimitExceeded):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ContextLengthExceeded(LimitExceeded):
+    """An input longer than the model reads, which one vector cannot hold (records are
+    chunked instead). `limit` and `requested` are tokens, special tokens included; OpenAI's
+    wording, which clients (LiteLLM) recognise as a context-window error."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, limit: int, requested: int, index: int | None = None) -> None:
+        which = "" if index is None else f" (input {index})"
+        super().__init__(
+            f"This model's maximum context length is {limit} tokens, however you requested "
+            f"{requested} tokens{which}. Please reduce the length of the input."
+        )
+        self.limit = limit
+        self.requested = requested
+        self.index = index
+        self.param = "input"
 
 
 class NotFound(VecpipeError):

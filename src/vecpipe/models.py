@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
@@ -20,6 +20,20 @@ MAX_JOB_ID_LENGTH = 128  # vecpipe's job ids are 32 hex digits; a message may na
 MAX_VERSION = 2**53  # versions are compared as float64 by Qdrant range filters: exact up to here
 
 TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, examples=["acme"])]
+
+
+def _json_integer(value: object) -> object:
+    """A JSON integer: `5` (or `5.0`, the same JSON number); never `true` or `"5"`, which
+    lax validation would read as 1 and 5."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON integer, not a boolean or a string")
+    return value
+
+
+JSON_INTEGER = BeforeValidator(_json_integer)
+"""`Annotated[int, Field(<bounds>), JSON_INTEGER]`: an integer as JSON has them, where lax
+coercion would mislead. The bounds go before it, or the JSON schema loses them."""
+JsonInt = Annotated[int, JSON_INTEGER]
 
 
 def is_valid_tenant_id(value: str) -> bool:
@@ -42,12 +56,16 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=512)
-    text: str = Field(min_length=1)
+    id: str = Field(
+        min_length=1, max_length=512, json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]+$"}
+    )
+    # not blank: the schema says what record_checks refuses (a text str.strip() empties)
+    text: str = Field(min_length=1, json_schema_extra={"pattern": r"[^\s\x1c-\x1f]"})
     metadata: dict[str, Any] = Field(default_factory=dict)
     # Writes are conditional on it: an older version never overwrites a newer one. Left out,
     # vecpipe assigns the time it accepted the record (microseconds since the epoch).
-    version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
+    # Strict: `true`, `5.0` or `"5"` is refused, not read as a version.
+    version: Annotated[int, Field(ge=0, le=MAX_VERSION), JSON_INTEGER] | None = None
 
     @field_validator("id")
     @classmethod

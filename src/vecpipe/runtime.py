@@ -152,6 +152,9 @@ async def _serve(settings: Settings, listeners: list[socket.socket], *, with_wor
             )
             server = _Server(config)
             await server.serve(sockets=listeners)
+            if server.started and getattr(server.lifespan, "shutdown_failed", False):
+                # uvicorn logged "Application shutdown failed" and returns as if all went well
+                raise ConfigError("the application's shutdown failed (see the log above)")
             return server.started
     finally:
         for sig in STOP_SIGNALS:

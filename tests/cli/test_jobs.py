@@ -79,7 +79,9 @@ async def test_follow_over_http_shows_progress_until_completed(served: Served) -
     # (the server runs in this process: its log lines land on the same stderr)
     lines = [line for line in followed.stderr.splitlines() if line.startswith("job ")]
     assert lines[-1].startswith(f"job {job_id[:8]}: 300/300 records (100%), ")
-    pattern = re.compile(rf"job {job_id[:8]}: \d+/300 records \(\d+%\), [\d.]+ records/s, eta ")
+    pattern = re.compile(
+        rf"job {job_id[:8]}: \d+/300 records \(\d+%\), (?:[\d.]+|--) records/s, eta "
+    )
     assert all(pattern.match(line) for line in lines)
 
     listed = await asyncio.to_thread(invoke, ["jobs", "--json"], env)
@@ -129,3 +131,29 @@ def test_rate_and_eta_from_counts_and_age() -> None:
     assert (queued.rate, queued.eta_seconds, queued.elapsed_seconds) == (None, None, 10.0)
     completed = JobResponse.from_status(status("completed", 100), now)
     assert (completed.rate, completed.eta_seconds) == (None, 0.0)
+
+
+async def test_job_ids_in_the_table_are_whole_on_a_narrow_terminal(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        body = {"upsert": [{"id": "r1", "text": "one note"}]}
+        job_id = (await http.post("/v1/tenants/acme/jobs", json=body)).json()["job_id"]
+    env = {"VECPIPE_URL": served.url, "COLUMNS": "60"}
+    listed = await asyncio.to_thread(CliRunner().invoke, app, ["jobs"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert job_id in listed.stdout  # on one line, not cut or folded: it can be pasted
+
+
+async def test_following_a_completed_job_shows_no_absurd_rate(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        body = {"upsert": [{"id": f"r{i}", "text": f"note {i}"} for i in range(50)]}
+        job_id = (await http.post("/v1/tenants/acme/jobs", json=body)).json()["job_id"]
+        for _ in range(200):
+            job = (await http.get(f"/v1/jobs/{job_id}")).json()
+            if job["status"] == "completed":
+                break
+            await asyncio.sleep(0.05)
+    args = ["jobs", "--follow", job_id]
+    followed = await asyncio.to_thread(invoke, args, {"VECPIPE_URL": served.url})
+    assert followed.exit_code == 0, followed.output
+    lines = [line for line in followed.stderr.splitlines() if line.startswith("job ")]
+    assert lines == [f"job {job_id[:8]}: 50/50 records (100%), completed"]

@@ -140,3 +140,21 @@ def test_search_prints_a_readable_table(fake_cli: dict[str, str], tmp_path: Path
     assert json.loads(as_json.stdout)[0]["id"] == "doc1"
     empty = invoke(["search", "anything", "-t", "nobody"], fake_cli)
     assert empty.exit_code == 0 and "no results" in empty.stdout
+
+
+def test_ingest_exits_non_zero_when_any_record_failed(
+    fake_cli: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.cli.conftest import serving
+
+    lines = tmp_path / "some-bad.jsonl"
+    good = [json.dumps({"id": f"ok{i}", "text": f"fine text {i}"}) for i in range(3)]
+    bad = json.dumps({"id": "bad", "text": "this one fails"})
+    lines.write_text("\n".join([*good, bad]) + "\n")
+    with serving(tmp_path / "served") as server:
+        server.factory.built[0].reject_texts_containing = "fails"  # refuses this record
+        args = ["ingest", str(lines), "--tenant", "acme", "--url", server.url, "--batch-size", "1"]
+        result = invoke(args, fake_cli)
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert counts["failed"] == 1 and counts["upserted"] == 3, result.output
+    assert result.exit_code == 1

@@ -77,6 +77,18 @@ ROUTES = [
     ),
 ]
 NOT_FOUND = (404, {"error": {"code": "not_found", "message": "not found"}})
+# /v1/embeddings answers in OpenAI's shape (api/errors.py): the same answer, its four fields
+OPENAI_NOT_FOUND = (
+    404,
+    {
+        "error": {
+            "message": "not found",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "not_found",
+        }
+    },
+)
 FORBIDDEN = (403, {"error": {"code": "forbidden", "message": "this route needs the admin token"}})
 
 
@@ -108,7 +120,9 @@ async def _acme_unchanged(world: World) -> None:
 async def test_another_tenants_token_gets_the_same_404_everywhere(world: World) -> None:
     wrong = []
     for route in ROUTES:
-        expected = FORBIDDEN if route.kind == "operator" else NOT_FOUND
+        expected: tuple[int, Any] = FORBIDDEN if route.kind == "operator" else NOT_FOUND
+        if route.kind == "embeddings":
+            expected = OPENAI_NOT_FOUND
         for target in (A, "ghost-tenant"):  # an existing and a nonexistent tenant alike
             headers = {"X-Vecpipe-Tenant": target} if route.kind == "embeddings" else None
             url = route.url(world, target, owner=A)
@@ -144,7 +158,8 @@ async def test_missing_or_invalid_tokens_get_401_everywhere(world: World) -> Non
                 route.method, route.url(world, A), None, route.body, headers
             )
             error = response.json().get("error", {})
-            if response.status_code != 401 or error.get("code") != "unauthorized":
+            code = "invalid_api_key" if route.kind == "embeddings" else "unauthorized"  # OpenAI's
+            if response.status_code != 401 or error.get("code") != code:
                 failures.append((route.method, route.template, str(authorization), response.text))
             elif response.headers.get("www-authenticate") != "Bearer":
                 failures.append((route.method, route.template, "no WWW-Authenticate"))
@@ -183,12 +198,14 @@ async def test_embeddings_use_the_token_tenants_own_chain(world: World) -> None:
     assert mine.status_code == 200, mine.text
     assert mine.json()["model"] == "gw-embed" and len(mine.json()["data"][0]["embedding"]) == 16
     assert world.gateway.control.requests == before + 1  # acme's gateway, with acme's key
+    again = {**body, "input": ["hello again"]}  # not "hello world": that one is cached now
     explicit = await world.call(
-        "POST", "/v1/embeddings", world.tokens[A], body, {"X-Vecpipe-Tenant": A}
+        "POST", "/v1/embeddings", world.tokens[A], again, {"X-Vecpipe-Tenant": A}
     )
     assert explicit.status_code == 200
     theirs = await world.call("POST", "/v1/embeddings", gamma_token, body)
-    assert theirs.status_code == 422  # gamma's chain is the local model, not acme's gateway
+    assert theirs.status_code == 404  # gamma's chain is the local model, not acme's gateway
+    assert theirs.json()["error"]["code"] == "model_not_found"  # as OpenAI answers
     assert world.gateway.control.requests == before + 2
     local = {"input": "hi", "model": "all-MiniLM-L6-v2"}
     vectors = (await world.call("POST", "/v1/embeddings", gamma_token, local)).json()
@@ -197,7 +214,8 @@ async def test_embeddings_use_the_token_tenants_own_chain(world: World) -> None:
     for status in (401, 400, 500):  # a gateway that echoes the key in its errors
         echo = f"Incorrect API key provided: {GATEWAY_KEY}"
         world.gateway.control.inject(*[Fault.http_status(status, message=echo)] * 8)
-        failed = await world.call("POST", "/v1/embeddings", world.tokens[A], body)
+        fresh = {**body, "input": [f"not cached {status}"]}  # reaches the gateway
+        failed = await world.call("POST", "/v1/embeddings", world.tokens[A], fresh)
         assert failed.status_code >= 400  # the teardown scan finds no key in it or the logs
         world.gateway.control.faults.clear()
 

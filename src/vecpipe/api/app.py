@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from vecpipe.api.body_limit import BodyLimitMiddleware
 from vecpipe.api.docs import install_docs
 from vecpipe.api.errors import install_error_handlers
+from vecpipe.api.openapi import install_openapi
 from vecpipe.api.routes import (
     ai_config,
     dead_letters,
@@ -79,4 +80,5 @@ def create_app(
     app.include_router(operator_routes.router)
     app.include_router(dead_letters.router)
     install_docs(app)
+    install_openapi(app, settings)
     return app

@@ -21,6 +21,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vecpipe.api.body_scan import LongStringScan
+from vecpipe.api.errors import error_body, openai_status, speaks_openai
 from vecpipe.errors import LimitExceeded, Overloaded, VecpipeError
 from vecpipe.settings import Limits
 
@@ -53,10 +54,10 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _refuse(send, self.too_large())
+            await _refuse(scope, send, self.too_large())
             return
         if declared is not None and not self.fits(declared):
-            await _refuse(send, self.busy())
+            await _refuse(scope, send, self.busy())
             return
         body = _Body(self, reserved=declared or 0)
         self.in_flight += body.reserved
@@ -76,7 +77,7 @@ class BodyLimitMiddleware:
         except VecpipeError as exc:
             if exc is not body.refusal or body.answered:
                 raise
-            await _refuse(send, exc)  # raised where no error handler answered it
+            await _refuse(scope, send, exc)  # raised where no error handler answered it
         finally:
             self.in_flight -= body.reserved
 
@@ -133,9 +134,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, error: VecpipeError) -> None:
+async def _refuse(scope: Scope, send: Send, error: VecpipeError) -> None:
     status = 503 if isinstance(error, Overloaded) else 413
-    body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode()
+    openai = speaks_openai(scope)
+    if openai:
+        status = openai_status(status, error)
+    body = json.dumps(error_body(status, error.code, error.message, openai=openai)).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from urllib.parse import unquote, unquote_to_bytes
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from vecpipe import observe
@@ -85,7 +86,16 @@ def _bearer(request: Request) -> str | None:
     return bearer_token(request.headers.get("authorization"))
 
 
-async def authenticate(request: Request) -> Principal:
+# Declares the bearer scheme in the OpenAPI document (api/openapi.py); the token itself is
+# read from the header by `authenticate`, which answers a missing or bad one with our 401.
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="the admin token (VECPIPE_ADMIN_TOKEN) or a tenant's token (vp_...)",
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+async def authenticate(request: Request, _bearer_declared: BearerDep) -> Principal:
     resources = get_resources(request)
     admin = resources.settings.admin_token
     presented = _bearer(request)
@@ -181,7 +191,7 @@ def _raw_record_id(request: Request, tenant_id: str) -> bytes | None:
     return None
 
 
-def require_metrics_token(request: Request) -> None:
+def require_metrics_token(request: Request, _bearer_declared: BearerDep) -> None:
     """With VECPIPE_METRICS_TOKEN set, /metrics takes it (or the admin token)."""
     authorization = request.headers.get("authorization")
     if not observe.scrape_allowed(get_resources(request).settings, authorization):

@@ -3,21 +3,66 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, WithJsonSchema
 
-from vecpipe.models import Record
+from vecpipe.models import JSON_INTEGER, Record
 
 if TYPE_CHECKING:
     from vecpipe.db.jobs import JobStatus
 
 
+FILTER_KEY = r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$"  # store.conditions: dotted names
+MAX_FILTER_KEYS = 16
+FILTER_INT = 2**53  # exact as a JSON number in any client (and in the OpenAPI document)
+FilterKey = Annotated[str, Field(pattern=FILTER_KEY)]
+FilterInt = Annotated[int, Field(ge=-FILTER_INT, le=FILTER_INT), JSON_INTEGER]
+FilterValue = StrictStr | FilterInt | StrictBool
+FilterValues = Annotated[list[StrictStr | FilterInt], Field(min_length=1)]  # any of them
+_FILTER_INT_SCHEMA = {"type": "integer", "minimum": -FILTER_INT, "maximum": FILTER_INT}
+FILTER_SCHEMA = {  # what pydantic would say, with unknown keys refused as the code does
+    "type": "object",
+    "maxProperties": MAX_FILTER_KEYS,
+    "propertyNames": {"pattern": FILTER_KEY},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string"},
+            _FILTER_INT_SCHEMA,
+            {"type": "boolean"},
+            {
+                "type": "array",
+                "minItems": 1,
+                "items": {"anyOf": [{"type": "string"}, _FILTER_INT_SCHEMA]},
+            },
+        ]
+    },
+    "description": "metadata key: a value, or a list of values any of which matches",
+}
+# models.check_record_id: 1-512 characters, no control characters
+RecordIdText = Annotated[
+    str,
+    Field(min_length=1, max_length=512, json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]+$"}),
+]
+NOT_BLANK = r"[^\s\x1c-\x1f]"  # some character str.strip() keeps: what "not blank" checks
+
+
 class RecordsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # at least one record or id (limits.check_records_request refuses an empty request)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["upsert"], "properties": {"upsert": {"minItems": 1}}},
+                {"required": ["delete"], "properties": {"delete": {"minItems": 1}}},
+            ]
+        },
+    )
 
     upsert: list[Record] = Field(default_factory=list)
-    delete: list[str] = Field(default_factory=list)
+    delete: list[RecordIdText] = Field(
+        default_factory=list, json_schema_extra={"uniqueItems": True}
+    )
 
 
 class FailedRecord(BaseModel):
@@ -90,9 +135,18 @@ class JobResponse(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1)
-    limit: int = Field(default=10, ge=1, le=100)
-    filter: dict[str, str | int | bool | list[str | int]] | None = None
+    query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})
+    limit: Annotated[int, Field(ge=1, le=100), JSON_INTEGER] = 10
+    # A value keeps its JSON type: `[false]` is refused rather than read as `[0]` (which would
+    # match k = 0), and `"1"` never matches 1.
+    filter: (
+        Annotated[
+            dict[FilterKey, FilterValue | FilterValues],
+            Field(max_length=MAX_FILTER_KEYS),
+            WithJsonSchema(FILTER_SCHEMA),
+        ]
+        | None
+    ) = None
 
 
 class SearchResult(BaseModel):
@@ -116,11 +170,52 @@ class AIConfigResponse(BaseModel):
     migration: dict[str, Any] | None = None
 
 
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's limit per request
+
+EmbeddingText = Annotated[str, Field(min_length=1)]
+CL100K_IDS = {  # cl100k_base's ids: 0-100256 and its five special tokens (api/token_input.py)
+    "type": "integer",
+    "minimum": 0,
+    "maximum": 100276,
+    "not": {"type": "integer", "minimum": 100261, "maximum": 100275},
+}
+TokenIds = Annotated[
+    list[Annotated[int, Field(ge=0), JSON_INTEGER, WithJsonSchema(CL100K_IDS)]],
+    Field(min_length=1),
+]
+
+
 class EmbeddingsRequest(BaseModel):
+    """OpenAI's request. `input`: a text, texts, token ids (cl100k_base: api/token_input.py)
+    or lists of them; at most 2048 inputs, none empty."""
+
     model_config = ConfigDict(extra="ignore")
 
-    input: str | list[str]
-    model: str
+    input: (
+        EmbeddingText
+        | Annotated[list[EmbeddingText], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)]
+        | TokenIds
+        | Annotated[list[TokenIds], Field(min_length=1, max_length=MAX_EMBEDDING_INPUTS)]
+    )
+    model: str = Field(min_length=1)
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
+    dimensions: Annotated[int, Field(ge=1), JSON_INTEGER] | None = None
     user: str | None = None
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32")
+
+
+class EmbeddingsUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingsUsage

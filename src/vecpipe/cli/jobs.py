@@ -16,7 +16,7 @@ from typing import Annotated, Protocol
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from vecpipe.api.schemas import JobResponse
@@ -80,7 +80,11 @@ async def open_jobs(settings: Settings, url: str | None) -> AsyncIterator[JobSou
 async def follow_job(source: JobSource, job_id: str, interval: float) -> JobResponse:
     """Poll until the job completes, showing its progress (bar on a terminal, else lines)."""
     job = await source.get(job_id)
-    with progress_reporter(f"job {job_id[:8]}", job.total) as progress:
+    if job.status == "completed":  # nothing to watch: one line, no rate (it would mean nothing)
+        counted = job.done + job.unchanged + job.failed
+        typer.echo(f"job {job_id[:8]}: {counted}/{job.total} records (100%), completed", err=True)
+        return job
+    with progress_reporter(f"job {job_id[:8]}", job.total, resumed=True) as progress:
         while True:
             progress.update(job.done + job.unchanged + job.failed)
             if job.status == "completed":
@@ -128,7 +132,9 @@ def render(found: Sequence[JobResponse], out: Console) -> None:
     if not found:
         out.print("no jobs")
         return
-    table = Table("job", "tenant", "status", "progress", "unchanged", "failed", "rate", "eta")
+    # the job id whole, on one line, whatever the width: it is meant to be pasted (--follow)
+    id_column = Column("job", no_wrap=True, min_width=32, overflow="ignore")
+    table = Table(id_column, "tenant", "status", "progress", "unchanged", "failed", "rate", "eta")
     for job in found:
         counted = job.done + job.unchanged + job.failed
         table.add_row(

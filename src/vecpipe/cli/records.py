@@ -87,33 +87,46 @@ class _BarReporter:
 class _LineReporter:
     """Plain lines for logs and pipes: the first, then at most one a second, and the last."""
 
-    def __init__(self, label: str, total: int, interval: float = 1.0) -> None:
+    def __init__(
+        self, label: str, total: int, interval: float = 1.0, *, resumed: bool = False
+    ) -> None:
         self.label, self.total, self.interval = label, total, interval
         self._started = time.monotonic()
         self._last = float("-inf")
         self._completed = -1
+        # resumed (a job followed after it started): what the first update finds done is not
+        # counted in the rate, which starts then
+        self._first: int | None = None if resumed else 0
 
     def update(self, completed: int) -> None:
         now = time.monotonic()
         finished = completed >= self.total
         if completed == self._completed or (not finished and now - self._last < self.interval):
             return
+        if self._first is None:
+            self._first, self._started = completed, now
         self._completed, self._last = completed, now
-        typer.echo(progress_line(self.label, completed, self.total, now - self._started), err=True)
+        line = progress_line(
+            self.label, completed, self.total, now - self._started, since=self._first
+        )
+        typer.echo(line, err=True)
 
 
-def progress_line(label: str, completed: int, total: int, elapsed: float) -> str:
-    rate = completed / elapsed if elapsed > 0 else 0.0
+def progress_line(label: str, completed: int, total: int, elapsed: float, since: int = 0) -> str:
+    """`since`: records done before `elapsed` began, left out of the rate."""
+    rate = (completed - since) / elapsed if elapsed > 0 else 0.0
     percent = 100 * completed // total if total else 100
     eta = f"{(total - completed) / rate:.0f}s" if rate > 0 else "?"
-    return f"{label}: {completed}/{total} records ({percent}%), {rate:.1f} records/s, eta {eta}"
+    shown = f"{rate:.1f} records/s" if elapsed > 0 else "-- records/s"
+    return f"{label}: {completed}/{total} records ({percent}%), {shown}, eta {eta}"
 
 
 @contextmanager
-def progress_reporter(label: str, total: int) -> Iterator[Reporter]:
-    """A bar on a terminal (stderr), plain progress lines otherwise."""
+def progress_reporter(label: str, total: int, *, resumed: bool = False) -> Iterator[Reporter]:
+    """A bar on a terminal (stderr), plain progress lines otherwise; `resumed`: work that
+    started before (its rate counts only what happens from the first update on)."""
     if not console.is_terminal:
-        yield _LineReporter(label, total)
+        yield _LineReporter(label, total, resumed=resumed)
         return
     columns = (
         TextColumn("{task.description}"),
@@ -225,6 +238,8 @@ def ingest(
                     progress.update(completed)
         if not queue:
             typer.echo(json.dumps(counts))
+            if counts["failed"]:
+                raise typer.Exit(1)  # some records were not stored: a script must notice
 
     run(main())
 

@@ -46,16 +46,24 @@ async def remote_post(client: httpx.AsyncClient, path: str, body: Any) -> Any:
     return await _answer(client, client.build_request("POST", path, json=body))
 
 
+async def remote_put(client: httpx.AsyncClient, path: str, body: Any) -> Any:
+    return await _answer(client, client.build_request("PUT", path, json=body))
+
+
+async def remote_delete(client: httpx.AsyncClient, path: str) -> None:
+    await _answer(client, client.build_request("DELETE", path))
+
+
 async def _answer(client: httpx.AsyncClient, request: httpx.Request) -> Any:
     try:
         response = await client.send(request)
     except httpx.HTTPError as exc:
         raise VecpipeError(f"cannot reach {client.base_url}: {type(exc).__name__}") from None
-    if response.status_code not in (200, 202):
+    if response.status_code not in (200, 201, 202, 204):
         raise VecpipeError(
             f"{client.base_url} answered {response.status_code}: {_reason(response)}"
         )
-    return response.json()
+    return None if response.status_code == 204 else response.json()
 
 
 def _reason(response: httpx.Response) -> str:

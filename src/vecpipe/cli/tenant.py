@@ -1,4 +1,10 @@
-"""`vecpipe tenant …`: a tenant's AI config, its API tokens, and secret-key rotation."""
+"""`vecpipe tenant …`: a tenant's AI config, its API tokens, and secret-key rotation.
+
+Each command but `rotate-secrets` takes `--url` (or VECPIPE_URL) to ask a running server
+(`…/ai-config`, `…/tokens`, with VECPIPE_ADMIN_TOKEN) instead of opening the data dir,
+which the running server owns. `rotate-secrets` re-encrypts the database under a new key:
+it runs with the server stopped (SQLite) or beside it (PostgreSQL), never over HTTP.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,14 @@ from typing import Annotated
 import typer
 
 from vecpipe.cli.common import load_settings, run
+from vecpipe.cli.remote import (
+    UrlOption,
+    remote_client,
+    remote_delete,
+    remote_get,
+    remote_post,
+    remote_put,
+)
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.db.engine import open_database
 from vecpipe.errors import ValidationError
@@ -22,40 +36,63 @@ token_app = typer.Typer(help="Issue, revoke and list tenant API tokens.", no_arg
 app.add_typer(token_app, name="token")
 
 
+def _path(tenant: str, rest: str) -> str:
+    return f"/v1/tenants/{_tenant(tenant)}/{rest}"
+
+
 @app.command("show")
-def show(tenant: str) -> None:
+def show(tenant: str, url: UrlOption = None) -> None:
     """Print a tenant's AI config (secrets redacted)."""
 
     async def main() -> None:
-        async with open_pipeline(load_settings()) as pipeline:
-            config, configured = await pipeline.configs.show(tenant)
+        settings = load_settings()
+        if url:
+            async with remote_client(url, settings) as client:
+                answer = await remote_get(client, _path(tenant, "ai-config"))
+            config, configured = answer["config"], answer["configured"]
+        else:
+            async with open_pipeline(settings) as pipeline:
+                config, configured = await pipeline.configs.show(tenant)
         typer.echo(json.dumps({"tenant_id": tenant, "configured": configured, "config": config}))
 
     run(main())
 
 
 @app.command("set")
-def set_config(tenant: str, config_file: Annotated[Path, typer.Argument(exists=True)]) -> None:
+def set_config(
+    tenant: str, config_file: Annotated[Path, typer.Argument(exists=True)], url: UrlOption = None
+) -> None:
     """Set a tenant's AI config from a JSON file."""
 
     async def main() -> None:
-        async with open_pipeline(load_settings()) as pipeline:
-            space = await pipeline.set_ai_config(tenant, json.loads(config_file.read_text()))
-        typer.echo(
-            json.dumps({"tenant_id": tenant, "model": space.model, "dimension": space.dimension})
-        )
+        settings = load_settings()
+        config = json.loads(config_file.read_text())
+        if url:
+            async with remote_client(url, settings) as client:
+                space = (await remote_put(client, _path(tenant, "ai-config"), config))["space"]
+            model, dimension = space["model"], space["dimension"]
+        else:
+            async with open_pipeline(settings) as pipeline:
+                found = await pipeline.set_ai_config(tenant, config)
+            model, dimension = found.model, found.dimension
+        typer.echo(json.dumps({"tenant_id": tenant, "model": model, "dimension": dimension}))
 
     run(main())
 
 
 @app.command("migrate-status")
-def migrate_status(tenant: str) -> None:
+def migrate_status(tenant: str, url: UrlOption = None) -> None:
     """Print the tenant's latest model migration: state, spaces, progress (or null)."""
 
     async def main() -> None:
         from vecpipe.core.migration import describe
 
         settings = load_settings()
+        if url:
+            async with remote_client(url, settings) as client:
+                answer = await remote_get(client, _path(tenant, "ai-config"))
+            typer.echo(json.dumps({"tenant_id": tenant, "migration": answer["migration"]}))
+            return
         with claim_database(settings):
             async with open_database(
                 settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
@@ -76,11 +113,17 @@ def _tenant(value: str) -> str:
 
 
 @token_app.command("create")
-def token_create(tenant: str) -> None:
+def token_create(tenant: str, url: UrlOption = None) -> None:
     """Issue a token for the tenant; it is printed once and stored only as a hash."""
 
     async def main() -> None:
         settings = load_settings()
+        if url:
+            async with remote_client(url, settings) as client:
+                issued = await remote_post(client, _path(tenant, "tokens"), None)
+            shown = {k: issued[k] for k in ("token", "token_id", "tenant_id")}
+            typer.echo(json.dumps(shown))
+            return
         with claim_database(settings):
             async with open_database(
                 settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
@@ -92,11 +135,16 @@ def token_create(tenant: str) -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(tenant: str, token_id: str) -> None:
+def token_revoke(tenant: str, token_id: str, url: UrlOption = None) -> None:
     """Revoke one of the tenant's tokens."""
 
     async def main() -> None:
         settings = load_settings()
+        if url:
+            async with remote_client(url, settings) as client:
+                await remote_delete(client, _path(tenant, f"tokens/{token_id}"))
+            typer.echo(json.dumps({"revoked": token_id}))
+            return
         with claim_database(settings):
             async with open_database(
                 settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
@@ -110,11 +158,22 @@ def token_revoke(tenant: str, token_id: str) -> None:
 
 
 @token_app.command("list")
-def token_list(tenant: Annotated[str | None, typer.Argument()] = None) -> None:
-    """The tokens (ids and dates, never the tokens) of one tenant or of all."""
+def token_list(
+    tenant: Annotated[str | None, typer.Argument()] = None, url: UrlOption = None
+) -> None:
+    """The tokens (ids and dates, never the tokens) of one tenant or of all (all: not with
+    --url, where the API lists one tenant's)."""
 
     async def main() -> None:
         settings = load_settings()
+        if url:
+            if tenant is None:
+                raise ValidationError("with --url, name the tenant whose tokens to list")
+            async with remote_client(url, settings) as client:
+                answer = await remote_get(client, _path(tenant, "tokens"))
+            for entry in answer["tokens"]:
+                typer.echo(json.dumps({**entry, "tenant_id": tenant}))
+            return
         with claim_database(settings):
             async with open_database(
                 settings.resolved_database_url, min_free_bytes=settings.min_free_bytes

@@ -11,12 +11,19 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.filters import parse_filter
 from vecpipe.core.ingest import Applied, Ingestor, Op, Outcome
-from vecpipe.errors import LimitExceeded, NotFound, StorageFull, ValidationError
+from vecpipe.errors import (
+    ContextLengthExceeded,
+    LimitExceeded,
+    NotFound,
+    StorageFull,
+    ValidationError,
+)
 from vecpipe.models import (
     BatchResult,
     DeleteMessage,
@@ -28,6 +35,7 @@ from vecpipe.models import (
     is_valid_tenant_id,
 )
 from vecpipe.providers.base import Purpose
+from vecpipe.providers.chain import ProviderChain
 from vecpipe.providers.config import AIConfig
 from vecpipe.providers.manager import ProviderManager
 from vecpipe.queue.base import MessageQueue
@@ -218,19 +226,32 @@ class Pipeline:
         *,
         purpose: Purpose = "document",
     ) -> list[list[float]]:
-        """One vector per text, documents unless told otherwise (/v1/embeddings cannot say).
-        A text over the model's input limit is an error, never silently truncated (records
-        are chunked instead; a single vector cannot be)."""
+        """One vector per text, documents unless told otherwise."""
+        return (await self.embed_counted(texts, tenant_id, purpose=purpose)).vectors
+
+    async def embed_counted(
+        self,
+        texts: Sequence[str],
+        tenant_id: str | None = None,
+        *,
+        purpose: Purpose = "document",
+    ) -> Embedded:
+        """One vector per text, with the tokens the model read (/v1/embeddings' usage).
+
+        A text over the model's input limit is ContextLengthExceeded (its limit and count
+        where the model's tokenizer is known here), never silently truncated: records are
+        chunked instead, a single vector cannot be. Documents go through the embedding
+        cache that ingest uses (the same text in the same space is embedded once)."""
         if tenant_id is not None:
             check_tenant_id(tenant_id)
         async with self.providers.lease(tenant_id) as chain:
-            chunks = await chain.chunk(list(texts))
-            for index, pieces in enumerate(chunks):
-                if len(pieces) > 1:
-                    raise LimitExceeded(
-                        f"input {index} is longer than {chain.primary.name}'s input limit"
-                    )
-            return await chain.embed(list(texts), purpose=purpose)
+            tokens = await _check_lengths(chain, list(texts))
+            cache = self.ingestor.cache
+            if cache is None or purpose != "document":
+                vectors = await chain.embed(list(texts), purpose=purpose)
+            else:
+                vectors = await cache.embed(chain.space, list(texts), chain.embed)
+            return Embedded(vectors, tokens, chain.space)
 
     # ------------------------------------------------------------------ jobs
 
@@ -249,6 +270,28 @@ class Pipeline:
         if status is None:
             raise NotFound(f"job not found in tenant {tenant_id}")
         return status
+
+
+@dataclass(frozen=True)
+class Embedded:
+    vectors: list[list[float]]
+    tokens: int  # what the model read, special tokens included (estimated for a gateway)
+    space: EmbeddingSpace
+
+
+async def _check_lengths(chain: ProviderChain, texts: list[str]) -> int:
+    """The tokens of `texts`; ContextLengthExceeded for the first one over the limit."""
+    counter = chain.token_counter
+    if counter is not None:
+        counts = await counter.count_tokens(texts)
+        for index, count in enumerate(counts):
+            if count > counter.input_limit:
+                raise ContextLengthExceeded(counter.input_limit, count, index)
+        return sum(counts)
+    for index, pieces in enumerate(await chain.chunk(texts)):
+        if len(pieces) > 1:  # the gateway's tokenizer is unknown: its limit, estimated
+            raise LimitExceeded(f"input {index} is longer than {chain.primary.name}'s input limit")
+    return sum(len(text) // 4 + 1 for text in texts)
 
 
 def _raise_if_all_refused(outcomes: Sequence[Outcome]) -> None:

@@ -13,7 +13,7 @@ model that embeds queries and documents differently. Vectors of both purposes sh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from vecpipe.models import EmbeddingSpace
 
@@ -33,3 +33,16 @@ class EmbeddingProvider(Protocol):
         """One vector per text, in order, each of `space.dimension` finite floats."""
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A provider that knows its model's tokenizer (the local model does; a gateway's is
+    unknown here): /v1/embeddings names the limit and the count when an input is too long."""
+
+    @property
+    def input_limit(self) -> int:
+        """Tokens per input the model reads, special tokens included (256 for MiniLM)."""
+
+    async def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens, special tokens included, not truncated."""

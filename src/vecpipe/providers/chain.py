@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from vecpipe import metrics
 from vecpipe.errors import BadProviderResponse, ProviderError, TransientProviderError
 from vecpipe.models import EmbeddingSpace
-from vecpipe.providers.base import EmbeddingProvider, Purpose
+from vecpipe.providers.base import CountsTokens, EmbeddingProvider, Purpose
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,11 @@ class ProviderChain:
     @property
     def space(self) -> EmbeddingSpace:
         return self.primary.space
+
+    @property
+    def token_counter(self) -> CountsTokens | None:
+        """The primary, when it knows its model's tokenizer; fallbacks share its model."""
+        return self.primary if isinstance(self.primary, CountsTokens) else None
 
     async def chunk(self, texts: Sequence[str]) -> list[list[str]]:
         # Chunking follows the primary's limit; fallbacks share its model, so its limit too.

@@ -178,6 +178,19 @@ class LocalProvider(AsyncResource):
             return []
         return await self._run(self._chunk_executor, self._split, list(texts))
 
+    @property
+    def input_limit(self) -> int:
+        """Tokens per input, special tokens included: the model's sequence length (256)."""
+        return self._loaded.sequence_tokens
+
+    async def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens as the model would read them whole: special tokens included,
+        not truncated (CountsTokens: /v1/embeddings names the count of an over-long input)."""
+        self._check_open()
+        if not texts:
+            return []
+        return await self._run(self._chunk_executor, self._count, list(texts))
+
     async def aclose(self) -> None:
         """Refuse new work, let queued work finish, stop the executor threads; idempotent."""
         if self._closed:
@@ -267,6 +280,13 @@ class LocalProvider(AsyncResource):
     def _split(self, texts: list[str], cancelled: threading.Event) -> list[list[str]]:
         chunker = self._chunker or self._make_chunker()
         return chunker.split_many(texts)
+
+    def _count(self, texts: list[str], cancelled: threading.Event) -> list[int]:
+        chunker = self._chunker or self._make_chunker()
+        specials = self._loaded.sequence_tokens - self._loaded.max_tokens
+        if isinstance(chunker, TokenChunker):
+            return [chunker.count_tokens(text) + specials for text in texts]
+        return [len(text) // 3 + specials for text in texts]  # no fast tokenizer: estimated
 
     def _make_chunker(self) -> Chunker:
         tokenizer = self._loaded.model.tokenizer

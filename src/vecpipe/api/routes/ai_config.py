@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 
 from vecpipe.api.deps import PipelineDep, TenantDep
 from vecpipe.api.json_body import JSONBodyRoute
+from vecpipe.api.responses import BODY, EMBEDS, TENANT, WRITES, errors
 from vecpipe.api.schemas import AIConfigResponse
 from vecpipe.errors import NotFound
 from vecpipe.providers.config import AIConfig
@@ -15,7 +16,7 @@ router = APIRouter(
 )
 
 
-@router.put("", response_model=AIConfigResponse)
+@router.put("", response_model=AIConfigResponse, responses=errors(*TENANT, *BODY, *EMBEDS, *WRITES))
 async def put_ai_config(
     tenant_id: TenantDep, body: AIConfig, pipeline: PipelineDep
 ) -> AIConfigResponse:
@@ -30,7 +31,7 @@ async def put_ai_config(
     )
 
 
-@router.get("", response_model=AIConfigResponse)
+@router.get("", response_model=AIConfigResponse, responses=errors(*TENANT, *EMBEDS))
 async def get_ai_config(tenant_id: TenantDep, pipeline: PipelineDep) -> AIConfigResponse:
     config, configured = await pipeline.configs.show(tenant_id)
     migration = await pipeline.migration_status(tenant_id)
@@ -45,14 +46,14 @@ async def get_ai_config(tenant_id: TenantDep, pipeline: PipelineDep) -> AIConfig
     )
 
 
-@router.delete("/migration", status_code=204)
+@router.delete("/migration", status_code=204, responses=errors(*TENANT, *WRITES))
 async def cancel_migration(tenant_id: TenantDep, pipeline: PipelineDep) -> Response:
     """Cancel a running migration: the old model stays active, the partial new space goes."""
     await pipeline.cancel_migration(tenant_id)
     return Response(status_code=204)
 
 
-@router.delete("", status_code=204)
+@router.delete("", status_code=204, responses=errors(*TENANT, *WRITES))
 async def delete_ai_config(tenant_id: TenantDep, pipeline: PipelineDep) -> Response:
     if not await pipeline.delete_ai_config(tenant_id):
         raise NotFound(f"tenant {tenant_id} has no stored AI config")

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from vecpipe.api.deps import PipelineDep
+from vecpipe.api.responses import ADMIN, BODY, STORE, errors
 from vecpipe.api.routes.status import require_admin
 from vecpipe.queue.base import DeadLetter
 
@@ -28,16 +29,11 @@ BODY_CHARS = 4096
 MAX_REPLAY_IDS = 10_000
 
 
-ERRORS: dict[int | str, dict[str, str]] = {
-    401: {"description": "no valid token"},
-    403: {"description": "a tenant's token: this route needs the admin token"},
-}
-
 router = APIRouter(
     prefix="/v1/dead-letters",
     tags=["operator"],
     dependencies=[Depends(require_admin)],
-    responses=ERRORS,
+    responses=errors(*ADMIN, 422, *STORE),
 )
 
 
@@ -82,7 +78,7 @@ async def list_dead_letters(
     return [DeadLetterResponse.of(letter) for letter in letters]
 
 
-@router.post("/replay", response_model=ReplayResponse)
+@router.post("/replay", response_model=ReplayResponse, responses=errors(*BODY))
 async def replay_dead_letters(pipeline: PipelineDep, body: ReplayRequest) -> ReplayResponse:
     """Requeue dead letters: the given ids, or all of them."""
     if body.ids == []:

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from vecpipe import metrics, observe
 from vecpipe.api.deps import get_resources, get_state, require_metrics_token
+from vecpipe.api.responses import errors
 from vecpipe.errors import VecpipeError
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    reason: str | None = None
+
+
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
+    """The process answers (no dependency is asked)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "not ready, and why"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     state = get_state(request)
     resources = state.resources
@@ -35,7 +53,13 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", dependencies=[Depends(require_metrics_token)])
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require_metrics_token)],
+    response_class=Response,
+    responses=errors(401),
+)
 async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text; with VECPIPE_METRICS_TOKEN set, it takes that token (or the admin's)."""
     body = await observe.scrape(get_resources(request))  # state gauges: queue, breakers, jobs
     return Response(body, media_type=observe.CONTENT_TYPE)

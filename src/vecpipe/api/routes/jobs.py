@@ -10,12 +10,18 @@ from vecpipe import metrics
 from vecpipe.api.deps import PipelineDep, QuotasDep, TenantDep
 from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_records_request
+from vecpipe.api.responses import BODY, QUOTA, STORE, TENANT, WRITES, errors
 from vecpipe.api.schemas import JobAccepted, JobResponse, RecordsRequest
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/jobs", tags=["jobs"], route_class=JSONBodyRoute)
 
 
-@router.post("", response_model=JobAccepted, status_code=202)
+@router.post(
+    "",
+    response_model=JobAccepted,
+    status_code=202,
+    responses=errors(*TENANT, *BODY, *QUOTA, *WRITES),
+)
 async def submit_job(
     tenant_id: TenantDep, body: RecordsRequest, pipeline: PipelineDep, quotas: QuotasDep
 ) -> JobAccepted:
@@ -26,12 +32,12 @@ async def submit_job(
     return JobAccepted(job_id=job_id, total=len(body.upsert) + len(body.delete))
 
 
-@router.get("/{job_id}", response_model=JobResponse)
+@router.get("/{job_id}", response_model=JobResponse, responses=errors(*TENANT, *STORE))
 async def get_job(tenant_id: TenantDep, job_id: str, pipeline: PipelineDep) -> JobResponse:
     return JobResponse.from_status(await pipeline.job(tenant_id, job_id))
 
 
-@router.get("", response_model=list[JobResponse])
+@router.get("", response_model=list[JobResponse], responses=errors(*TENANT, *STORE))
 async def list_jobs(
     tenant_id: TenantDep,
     pipeline: PipelineDep,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from vecpipe.api.deps import PipelineDep, QuotasDep, RecordIdDep, TenantDep
 from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_records_request
+from vecpipe.api.responses import BODY, EMBEDS, QUOTA, TENANT, WRITES, errors
 from vecpipe.api.schemas import FailedRecord, RecordResponse, RecordsRequest, RecordsResponse
 from vecpipe.models import check_record_id
 
@@ -15,7 +16,9 @@ router = APIRouter(
 )
 
 
-@router.post("", response_model=RecordsResponse)
+@router.post(
+    "", response_model=RecordsResponse, responses=errors(*TENANT, *BODY, *QUOTA, *EMBEDS, *WRITES)
+)
 async def bulk_records(
     tenant_id: TenantDep, body: RecordsRequest, pipeline: PipelineDep, quotas: QuotasDep
 ) -> RecordsResponse:
@@ -30,7 +33,9 @@ async def bulk_records(
     )
 
 
-@router.get("/{record_id:anypath}", response_model=RecordResponse)
+@router.get(
+    "/{record_id:anypath}", response_model=RecordResponse, responses=errors(*TENANT, *EMBEDS)
+)
 async def get_record(
     tenant_id: TenantDep, record_id: RecordIdDep, pipeline: PipelineDep
 ) -> RecordResponse:
@@ -45,7 +50,7 @@ async def get_record(
     )
 
 
-@router.delete("/{record_id:anypath}", status_code=204)
+@router.delete("/{record_id:anypath}", status_code=204, responses=errors(*TENANT, *EMBEDS, *WRITES))
 async def delete_record(
     tenant_id: TenantDep, record_id: RecordIdDep, pipeline: PipelineDep
 ) -> Response:

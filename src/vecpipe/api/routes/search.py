@@ -8,6 +8,7 @@ from vecpipe import metrics
 from vecpipe.api.deps import PipelineDep, TenantDep
 from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_query
+from vecpipe.api.responses import BODY, EMBEDS, TENANT, errors
 from vecpipe.api.schemas import SearchRequest, SearchResponse, SearchResult
 
 router = APIRouter(
@@ -15,7 +16,7 @@ router = APIRouter(
 )
 
 
-@router.post("", response_model=SearchResponse)
+@router.post("", response_model=SearchResponse, responses=errors(*TENANT, *BODY, *EMBEDS))
 async def search(
     tenant_id: TenantDep, body: SearchRequest, pipeline: PipelineDep
 ) -> SearchResponse:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from vecpipe.api.deps import PipelineDep, PrincipalDep, get_resources
+from vecpipe.api.responses import ADMIN, STORE, errors
 from vecpipe.api.schemas import JobResponse
 from vecpipe.errors import Forbidden, NotFound
 from vecpipe.models import TENANT_ID_PATTERN
@@ -22,7 +23,12 @@ def require_admin(principal: PrincipalDep) -> None:
         raise Forbidden("this route needs the admin token")
 
 
-router = APIRouter(prefix="/v1", tags=["operator"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["operator"],
+    dependencies=[Depends(require_admin)],
+    responses=errors(*ADMIN, 422, *STORE),
+)
 
 
 @router.get("/status", response_model=StatusReport)
@@ -44,7 +50,7 @@ async def list_jobs(
     return [JobResponse.from_status(s) for s in await pipeline.jobs.list(tenant, limit)]
 
 
-@router.get("/jobs/{job_id}", response_model=JobResponse)
+@router.get("/jobs/{job_id}", response_model=JobResponse, responses=errors(404))
 async def get_job(request: Request, job_id: str, pipeline: PipelineDep) -> JobResponse:
     """One job, whichever tenant it belongs to."""
     tenant_id = await get_resources(request).database.jobs.tenant_of(job_id)

@@ -8,9 +8,14 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from vecpipe.api.deps import AdminTenantDep, get_resources
+from vecpipe.api.responses import ADMIN, STORE, TENANT, errors
 from vecpipe.errors import NotFound
 
-router = APIRouter(prefix="/v1/tenants/{tenant_id}/tokens", tags=["tokens"])
+router = APIRouter(
+    prefix="/v1/tenants/{tenant_id}/tokens",
+    tags=["tokens"],
+    responses=errors(*ADMIN, *TENANT, *STORE),
+)
 
 
 class TokenIssued(BaseModel):

@@ -14,11 +14,15 @@ from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider, Purpose
 from vecpipe.providers.kind import ProviderConfig, ProviderContext, ProviderKind
 
+URL_SYNTAX = r"^https?://[^\s/?#@:]+(:[0-9]{1,5})?(/\S*)?$"
+
 
 class OpenAIProviderConfig(ProviderConfig):
     kind: Literal["openai"] = "openai"
-    base_url: str
-    model: str
+    # the syntax the URL policy takes (providers/url_policy.py); it also refuses private
+    # and loopback hosts that VECPIPE_GATEWAY_ALLOWLIST does not name
+    base_url: str = Field(json_schema_extra={"pattern": URL_SYNTAX})
+    model: str = Field(min_length=1)
     api_key: SecretStr | None = None
     dimensions: int | None = Field(default=None, ge=1, le=65536)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
