@@ -35,7 +35,7 @@ from tests.support.server import ServeProcess, free_port
 from vecpipe.errors import StoreLocked
 from vecpipe.sync import SyncPipeline
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # ten server restarts
 
 ROUNDS = 10
 RECORDS_PER_ROUND = 1000
