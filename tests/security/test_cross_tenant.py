@@ -48,6 +48,14 @@ ROUTES = [
         admin_status=404,
     ),
     Route("POST", f"{T}/records", "/v1/tenants/{t}/records", RECORDS),
+    Route("GET", f"{T}/records", "/v1/tenants/{t}/records?limit=5"),
+    Route("POST", f"{T}/records/count", "/v1/tenants/{t}/records/count", {}),
+    Route(
+        "POST",
+        f"{T}/records/delete",
+        "/v1/tenants/{t}/records/delete",
+        {"filter": {"nothing": "matches"}},  # the tenant's real record stays for later rows
+    ),
     Route("GET", f"{T}/records/{{record_id}}", "/v1/tenants/{t}/records/{r}"),
     Route("DELETE", f"{T}/records/{{record_id}}", "/v1/tenants/{t}/records/{r}", own_status=204),
     Route("POST", f"{T}/jobs", "/v1/tenants/{t}/jobs", RECORDS, own_status=202),

@@ -456,6 +456,58 @@ class VectorStoreContract:
         assert by_id["r3"].version == 3 and by_id["r3"].text == "r3#0 r3#1"
         assert await store.scroll_records(SPACE, "nobody", None, 10) == ([], None)
 
+    async def test_scroll_records_with_a_filter_in_a_stable_order(self, store: VectorStore) -> None:
+        many = [
+            record_points("t1", f"r{i}", [vec(a=1), vec(b=1)], {"src": "jira" if i % 2 else "web"})
+            for i in range(9)
+        ]
+        await put(store, *many, record_points("t2", "r1", [vec(a=1)], {"src": "jira"}))
+        jira = parse_metadata_filter({"src": "jira"})
+
+        async def walk(limit: int) -> list[str]:
+            seen: list[str] = []
+            cursor: str | None = None
+            while True:
+                page, cursor = await store.scroll_records(SPACE, "t1", cursor, limit, jira)
+                seen += [record.record_id for record in page]
+                if cursor is None:
+                    return seen
+
+        by_two, all_at_once = await walk(2), await walk(100)
+        assert by_two == all_at_once  # the same order whatever the page size
+        assert sorted(by_two) == ["r1", "r3", "r5", "r7"]
+
+    async def test_count_records_with_a_filter(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1), vec(b=1)], {"src": "jira"}),
+            record_points("t1", "r2", [vec(a=1)], {"src": "web"}),
+            record_points("t2", "r3", [vec(a=1)], {"src": "jira"}),
+        )
+        jira = parse_metadata_filter({"src": "jira"})
+        assert await store.count_records(SPACE, "t1", jira) == 1
+        assert await store.count_records(SPACE, "t1") == 2
+        assert await store.count_records(SPACE, "t3", jira) == 0
+
+    async def test_delete_records_by_filter_counts_records_and_keeps_the_rest(
+        self, store: VectorStore
+    ) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1), vec(b=1), vec(c=1)], {"src": "jira"}),
+            record_points("t1", "r2", [vec(a=1)], {"src": "jira"}),
+            record_points("t1", "r3", [vec(a=1)], {"src": "web"}),
+            record_points("t2", "r1", [vec(a=1)], {"src": "jira"}),
+        )
+        jira = parse_metadata_filter({"src": "jira"})
+        assert jira is not None
+        assert await store.delete_records(SPACE, "t1", jira) == 2
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 1  # every chunk of r1 went
+        assert set(await store.stored_records(SPACE, "t1", ["r1", "r2", "r3"])) == {"r3"}
+        assert await store.count_records(SPACE, "t2") == 1
+        assert await store.delete_records(SPACE, "t1", jira) == 0
+
     async def test_delete_tenant_leaves_the_other_tenants(self, store: VectorStore) -> None:
         await put(
             store,

@@ -85,6 +85,47 @@ class RecordResponse(BaseModel):
     content_hash: str
 
 
+FILTER_ANY_SCHEMA = {
+    "type": "object",
+    "description": "a filter in the filter language of searches (see docs/search.md)",
+}
+AnyFilter = Annotated[dict[str, Any], WithJsonSchema(FILTER_ANY_SCHEMA)]
+
+
+class ListedRecord(BaseModel):
+    id: str
+    metadata: dict[str, Any]
+    version: int
+    text: str | None = None
+
+
+class RecordsPage(BaseModel):
+    records: list[ListedRecord]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
+class CountRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: AnyFilter | None = None
+
+
+class CountResponse(BaseModel):
+    records: int
+
+
+class DeleteByFilterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: AnyFilter = Field(description="required and not empty: nothing selects every record")
+    dry_run: bool = False
+
+
+class DeleteByFilterResponse(BaseModel):
+    deleted: int = Field(description="records deleted (with dry_run: that would be)")
+    dry_run: bool
+
+
 class JobAccepted(BaseModel):
     job_id: str
     total: int

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vecpipe.core import records as records_ops
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.filters import parse_filter
 from vecpipe.core.ingest import Applied, Ingestor, Op, Outcome
@@ -198,6 +199,30 @@ class Pipeline:
         if record_id not in found:
             raise NotFound(f"record not found in tenant {tenant_id}")
         return found[record_id]
+
+    async def list_records(
+        self,
+        tenant_id: str,
+        *,
+        limit: int = records_ops.DEFAULT_PAGE,
+        cursor: str | None = None,
+        filter: Any = None,
+    ) -> records_ops.Page:
+        """One page of the tenant's records in a stable order, and the next page's cursor."""
+        check_tenant_id(tenant_id)
+        return await records_ops.list_records(
+            self, tenant_id, limit=limit, cursor=cursor, filter=filter
+        )
+
+    async def count_records(self, tenant_id: str, filter: Any = None) -> int:
+        """Records (not chunks) the tenant has, those the filter selects if given."""
+        check_tenant_id(tenant_id)
+        return await records_ops.count_records(self, tenant_id, filter)
+
+    async def delete_records(self, tenant_id: str, filter: Any, *, dry_run: bool = False) -> int:
+        """Delete the records a (required) filter selects; how many (would) go."""
+        check_tenant_id(tenant_id)
+        return await records_ops.delete_records(self, tenant_id, filter, dry_run=dry_run)
 
     # ------------------------------------------------------------------ search and embed
 

@@ -206,6 +206,11 @@ def chunk_zeros() -> Condition:
     return Eq(CHUNK, 0)
 
 
+def record_heads(where: Condition | None = None) -> Condition:
+    """The chunk 0 of each record `where` selects: one point per record."""
+    return chunk_zeros() if where is None else And(chunk_zeros(), where)
+
+
 def not_newer_than(version: int) -> Condition:
     """Points written before versions existed have none: they count as oldest."""
     return Or(IsEmpty(VERSION), Range(VERSION, lte=version))

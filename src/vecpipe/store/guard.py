@@ -42,6 +42,7 @@ from vecpipe.diskspace import (
 from vecpipe.errors import StorageFull, StoreError
 from vecpipe.models import EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.base import VectorStore
+from vecpipe.store.conditions import Condition
 from vecpipe.store.edge import generations as edge_generations
 from vecpipe.store.query import SearchQuery
 from vecpipe.store.writes import WriteBatch, WriteResult
@@ -94,10 +95,15 @@ class GuardedStore:
         )
 
     async def scroll_records(
-        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        after: str | None,
+        limit: int,
+        where: Condition | None = None,
     ) -> tuple[list[StoredRecord], str | None]:
         return await self._read(
-            space, lambda: self.inner.scroll_records(space, tenant_id, after, limit)
+            space, lambda: self.inner.scroll_records(space, tenant_id, after, limit, where)
         )
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
@@ -106,8 +112,10 @@ class GuardedStore:
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
         return await self._read(space, lambda: self.inner.count(space, tenant_id))
 
-    async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
-        return await self._read(space, lambda: self.inner.count_records(space, tenant_id))
+    async def count_records(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition | None = None
+    ) -> int:
+        return await self._read(space, lambda: self.inner.count_records(space, tenant_id, where))
 
     async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
         return await self._read(space, lambda: self.inner.tenants(space))
@@ -141,6 +149,9 @@ class GuardedStore:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+    async def delete_records(self, space: EmbeddingSpace, tenant_id: str, where: Condition) -> int:
+        return await self._write(space, lambda: self.inner.delete_records(space, tenant_id, where))
 
     # ------------------------------------------------------------------------ internals
 

@@ -40,6 +40,7 @@ from vecpipe.store.conditions import (
     chunk_zeros,
     for_tenant,
     not_newer_than,
+    record_heads,
     visible,
 )
 from vecpipe.store.grouping import ChunkHit, search_records
@@ -155,14 +156,19 @@ class QdrantStore(AsyncResource):
         return {record_id: stored_record(p) for record_id, p in payloads.items()}
 
     async def scroll_records(
-        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        after: str | None,
+        limit: int,
+        where: Condition | None = None,
     ) -> tuple[list[StoredRecord], str | None]:
         self._check_open()
         name = await self._collection(space)
         async with self._using("scroll", name) as client:
             points, cursor = await client.scroll(
                 name,
-                scroll_filter=compile_filter(visible(tenant_id, chunk_zeros())),
+                scroll_filter=compile_filter(visible(tenant_id, record_heads(where))),
                 limit=limit,
                 offset=after,
                 with_payload=True,
@@ -205,9 +211,11 @@ class QdrantStore(AsyncResource):
         where = for_tenant(tenant_id) if tenant_id is not None else None
         return await self._count(space, where)
 
-    async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
+    async def count_records(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition | None = None
+    ) -> int:
         self._check_open()
-        return await self._count(space, visible(tenant_id, chunk_zeros()))
+        return await self._count(space, visible(tenant_id, record_heads(where)))
 
     async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
         self._check_open()
@@ -226,6 +234,14 @@ class QdrantStore(AsyncResource):
         self._check_open()
         name = await self._collection(space)
         await self._delete_where(name, compile_filter(for_tenant(tenant_id)))
+
+    async def delete_records(self, space: EmbeddingSpace, tenant_id: str, where: Condition) -> int:
+        self._check_open()
+        doomed = await self._count(space, for_tenant(tenant_id, record_heads(where)))
+        if doomed:
+            name = await self._collection(space)
+            await self._delete_where(name, compile_filter(for_tenant(tenant_id, where)))
+        return doomed
 
     # ------------------------------------------------------------------------ versioned.py's
 
