@@ -94,6 +94,16 @@ class EmbeddingSpace:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.model).strip("-").lower()
         return f"{slug}-{self.dimension}"
 
+    @classmethod
+    def from_key(cls, key: str) -> EmbeddingSpace | None:
+        """A space with this key (its model spelled as the key's slug), None for a name
+        that is no space key: what a store can say of a space it finds on disk."""
+        slug, _, dimension = key.rpartition("-")
+        if not slug or not dimension.isdigit() or int(dimension) < 1:
+            return None
+        space = cls(slug, int(dimension))
+        return space if space.key == key else None
+
 
 @dataclass
 class ChunkPoint:

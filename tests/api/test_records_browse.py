@@ -116,3 +116,11 @@ async def test_bad_list_parameters_get_a_clear_4xx(
 async def test_a_bad_count_filter_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.post(f"{R}/count", json={"filter": {"k": {"x": []}}})
     assert response.status_code == 422, response.text
+
+
+async def test_count_and_delete_paths_are_the_bulk_routes_alone(
+    client: httpx.AsyncClient,
+) -> None:
+    for name in ("count", "delete"):
+        response = await client.get(f"{R}/{name}")
+        assert response.status_code == 405 and response.headers["allow"] == "POST"

@@ -83,6 +83,8 @@ ROUTES = [
         own_status=403,
         kind="operator",
     ),
+    # the very last row: the admin's call offboards the tenant (core/offboard.py)
+    Route("DELETE", T, "/v1/tenants/{t}", own_status=403),
 ]
 NOT_FOUND = (404, {"error": {"code": "not_found", "message": "not found"}})
 # /v1/embeddings answers in OpenAI's shape (api/errors.py): the same answer, its four fields

@@ -508,6 +508,21 @@ class VectorStoreContract:
         assert await store.count_records(SPACE, "t2") == 1
         assert await store.delete_records(SPACE, "t1", jira) == 0
 
+    async def test_spaces_lists_every_space_and_a_listed_space_serves(
+        self, store: VectorStore
+    ) -> None:
+        other = EmbeddingSpace(model="Other/Model-2", dimension=4)
+        await put(store, record_points("t1", "r1", [vec(a=1)]))
+        await store.write(other, upserts([p for p in record_points("t1", "r9", [[1.0, 0, 0, 0]])]))
+        await store.flush(other)
+        listed = await store.spaces()
+        assert sorted(s.key for s in listed) == sorted([SPACE.key, other.key])
+        for space in listed:  # a space known by its key alone still reads and deletes
+            assert await store.count_records(space, "t1") == 1
+            await store.delete_tenant(space, "t1")
+            await store.flush(space)
+            assert await store.count(space, "t1") == 0
+
     async def test_delete_tenant_leaves_the_other_tenants(self, store: VectorStore) -> None:
         await put(
             store,

@@ -87,9 +87,12 @@ class RecordResponse(BaseModel):
 
 FILTER_ANY_SCHEMA = {
     "type": "object",
+    "maxProperties": MAX_FILTER_KEYS,
     "description": "a filter in the filter language of searches (see docs/search.md)",
 }
-AnyFilter = Annotated[dict[str, Any], WithJsonSchema(FILTER_ANY_SCHEMA)]
+AnyFilter = Annotated[
+    dict[str, Any], Field(max_length=MAX_FILTER_KEYS), WithJsonSchema(FILTER_ANY_SCHEMA)
+]
 
 
 class ListedRecord(BaseModel):

@@ -78,3 +78,7 @@ class VectorStore(Protocol):
     async def delete_records(self, space: EmbeddingSpace, tenant_id: str, where: Condition) -> int:
         """Delete every point of the tenant's records that `where` selects (metadata
         conditions hold on every chunk of a record); returns how many records that was."""
+
+    async def spaces(self) -> list[EmbeddingSpace]:
+        """Every space the store holds, opened here or not (a reindex's target included):
+        what offboarding a tenant walks. A space's model is known by its key only."""

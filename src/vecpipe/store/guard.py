@@ -153,6 +153,15 @@ class GuardedStore:
     async def delete_records(self, space: EmbeddingSpace, tenant_id: str, where: Condition) -> int:
         return await self._write(space, lambda: self.inner.delete_records(space, tenant_id, where))
 
+    async def spaces(self) -> list[EmbeddingSpace]:
+        return await self.inner.spaces()
+
+    async def compact_tenant_data(self, space: EmbeddingSpace) -> None:
+        """The inner store's, for a store that has it (Edge); else nothing to do."""
+        compact = getattr(self.inner, "compact_tenant_data", None)
+        if compact is not None:
+            await self._write(space, lambda: compact(space))
+
     # ------------------------------------------------------------------------ internals
 
     async def _read(self, space: EmbeddingSpace, call: Callable[[], Awaitable[T]]) -> T:

@@ -6,6 +6,8 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 from vecpipe.api.deps import PipelineDep, QuotasDep, RecordIdDep, TenantDep
 from vecpipe.api.json_body import JSONBodyRoute
@@ -30,8 +32,23 @@ from vecpipe.models import check_record_id
 FILTER = "a filter as a URL-encoded JSON object, in the language of searches"
 FILTER_QUERY_MAX = 16 * 1024
 
+RESERVED_IDS = frozenset({"count", "delete"})
+
+
+class RecordsRoute(JSONBodyRoute):
+    """`.../records/count` and `.../records/delete` are the bulk routes' alone: the
+    single-record routes never take them as record ids, so the path has one meaning and
+    `Allow` names POST only (records with these ids are reached by listing)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match != Match.NONE and child.get("path_params", {}).get("record_id") in RESERVED_IDS:
+            return Match.NONE, {}
+        return match, child
+
+
 router = APIRouter(
-    prefix="/v1/tenants/{tenant_id}/records", tags=["records"], route_class=JSONBodyRoute
+    prefix="/v1/tenants/{tenant_id}/records", tags=["records"], route_class=RecordsRoute
 )
 
 

@@ -317,6 +317,19 @@ class EdgeStore(AsyncResource):
                 target, run, self._shards_dir, self._min_free_bytes
             )
 
+    async def compact_tenant_data(self, space: EmbeddingSpace) -> None:
+        """Rewrite the space's shard from its live points (rebuild.py `rewrite_online`), so
+        that nothing of deleted points stays on disk: Edge keeps their bytes in segments
+        and in its WAL until those are rewritten. Offboarding runs it (core/offboard.py)."""
+        target = await self._space(space)
+        async with target.optimize_lock:
+            self._check_open()
+
+            async def run(op: str, fn: Callable[..., T], *args: Any) -> T:
+                return await self._run(op, space, fn, *args)
+
+            await edge_rebuild.rewrite_online(target, run, self._shards_dir)
+
     async def index_status(self, space: EmbeddingSpace) -> IndexStatus:
         """For deciding when to `optimize()` (maintenance.py): Edge's counts, and the
         points written since the last optimize, which Edge's counts cannot show."""
@@ -417,3 +430,13 @@ class EdgeStore(AsyncResource):
 
     async def _run(self, op: str, space: EmbeddingSpace, fn: Callable[..., T], *args: Any) -> T:
         return await self._threads.run(op, space, fn, *args)
+
+    async def spaces(self) -> list[EmbeddingSpace]:
+        self._check_open()
+        keys = await asyncio.to_thread(edge_generations.space_keys, self._shards_dir)
+        found = {key: target.space for key, target in self._spaces.items()}
+        for key in keys:
+            space = EmbeddingSpace.from_key(key)
+            if key not in found and space is not None:
+                found[key] = space
+        return [found[key] for key in sorted(found)]

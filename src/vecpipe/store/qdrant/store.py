@@ -418,3 +418,15 @@ class QdrantStore(AsyncResource):
     def _reason(self, exc: BaseException) -> str:
         """What went wrong, one bounded line, with the API key scrubbed should it appear."""
         return describe_error(exc, self._secret)
+
+    async def spaces(self) -> list[EmbeddingSpace]:
+        self._check_open()
+        async with self._using("list collections") as client:
+            response = await client.get_collections()
+        found = []
+        for collection in response.collections:
+            if collection.name.startswith(self._prefix):
+                space = EmbeddingSpace.from_key(collection.name[len(self._prefix) :])
+                if space is not None:
+                    found.append(space)
+        return sorted(found, key=lambda space: space.key)
