@@ -124,3 +124,31 @@ async def test_count_and_delete_paths_are_the_bulk_routes_alone(
     for name in ("count", "delete"):
         response = await client.get(f"{R}/{name}")
         assert response.status_code == 405 and response.headers["allow"] == "POST"
+
+
+async def test_sync_over_http_dry_run_then_for_real(client: httpx.AsyncClient) -> None:
+    await _seed(client, 5)
+    wanted = [
+        {
+            "id": f"r{i}",
+            "text": f"note number {i}",
+            "metadata": {"src": "jira" if i % 2 else "web", "i": i},
+        }
+        for i in range(1, 4)
+    ]
+    wanted.append({"id": "r9", "text": "brand new"})
+    body = {"records": wanted, "scope": {"src": "web"}, "dry_run": True, "sample": 2}
+    dry = await client.post("/v1/tenants/acme/sync", json=body)
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["counts"] == {"missing": 1, "changed": 0, "unchanged": 3, "extra": 2}
+    done = await client.post("/v1/tenants/acme/sync", json={**body, "dry_run": False})
+    assert done.json()["counts"]["extra"] == 2
+    assert sorted(r["id"] for r in await _walk(client)) == ["r1", "r2", "r3", "r9"]
+
+
+async def test_sync_with_a_bad_scope_is_refused(client: httpx.AsyncClient) -> None:
+    await _seed(client, 3)
+    for scope in ({"bad key!": 1}, {"k": 1.5}, "jira"):
+        bad = await client.post("/v1/tenants/acme/sync", json={"records": [], "scope": scope})
+        assert bad.status_code == 422, bad.text
+    assert (await client.post(f"{R}/count")).json() == {"records": 3}

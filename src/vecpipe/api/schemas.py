@@ -129,6 +129,41 @@ class DeleteByFilterResponse(BaseModel):
     dry_run: bool
 
 
+class SyncRequest(BaseModel):
+    """The complete set of records that should exist (under `scope`, when given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[Record] = Field(description="every record that should exist; may be empty")
+    scope: AnyFilter | None = Field(
+        default=None, description="only stored records this filter selects may be deleted"
+    )
+    dry_run: bool = False
+    sample: Annotated[int, Field(ge=0, le=1000), JSON_INTEGER] = 10
+
+
+class DriftCounts(BaseModel):
+    missing: int
+    changed: int
+    unchanged: int
+    extra: int
+
+
+class DriftSample(BaseModel):
+    missing: list[str]
+    changed: list[str]
+    unchanged: list[str]
+    extra: list[str]
+
+
+class SyncResponse(BaseModel):
+    dry_run: bool
+    counts: DriftCounts = Field(description="missing and changed are upserted, extra deleted")
+    sample: DriftSample = Field(description="the first `sample` ids of each kind")
+    failed: list[FailedRecord]
+    failed_count: int
+
+
 class JobAccepted(BaseModel):
     job_id: str
     total: int
