@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner, Result
 
@@ -15,13 +17,13 @@ def invoke(args: list[str], env: dict[str, str]) -> Result:
     return CliRunner().invoke(app, args, env={"COLUMNS": "200", **env})
 
 
-def write(path: Path, records: list[dict[str, object]]) -> Path:
+def write(path: Path, records: Sequence[Mapping[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
 
 
 def test_export_delete_ingest_round_trip(fake_cli: dict[str, str], tmp_path: Path) -> None:
-    source = [
+    source: list[dict[str, Any]] = [
         {"id": f"doc{i}", "text": f"note {i} about invoices é", "metadata": {"n": i, "tag": ["a"]}}
         for i in range(25)
     ]
@@ -32,7 +34,7 @@ def test_export_delete_ingest_round_trip(fake_cli: dict[str, str], tmp_path: Pat
     assert out.exit_code == 0, out.output
     before = exported.read_text(encoding="utf-8")
     first = [json.loads(line) for line in before.splitlines()]
-    assert sorted(r["id"] for r in first) == sorted(r["id"] for r in source)
+    assert sorted(r["id"] for r in first) == sorted(str(r["id"]) for r in source)
     assert all(r["version"] > 0 for r in first)
     hits = invoke(["search", "invoices 7", "-t", "acme", "--json"], fake_cli).stdout
 
