@@ -77,3 +77,16 @@ async def test_bad_sets_and_scopes_are_refused_and_change_nothing(resources: Res
     else:
         raise AssertionError("refused")
     assert len(await stored_ids(resources)) == 3
+
+
+async def test_an_empty_set_without_a_scope_is_refused(resources: Resources) -> None:
+    await resources.pipeline.ingest(T, records(range(3)))
+    try:
+        await sync_records(resources.pipeline, T, [])
+    except ValidationError as exc:
+        assert "empty set" in exc.message
+    else:
+        raise AssertionError("refused")
+    dry = await sync_records(resources.pipeline, T, [], dry_run=True)
+    assert dry["counts"]["extra"] == 3
+    assert len(await stored_ids(resources)) == 3

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -41,6 +42,7 @@ from vecpipe.store.conditions import (
     Or,
     Range,
     chunks_from,
+    expired,
     meta,
     parse_metadata_filter,
 )
@@ -522,6 +524,25 @@ class VectorStoreContract:
             await store.delete_tenant(space, "t1")
             await store.flush(space)
             assert await store.count(space, "t1") == 0
+
+    async def test_expired_records_are_invisible_to_reads(self, store: VectorStore) -> None:
+        gone = record_points("t1", "gone", [vec(a=1), vec(b=1)])
+        later = record_points("t1", "later", [vec(a=1)])
+        for point in gone:
+            point.expires_at = time.time() - 1
+        for point in later:
+            point.expires_at = time.time() + 3600
+        await put(store, gone, later, record_points("t1", "kept", [vec(a=1)]))
+        assert await store.count_records(SPACE, "t1") == 2
+        page, _ = await store.scroll_records(SPACE, "t1", None, 10)
+        assert sorted(r.record_id for r in page) == ["kept", "later"]
+        hits = await store.search(SPACE, query("t1", vec(a=1), 10))
+        assert sorted(h.id for h in hits) == ["kept", "later"]
+        every, _ = await store.scroll_records(
+            SPACE, "t1", None, 10, expired(time.time()), include_expired=True
+        )
+        assert [r.record_id for r in every] == ["gone"]
+        assert every[0].expires_at is not None
 
     async def test_delete_tenant_leaves_the_other_tenants(self, store: VectorStore) -> None:
         await put(

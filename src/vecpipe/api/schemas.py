@@ -100,6 +100,7 @@ class ListedRecord(BaseModel):
     metadata: dict[str, Any]
     version: int
     text: str | None = None
+    expires_at: datetime | None = None
 
 
 class RecordsPage(BaseModel):
@@ -121,7 +122,7 @@ class DeleteByFilterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filter: AnyFilter = Field(description="required and not empty: nothing selects every record")
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 class DeleteByFilterResponse(BaseModel):
@@ -138,7 +139,7 @@ class SyncRequest(BaseModel):
     scope: AnyFilter | None = Field(
         default=None, description="only stored records this filter selects may be deleted"
     )
-    dry_run: bool = False
+    dry_run: StrictBool = False
     sample: Annotated[int, Field(ge=0, le=1000), JSON_INTEGER] = 10
 
 

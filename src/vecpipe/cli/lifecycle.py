@@ -113,6 +113,7 @@ def export(
                                     text=r.text,
                                     metadata=r.metadata,
                                     version=r.version or None,
+                                    expires_at=r.expiry_time(),
                                 ),
                             )
                         cursor = page.next_cursor
@@ -139,7 +140,11 @@ async def _export_remote(client: Any, tenant: str, where: Any, out: Any) -> None
             _write(
                 out,
                 Record(
-                    id=r["id"], text=r["text"], metadata=r["metadata"], version=r["version"] or None
+                    id=r["id"],
+                    text=r["text"],
+                    metadata=r["metadata"],
+                    version=r["version"] or None,
+                    expires_at=r.get("expires_at"),
                 ),
             )
         cursor = page["next_cursor"]

@@ -61,6 +61,11 @@ async def sync_records(
 ) -> dict[str, Any]:
     check_tenant_id(tenant_id)
     where = parse_filter(scope)
+    if not records and where is None and not dry_run:
+        raise ValidationError(
+            "an empty set without a scope would delete every record: refused (give a scope, "
+            "or offboard the tenant with DELETE /v1/tenants/{tenant_id})"
+        )
     _check_unique(records)
     for record in records:  # as every write checks them, before anything is compared
         check_record(record, pipeline.settings.limits)

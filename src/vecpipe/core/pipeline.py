@@ -196,9 +196,10 @@ class Pipeline:
         space = await self.space_of(tenant_id)
         await self.store.ensure_space(space)
         found = await self.store.stored_records(space, tenant_id, [record_id])
-        if record_id not in found:
-            raise NotFound(f"record not found in tenant {tenant_id}")
-        return found[record_id]
+        stored = found.get(record_id)
+        if stored is None or (stored.expires_at is not None and stored.expires_at <= time.time()):
+            raise NotFound(f"record not found in tenant {tenant_id}")  # expired: gone already
+        return stored
 
     async def list_records(
         self,

@@ -43,11 +43,13 @@ class VectorStore(Protocol):
         after: str | None,
         limit: int,
         where: Condition | None = None,
+        *,
+        include_expired: bool = False,
     ) -> tuple[list[StoredRecord], str | None]:
         """One page of the tenant's visible records (those `where` selects, if given), and
         the cursor of the next page (None after the last). Pass None to start; pages follow
         the store's own order, which is stable (point-id order): a record written between
-        two pages keeps its place."""
+        two pages keeps its place. `include_expired`: expired records too (the sweeper)."""
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
         """Best hits, one per record (its best chunk), best first."""

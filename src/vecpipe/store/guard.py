@@ -101,9 +101,14 @@ class GuardedStore:
         after: str | None,
         limit: int,
         where: Condition | None = None,
+        *,
+        include_expired: bool = False,
     ) -> tuple[list[StoredRecord], str | None]:
         return await self._read(
-            space, lambda: self.inner.scroll_records(space, tenant_id, after, limit, where)
+            space,
+            lambda: self.inner.scroll_records(
+                space, tenant_id, after, limit, where, include_expired=include_expired
+            ),
         )
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:

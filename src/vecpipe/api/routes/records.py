@@ -88,6 +88,7 @@ async def list_records(
                 metadata=r.metadata,
                 version=r.version,
                 text=r.text if text else None,
+                expires_at=r.expiry_time(),
             )
             for r in page.records
         ],

@@ -131,10 +131,13 @@ class EdgeStore(AsyncResource):
         after: str | None,
         limit: int,
         where: Condition | None = None,
+        *,
+        include_expired: bool = False,
     ) -> tuple[list[StoredRecord], str | None]:
         self._check_open()
         target = await self._space(space)
-        flt = compile_filter(visible(tenant_id, record_heads(where)))
+        scope = for_tenant if include_expired else visible
+        flt = compile_filter(scope(tenant_id, record_heads(where)))
         payloads, cursor = await self._call(
             target, "scroll", edge_shard.scroll_payloads, flt, after, limit
         )

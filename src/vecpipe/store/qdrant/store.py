@@ -162,13 +162,16 @@ class QdrantStore(AsyncResource):
         after: str | None,
         limit: int,
         where: Condition | None = None,
+        *,
+        include_expired: bool = False,
     ) -> tuple[list[StoredRecord], str | None]:
         self._check_open()
         name = await self._collection(space)
+        scope = for_tenant if include_expired else visible
         async with self._using("scroll", name) as client:
             points, cursor = await client.scroll(
                 name,
-                scroll_filter=compile_filter(visible(tenant_id, record_heads(where))),
+                scroll_filter=compile_filter(scope(tenant_id, record_heads(where))),
                 limit=limit,
                 offset=after,
                 with_payload=True,
