@@ -52,6 +52,13 @@ def check_record_id(value: str, max_length: int = 512) -> str:
     return value
 
 
+def _iso_time(value: object) -> object:
+    """An ISO-8601 string (or a datetime from Python), never a number read as epoch seconds."""
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError("expires_at is an ISO-8601 date-time string")
+
+
 class Record(BaseModel):
     """One application record: what the caller sends."""
 
@@ -69,7 +76,7 @@ class Record(BaseModel):
     version: Annotated[int, Field(ge=0, le=MAX_VERSION), JSON_INTEGER] | None = None
     # ISO-8601; past it the record is invisible to every read, and a sweeper deletes it
     # (core/expiry.py). A time without an offset is UTC.
-    expires_at: datetime | None = None
+    expires_at: Annotated[datetime, BeforeValidator(_iso_time)] | None = None
 
     @field_validator("id")
     @classmethod
