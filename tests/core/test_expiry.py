@@ -55,3 +55,24 @@ async def test_a_naive_expiry_is_utc_and_a_new_expiry_is_stored(resources: Resou
     result = await pipeline.ingest(T, [Record(id="r", text="x")])  # same text, expiry dropped
     assert result.upserted == ["r"]
     assert (await pipeline.get_record(T, "r")).expires_at is None
+
+
+async def test_a_tenant_ttl_gives_records_sent_without_one_an_expiry(
+    resources: Resources,
+) -> None:
+    pipeline = resources.pipeline
+    await pipeline.set_ai_config(
+        T, {"primary": {"kind": "local", "model": "all-MiniLM-L6-v2"}, "ttl_seconds": 3600}
+    )
+    explicit = datetime.now(UTC) + timedelta(days=7)
+    await pipeline.ingest(
+        T, [Record(id="ttl", text="a"), Record(id="own", text="b", expires_at=explicit)]
+    )
+    ttl = (await pipeline.get_record(T, "ttl")).expires_at
+    assert ttl is not None and 3500 < ttl - datetime.now(UTC).timestamp() <= 3600
+    assert (await pipeline.get_record(T, "own")).expires_at == pytest.approx(explicit.timestamp())
+    await pipeline.submit_job(T, upserts=[Record(id="queued", text="c")])
+    from vecpipe.worker.background import worker_for
+
+    await worker_for(resources).run_until_idle()
+    assert (await pipeline.get_record(T, "queued")).expires_at is not None

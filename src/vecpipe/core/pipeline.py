@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from vecpipe.core import records as records_ops
@@ -137,7 +138,9 @@ class Pipeline:
         upserts: Sequence[Record] = (),
         deletes: Sequence[str] = (),
     ) -> BatchResult:
-        ops = _ops(tenant_id, upserts, deletes, self.settings.limits)
+        ops = await self._expiring(
+            tenant_id, _ops(tenant_id, upserts, deletes, self.settings.limits)
+        )
         await check_writable(self.store)  # a full disk: 507 before anything is embedded
         outcomes = (await self.process(ops)).outcomes
         _raise_if_all_refused(outcomes)
@@ -285,11 +288,30 @@ class Pipeline:
         self, tenant_id: str, upserts: Sequence[Record] = (), deletes: Sequence[str] = ()
     ) -> str:
         """Record the job, then publish one message per record; returns the job id."""
-        ops = _ops(tenant_id, upserts, deletes, self.settings.limits)
+        ops = await self._expiring(
+            tenant_id, _ops(tenant_id, upserts, deletes, self.settings.limits)
+        )
         items = [(op.record_id, "upsert" if op.record else "delete") for op in ops]
         job_id = await self.jobs.create(tenant_id, items)
         await self.queue.publish([message_for(op, job_id) for op in ops])
         return job_id
+
+    async def _expiring(self, tenant_id: str, ops: list[Op]) -> list[Op]:
+        """With the tenant's `ttl_seconds`, records sent without an expiry get one: the time
+        they were accepted plus the TTL."""
+        if not any(op.record is not None and op.record.expires_at is None for op in ops):
+            return ops
+        stored = await self.configs.stored(tenant_id)
+        ttl = stored.get("ttl_seconds") if stored else None
+        if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
+            return ops
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        return [
+            Op(op.tenant_id, op.record_id, op.record.model_copy(update={"expires_at": expires}))
+            if op.record is not None and op.record.expires_at is None
+            else op
+            for op in ops
+        ]
 
     async def job(self, tenant_id: str, job_id: str) -> JobStatus:
         status = await self.jobs.get(tenant_id, job_id)
