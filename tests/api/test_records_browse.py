@@ -152,3 +152,14 @@ async def test_sync_with_a_bad_scope_is_refused(client: httpx.AsyncClient) -> No
         bad = await client.post("/v1/tenants/acme/sync", json={"records": [], "scope": scope})
         assert bad.status_code == 422, bad.text
     assert (await client.post(f"{R}/count")).json() == {"records": 3}
+
+
+async def test_a_sync_body_over_the_limit_is_refused(client: httpx.AsyncClient) -> None:
+    await _seed(client, 3)
+    response = await client.post(
+        "/v1/tenants/acme/sync",
+        content=b"x" * (16 * 1024 * 1024 + 1),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
+    assert (await client.post(f"{R}/count")).json() == {"records": 3}
