@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from vecpipe import metrics
 from vecpipe.core.pipeline import Pipeline, check_tenant_id
-from vecpipe.db.handle import checkpoint
 
 if TYPE_CHECKING:
     from vecpipe.db.engine import Database
@@ -48,7 +47,7 @@ async def offboard_tenant(pipeline: Pipeline, database: Database, tenant_id: str
     pipeline.providers.forget(tenant_id)
     late_records, late_points, late_touched = await _delete_points(pipeline, tenant_id)
     compacted = await _compact(store, touched | late_touched)
-    await checkpoint(database._handle)
+    await database.checkpoint()
     removed: dict[str, Any] = {
         "records": records + late_records,
         "points": points + late_points,

@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vecpipe.db.configs import ConfigRepo
-from vecpipe.db.handle import SQLITE_BEGIN_OPTION, DatabaseHandle
+from vecpipe.db.handle import SQLITE_BEGIN_OPTION, DatabaseHandle, checkpoint
 from vecpipe.db.jobs import JobRepo
 from vecpipe.db.migrations_repo import MigrationRepo
 from vecpipe.db.tokens import TokenRepo
@@ -75,6 +75,10 @@ class Database:
         """Round-trip to the database (for readiness checks); raises when it is down."""
         async with self._handle.read() as conn:
             await conn.execute(sa.text("SELECT 1"))
+
+    async def checkpoint(self) -> None:
+        """SQLite: move the WAL into the file and truncate it (after deleting a tenant)."""
+        await checkpoint(self._handle)
 
 
 def async_url(url: str) -> URL:
