@@ -60,6 +60,7 @@ async def _all_records(store: Any, space: Any, tenant: str) -> list[Any]:
 
 async def run(records: int, data_dir: Path) -> dict[str, Any]:
     from vecpipe.core.full_sync import sync_records
+    from vecpipe.core.offboard import delete_tenant_points
     from vecpipe.models import EmbeddingSpace, Record
     from vecpipe.store.edge import EdgeStore
     from vecpipe.store.query import SearchQuery
@@ -109,8 +110,7 @@ async def run(records: int, data_dir: Path) -> dict[str, Any]:
             baseline.append(time.perf_counter() - clock)
         searcher = asyncio.create_task(search_other())
         clock = time.perf_counter()
-        await store.delete_tenant(space, OWNER)
-        await store.flush(space)
+        await delete_tenant_points(store, OWNER)
         deleted = time.perf_counter()
         await store.compact_tenant_data(space)
         finished = time.perf_counter()

@@ -24,12 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 from vecpipe import metrics
 from vecpipe.core.pipeline import Pipeline, check_tenant_id
+from vecpipe.models import EmbeddingSpace
+from vecpipe.store.base import VectorStore
+from vecpipe.store.conditions import records as of_records
 
 if TYPE_CHECKING:
     from vecpipe.db.engine import Database
-    from vecpipe.models import EmbeddingSpace
 
 log = logging.getLogger(__name__)
+
+BATCH = 500
 
 
 async def offboard_tenant(pipeline: Pipeline, database: Database, tenant_id: str) -> dict[str, Any]:
@@ -40,12 +44,12 @@ async def offboard_tenant(pipeline: Pipeline, database: Database, tenant_id: str
     migration = await database.migrations.get(tenant_id)
     await database.migrations.forget(tenant_id)
     purged = await pipeline.queue.purge_tenant(tenant_id)
-    records, points, touched = await _delete_points(pipeline, tenant_id)
+    records, points, touched = await delete_tenant_points(pipeline.store, tenant_id)
     tokens = await database.tokens.delete_tenant(tenant_id)
     jobs = await database.jobs.delete_tenant(tenant_id)
     config = await database.configs.delete(tenant_id)
     pipeline.providers.forget(tenant_id)
-    late_records, late_points, late_touched = await _delete_points(pipeline, tenant_id)
+    late_records, late_points, late_touched = await delete_tenant_points(pipeline.store, tenant_id)
     compacted = await _compact(store, touched | late_touched)
     await database.checkpoint()
     removed: dict[str, Any] = {
@@ -77,22 +81,36 @@ async def offboard_tenant(pipeline: Pipeline, database: Database, tenant_id: str
     return removed
 
 
-async def _delete_points(
-    pipeline: Pipeline, tenant_id: str
+async def delete_tenant_points(
+    store: VectorStore, tenant_id: str
 ) -> tuple[int, int, set[EmbeddingSpace]]:
-    store = pipeline.store
+    """Every point of the tenant in every space: (records, points, spaces it was in)."""
     records = points = 0
     touched: set[EmbeddingSpace] = set()
     for space in await store.spaces():
         found = await store.count(space, tenant_id)
         if not found:
             continue
-        records += await store.count_records(space, tenant_id)
         points += found
-        await store.delete_tenant(space, tenant_id)
+        records += await _delete_in_batches(store, space, tenant_id)
+        await store.delete_tenant(space, tenant_id)  # what no record head names (partial writes)
         await store.flush(space)
         touched.add(space)
     return records, points, touched
+
+
+async def _delete_in_batches(store: VectorStore, space: EmbeddingSpace, tenant_id: str) -> int:
+    """The tenant's records, BATCH at a time: each store call stays short, so searches of
+    other tenants are not held up behind one delete of everything (bench/README.md §7)."""
+    deleted = 0
+    while True:
+        page, _ = await store.scroll_records(space, tenant_id, None, BATCH, include_expired=True)
+        if not page:
+            return deleted
+        n = await store.delete_records(space, tenant_id, of_records([r.record_id for r in page]))
+        deleted += n
+        if n == 0:
+            return deleted
 
 
 async def _compact(store: Any, spaces: set[EmbeddingSpace]) -> list[str]:
