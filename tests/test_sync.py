@@ -129,3 +129,8 @@ def test_the_sync_facade_lists_counts_and_deletes_by_filter(sync_settings, gatew
         assert pipeline.delete_records("gw", {"even": True}) == 3
         rest = pipeline.list_records("gw", filter=None)
         assert sorted(r.record_id for r in rest.records) == ["r1", "r3"]
+        wanted = [{"id": "r1", "text": "text 1", "metadata": {"even": False}}]
+        dry = pipeline.sync_records("gw", wanted, dry_run=True)
+        assert dry["counts"] == {"missing": 0, "changed": 0, "unchanged": 1, "extra": 1}
+        pipeline.sync_records("gw", wanted)
+        assert pipeline.count_records("gw") == 1

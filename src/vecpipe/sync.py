@@ -140,3 +140,22 @@ class SyncPipeline:
         )
         deleted: int = self._call(call)
         return deleted
+
+    def sync_records(
+        self,
+        tenant_id: str,
+        records: Sequence[Record | Mapping[str, Any]],
+        *,
+        scope: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Make the tenant's records (under `scope`) equal to `records` (core/full_sync.py);
+        the drift report."""
+        from vecpipe.core.full_sync import sync_records
+
+        parsed = [r if isinstance(r, Record) else Record.model_validate(r) for r in records]
+        call = functools.partial(
+            sync_records, self._loop.pipeline, tenant_id, parsed, scope=scope, dry_run=dry_run
+        )
+        report: dict[str, Any] = self._call(call)
+        return report
