@@ -109,3 +109,28 @@ async def test_the_sync_facade_on_an_owned_data_dir_fails_at_once(sync_settings)
         assert time.perf_counter() - started < 10  # at once (a bound for a loaded box)
         assert [hit.id for hit in await resources.pipeline.search("t", "kept safe", 1)] == ["r1"]
     assert not [t for t in threading.enumerate() if "portal" in t.name.lower()]
+
+
+def test_the_sync_facade_lists_counts_and_deletes_by_filter(sync_settings, gateway) -> None:
+    with SyncPipeline(sync_settings) as pipeline:
+        pipeline.set_ai_config("gw", gateway_config(gateway))
+        pipeline.ingest(
+            "gw",
+            [
+                {"id": f"r{i}", "text": f"text {i}", "metadata": {"even": i % 2 == 0}}
+                for i in range(5)
+            ],
+        )
+        assert pipeline.count_records("gw") == 5
+        assert pipeline.count_records("gw", {"even": True}) == 3
+        page = pipeline.list_records("gw", limit=2)
+        assert len(page.records) == 2 and page.next_cursor is not None
+        assert pipeline.delete_records("gw", {"even": True}, dry_run=True) == 3
+        assert pipeline.delete_records("gw", {"even": True}) == 3
+        rest = pipeline.list_records("gw", filter=None)
+        assert sorted(r.record_id for r in rest.records) == ["r1", "r3"]
+        wanted = [{"id": "r1", "text": "text 1", "metadata": {"even": False}}]
+        dry = pipeline.sync_records("gw", wanted, dry_run=True)
+        assert dry["counts"] == {"missing": 0, "changed": 0, "unchanged": 1, "extra": 1}
+        pipeline.sync_records("gw", wanted)
+        assert pipeline.count_records("gw") == 1

@@ -75,6 +75,12 @@ IN_FLIGHT = Gauge("vecpipe_in_flight", "Messages this process's worker is proces
 DEAD_LETTER_DEPTH = Gauge("vecpipe_dead_letter_depth", "Dead letters waiting")
 JOBS = Gauge("vecpipe_jobs", "Jobs by state (queued|running|completed)", ["state"])
 JOBS_SUBMITTED = Counter("vecpipe_jobs_submitted", "Jobs submitted over HTTP", ["tenant"])
+LIFECYCLE = Counter(
+    "vecpipe_lifecycle_records",
+    "Records touched by lifecycle operations (listed|deleted_by_filter|offboarded|expired|"
+    "synced_deleted|dropped_after_offboarding)",
+    ["tenant", "op"],
+)
 SEARCHES = Counter("vecpipe_searches", "Searches served", ["tenant"])
 SEARCH_SECONDS = Histogram(
     "vecpipe_search_seconds",
@@ -96,6 +102,11 @@ def provider_label(name: str | None) -> str:
 def count_records(tenant_id: str, provider: str | None, outcome: str, n: int = 1) -> None:
     if n:
         RECORDS.labels(tenant_label(tenant_id), provider_label(provider), outcome).inc(n)
+
+
+def count_lifecycle(tenant_id: str, op: str, n: int = 1) -> None:
+    if n:
+        LIFECYCLE.labels(tenant_label(tenant_id), op).inc(n)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -51,6 +52,13 @@ def check_record_id(value: str, max_length: int = 512) -> str:
     return value
 
 
+def _iso_time(value: object) -> object:
+    """An ISO-8601 string (or a datetime from Python), never a number read as epoch seconds."""
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError("expires_at is an ISO-8601 date-time string")
+
+
 class Record(BaseModel):
     """One application record: what the caller sends."""
 
@@ -66,11 +74,25 @@ class Record(BaseModel):
     # vecpipe assigns the time it accepted the record (microseconds since the epoch).
     # Strict: `true`, `5.0` or `"5"` is refused, not read as a version.
     version: Annotated[int, Field(ge=0, le=MAX_VERSION), JSON_INTEGER] | None = None
+    # ISO-8601; past it the record is invisible to every read, and a sweeper deletes it
+    # (core/expiry.py). A time without an offset is UTC.
+    expires_at: Annotated[datetime, BeforeValidator(_iso_time)] | None = None
 
     @field_validator("id")
     @classmethod
     def _printable_id(cls, value: str) -> str:
         return check_record_id(value)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def expiry(self) -> float | None:
+        """`expires_at` in seconds since the epoch, as the store keeps it."""
+        return None if self.expires_at is None else self.expires_at.timestamp()
 
 
 class SearchHit(BaseModel):
@@ -94,6 +116,16 @@ class EmbeddingSpace:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.model).strip("-").lower()
         return f"{slug}-{self.dimension}"
 
+    @classmethod
+    def from_key(cls, key: str) -> EmbeddingSpace | None:
+        """A space with this key (its model spelled as the key's slug), None for a name
+        that is no space key: what a store can say of a space it finds on disk."""
+        slug, _, dimension = key.rpartition("-")
+        if not slug or not dimension.isdigit() or int(dimension) < 1:
+            return None
+        space = cls(slug, int(dimension))
+        return space if space.key == key else None
+
 
 @dataclass
 class ChunkPoint:
@@ -109,6 +141,7 @@ class ChunkPoint:
     metadata: dict[str, Any]
     vector: list[float]
     version: int = 0
+    expires_at: float | None = None  # seconds since the epoch
 
 
 @dataclass
@@ -122,6 +155,10 @@ class StoredRecord:
     content_hash: str
     chunk_count: int
     version: int = 0
+    expires_at: float | None = None  # seconds since the epoch
+
+    def expiry_time(self) -> datetime | None:
+        return None if self.expires_at is None else datetime.fromtimestamp(self.expires_at, UTC)
 
 
 @dataclass

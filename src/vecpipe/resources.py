@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from vecpipe import datadir
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.embed_cache import EmbeddingCache
+from vecpipe.core.expiry import ExpirySweeper
 from vecpipe.core.ingest import Ingestor
 from vecpipe.core.migration import MigrationRunner, Migrations
 from vecpipe.core.pipeline import Pipeline
@@ -97,6 +98,9 @@ async def open_resources(
                 grace_seconds=settings.migration_grace_seconds,
                 poll_seconds=settings.migration_poll_seconds,
             )
+        )
+        await stack.enter_async_context(
+            ExpirySweeper(store, every_seconds=settings.expiry_sweep_seconds)
         )
         yield Resources(settings, database, store, providers, queue, pipeline)
 

@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     # after a model migration switched, the tenant's old points are kept this long (0: none)
     migration_grace_seconds: float = Field(default=3600.0, ge=0)
     migration_poll_seconds: float = Field(default=5.0, gt=0)
+    # how often expired records are deleted (core/expiry.py); 0: never (they stay invisible)
+    expiry_sweep_seconds: float = Field(default=60.0, ge=0)
     log_level: str = "INFO"
     # Edge maintenance: optimize a space online once this many of its points are unindexed
     # (0: never; bench/README.md §5), looking every `edge_optimize_poll_seconds`

@@ -1,7 +1,8 @@
 """What an operator asks first: tenants, points per tenant and space, queue, dead letters,
 provider health and jobs. `GET /v1/status` and `vecpipe status` both answer with this.
 
-Counts are the store's: chunk points (a record is one point or more when chunked). A
+Counts are the store's: records (as the record quota counts them) and chunk points (a record
+is one point or more when chunked). A
 tenant's space is its chain's, so a tenant whose provider cannot be opened shows the error.
 """
 
@@ -26,6 +27,7 @@ class TenantStatus(BaseModel):
     configured: bool
     space: str | None = None
     points: int | None = None
+    records: int | None = None  # the store's count_records: what the record quota counts
     error: str | None = None
 
 
@@ -120,6 +122,7 @@ async def _tenant(
         spaces[space.key] = space
         status.space = space.key
         status.points = await resources.store.count(space, tenant_id)
+        status.records = await resources.store.count_records(space, tenant_id)
     except VecpipeError as exc:
         status.error = exc.message
     return status

@@ -12,6 +12,7 @@ opened and closed on it. Safe to call from several threads. Close with `close()`
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from vecpipe.core.pipeline import Pipeline
+from vecpipe.core.records import Page
 from vecpipe.errors import ClosedError
 from vecpipe.models import BatchResult, EmbeddingSpace, Record, SearchHit
 from vecpipe.providers.config import AIConfig
@@ -111,3 +113,49 @@ class SyncPipeline:
     def embed(self, texts: Sequence[str], tenant_id: str | None = None) -> list[list[float]]:
         vectors: list[list[float]] = self._call(self._loop.pipeline.embed, texts, tenant_id)
         return vectors
+
+    def list_records(
+        self,
+        tenant_id: str,
+        limit: int = 100,
+        cursor: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> Page:
+        """One page of the tenant's records; pass `page.next_cursor` for the next."""
+        call = functools.partial(
+            self._loop.pipeline.list_records, tenant_id, limit=limit, cursor=cursor, filter=filter
+        )
+        page: Page = self._call(call)
+        return page
+
+    def count_records(self, tenant_id: str, filter: Mapping[str, Any] | None = None) -> int:
+        count: int = self._call(self._loop.pipeline.count_records, tenant_id, filter)
+        return count
+
+    def delete_records(
+        self, tenant_id: str, filter: Mapping[str, Any], *, dry_run: bool = False
+    ) -> int:
+        call = functools.partial(
+            self._loop.pipeline.delete_records, tenant_id, filter, dry_run=dry_run
+        )
+        deleted: int = self._call(call)
+        return deleted
+
+    def sync_records(
+        self,
+        tenant_id: str,
+        records: Sequence[Record | Mapping[str, Any]],
+        *,
+        scope: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Make the tenant's records (under `scope`) equal to `records` (core/full_sync.py);
+        the drift report."""
+        from vecpipe.core.full_sync import sync_records
+
+        parsed = [r if isinstance(r, Record) else Record.model_validate(r) for r in records]
+        call = functools.partial(
+            sync_records, self._loop.pipeline, tenant_id, parsed, scope=scope, dry_run=dry_run
+        )
+        report: dict[str, Any] = self._call(call)
+        return report

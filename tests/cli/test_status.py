@@ -52,17 +52,18 @@ async def test_status_on_the_data_dir(fake_cli: dict[str, str]) -> None:
     assert "queue: 0 waiting or in flight · dead letters: 1 · jobs: 0 queued, 0 running" in out
     assert "1 completed" in out
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines()]
-    assert ["acme", "yes", SPACE, "3"] in rows and ["globex", "no", SPACE, "2"] in rows
-    assert ["quiet", "no", SPACE, "1"] in rows  # known to the store alone, listed all the same
+    assert ["acme", "yes", SPACE, "3", "3"] in rows and ["globex", "no", SPACE, "2", "2"] in rows
+    assert ["quiet", "no", SPACE, "1", "1"] in rows  # known to the store alone, listed all the same
     assert "fake:all-MiniLM-L6-v2" in out and "closed" in out
     assert "tenants not listed" not in out
 
     as_json = await asyncio.to_thread(invoke, ["status", "--json"], fake_cli)
     report = json.loads(as_json.stdout)
-    assert [(t["tenant_id"], t["configured"], t["points"]) for t in report["tenants"]] == [
-        ("acme", True, 3),
-        ("globex", False, 2),
-        ("quiet", False, 1),
+    tenants = report["tenants"]
+    assert [(t["tenant_id"], t["configured"], t["records"], t["points"]) for t in tenants] == [
+        ("acme", True, 3, 3),
+        ("globex", False, 2, 2),
+        ("quiet", False, 1, 1),
     ]
     assert report["spaces"] == [
         {"space": SPACE, "model": "all-MiniLM-L6-v2", "dimension": 32, "points": 6}

@@ -130,6 +130,7 @@ def test_an_empty_body_and_a_bare_local_kind_are_the_default_local_model() -> No
     assert default_config("other").model_dump(mode="json") == {
         "primary": {"kind": "local", "model": "other"},
         "fallbacks": [],
+        "ttl_seconds": None,
     }
 
 

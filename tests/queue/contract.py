@@ -21,6 +21,7 @@ only lower bounds of time are checked (a retry must not come back before its del
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -201,6 +202,32 @@ class MessageQueueContract:
         assert again.body == b"poison"
         assert again.attempts == 1  # a replay starts the count afresh
         await queue.ack([again])
+
+    async def test_purge_tenant_removes_its_messages_and_dead_letters(
+        self, queue_factory: QueueFactory
+    ) -> None:
+        """Waiting messages and dead letters; messages a consumer holds (prefetched) are out
+        of reach, which is why the worker drops a tombstoned tenant's messages too."""
+
+        def body(tenant: str, n: int) -> bytes:
+            return json.dumps({"kind": "delete", "tenant_id": tenant, "record_id": str(n)}).encode()
+
+        consumer = await queue_factory()
+        await consumer.publish([body("gone", 1), body("kept", 1)])
+        for delivery in await collect(consumer, 2, patience=self.patience):
+            await consumer.dead_letter(delivery, "failed")
+        await consumer.aclose()
+        queue = await queue_factory()  # a handle that never consumed: holds nothing
+        await queue.publish([body("gone", 2), body("gone", 3), body("kept", 2), b"not json"])
+        await eventually(queue.dead_letter_count, 2, self.patience)
+
+        purged = await queue.purge_tenant("gone")
+        assert (purged.messages, purged.dead_letters) == (2, 1), purged
+        assert [d.body for d in await queue.list_dead_letters()] == [body("kept", 1)]
+        left = await collect(queue, 2, patience=self.patience)
+        assert sorted(d.body for d in left) == sorted([body("kept", 2), b"not json"])
+        await queue.ack(left)
+        assert await queue.purge_tenant("gone") == type(purged)()
 
     async def test_replay_only_the_named_dead_letters(self, queue_factory: QueueFactory) -> None:
         queue = await queue_factory()

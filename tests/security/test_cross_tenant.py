@@ -48,8 +48,17 @@ ROUTES = [
         admin_status=404,
     ),
     Route("POST", f"{T}/records", "/v1/tenants/{t}/records", RECORDS),
+    Route("GET", f"{T}/records", "/v1/tenants/{t}/records?limit=5"),
+    Route("POST", f"{T}/records/count", "/v1/tenants/{t}/records/count", {}),
+    Route(
+        "POST",
+        f"{T}/records/delete",
+        "/v1/tenants/{t}/records/delete",
+        {"filter": {"nothing": "matches"}},  # the tenant's real record stays for later rows
+    ),
     Route("GET", f"{T}/records/{{record_id}}", "/v1/tenants/{t}/records/{r}"),
     Route("DELETE", f"{T}/records/{{record_id}}", "/v1/tenants/{t}/records/{r}", own_status=204),
+    Route("POST", f"{T}/sync", "/v1/tenants/{t}/sync", {"records": [], "dry_run": True}),
     Route("POST", f"{T}/jobs", "/v1/tenants/{t}/jobs", RECORDS, own_status=202),
     Route("GET", f"{T}/jobs", "/v1/tenants/{t}/jobs"),
     Route("GET", f"{T}/jobs/{{job_id}}", "/v1/tenants/{t}/jobs/{j}"),
@@ -75,6 +84,8 @@ ROUTES = [
         own_status=403,
         kind="operator",
     ),
+    # the very last row: the admin's call offboards the tenant (core/offboard.py)
+    Route("DELETE", T, "/v1/tenants/{t}", own_status=403),
 ]
 NOT_FOUND = (404, {"error": {"code": "not_found", "message": "not found"}})
 # /v1/embeddings answers in OpenAI's shape (api/errors.py): the same answer, its four fields

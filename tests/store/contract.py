@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -41,6 +42,7 @@ from vecpipe.store.conditions import (
     Or,
     Range,
     chunks_from,
+    expired,
     meta,
     parse_metadata_filter,
 )
@@ -455,6 +457,92 @@ class VectorStoreContract:
         by_id = {record.record_id: record for record in first}
         assert by_id["r3"].version == 3 and by_id["r3"].text == "r3#0 r3#1"
         assert await store.scroll_records(SPACE, "nobody", None, 10) == ([], None)
+
+    async def test_scroll_records_with_a_filter_in_a_stable_order(self, store: VectorStore) -> None:
+        many = [
+            record_points("t1", f"r{i}", [vec(a=1), vec(b=1)], {"src": "jira" if i % 2 else "web"})
+            for i in range(9)
+        ]
+        await put(store, *many, record_points("t2", "r1", [vec(a=1)], {"src": "jira"}))
+        jira = parse_metadata_filter({"src": "jira"})
+
+        async def walk(limit: int) -> list[str]:
+            seen: list[str] = []
+            cursor: str | None = None
+            while True:
+                page, cursor = await store.scroll_records(SPACE, "t1", cursor, limit, jira)
+                seen += [record.record_id for record in page]
+                if cursor is None:
+                    return seen
+
+        by_two, all_at_once = await walk(2), await walk(100)
+        assert by_two == all_at_once  # the same order whatever the page size
+        assert sorted(by_two) == ["r1", "r3", "r5", "r7"]
+
+    async def test_count_records_with_a_filter(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1), vec(b=1)], {"src": "jira"}),
+            record_points("t1", "r2", [vec(a=1)], {"src": "web"}),
+            record_points("t2", "r3", [vec(a=1)], {"src": "jira"}),
+        )
+        jira = parse_metadata_filter({"src": "jira"})
+        assert await store.count_records(SPACE, "t1", jira) == 1
+        assert await store.count_records(SPACE, "t1") == 2
+        assert await store.count_records(SPACE, "t3", jira) == 0
+
+    async def test_delete_records_by_filter_counts_records_and_keeps_the_rest(
+        self, store: VectorStore
+    ) -> None:
+        await put(
+            store,
+            record_points("t1", "r1", [vec(a=1), vec(b=1), vec(c=1)], {"src": "jira"}),
+            record_points("t1", "r2", [vec(a=1)], {"src": "jira"}),
+            record_points("t1", "r3", [vec(a=1)], {"src": "web"}),
+            record_points("t2", "r1", [vec(a=1)], {"src": "jira"}),
+        )
+        jira = parse_metadata_filter({"src": "jira"})
+        assert jira is not None
+        assert await store.delete_records(SPACE, "t1", jira) == 2
+        await store.flush(SPACE)
+        assert await store.count(SPACE, "t1") == 1  # every chunk of r1 went
+        assert set(await store.stored_records(SPACE, "t1", ["r1", "r2", "r3"])) == {"r3"}
+        assert await store.count_records(SPACE, "t2") == 1
+        assert await store.delete_records(SPACE, "t1", jira) == 0
+
+    async def test_spaces_lists_every_space_and_a_listed_space_serves(
+        self, store: VectorStore
+    ) -> None:
+        other = EmbeddingSpace(model="Other/Model-2", dimension=4)
+        await put(store, record_points("t1", "r1", [vec(a=1)]))
+        await store.write(other, upserts([p for p in record_points("t1", "r9", [[1.0, 0, 0, 0]])]))
+        await store.flush(other)
+        listed = await store.spaces()
+        assert sorted(s.key for s in listed) == sorted([SPACE.key, other.key])
+        for space in listed:  # a space known by its key alone still reads and deletes
+            assert await store.count_records(space, "t1") == 1
+            await store.delete_tenant(space, "t1")
+            await store.flush(space)
+            assert await store.count(space, "t1") == 0
+
+    async def test_expired_records_are_invisible_to_reads(self, store: VectorStore) -> None:
+        gone = record_points("t1", "gone", [vec(a=1), vec(b=1)])
+        later = record_points("t1", "later", [vec(a=1)])
+        for point in gone:
+            point.expires_at = time.time() - 1
+        for point in later:
+            point.expires_at = time.time() + 3600
+        await put(store, gone, later, record_points("t1", "kept", [vec(a=1)]))
+        assert await store.count_records(SPACE, "t1") == 2
+        page, _ = await store.scroll_records(SPACE, "t1", None, 10)
+        assert sorted(r.record_id for r in page) == ["kept", "later"]
+        hits = await store.search(SPACE, query("t1", vec(a=1), 10))
+        assert sorted(h.id for h in hits) == ["kept", "later"]
+        every, _ = await store.scroll_records(
+            SPACE, "t1", None, 10, expired(time.time()), include_expired=True
+        )
+        assert [r.record_id for r in every] == ["gone"]
+        assert every[0].expires_at is not None
 
     async def test_delete_tenant_leaves_the_other_tenants(self, store: VectorStore) -> None:
         await put(

@@ -285,6 +285,7 @@ async def test_the_server_gets_the_collection_and_a_tenant_index(fake: FakeQdran
             "field_name": "chunk_index",
             "field_schema": {"type": "integer", "lookup": True, "range": True},
         },
+        {"field_name": "expires_at", "field_schema": {"type": "float"}},
     ]
     assert all(r.headers["api-key"] == API_KEY for r in fake.requests)
     assert all(r.url.params.get("wait") == "true" for r in fake.requests if "/index" in r.url.path)
@@ -297,6 +298,7 @@ async def test_existing_indexes_are_kept(fake: FakeQdrant) -> None:
         "tenant_id": {**keyword, "params": {"type": "keyword", "is_tenant": True}},
         "record_id": keyword,
         "chunk_index": {"data_type": "integer", "points": 0},
+        "expires_at": {"data_type": "float", "points": 0},
     }
     async with fake.store() as store:
         await store.ensure_space(SPACE)
@@ -308,7 +310,7 @@ async def test_a_collection_created_by_another_process_meanwhile(fake: FakeQdran
     fake.exists, fake.create_status = [False, True], 409
     async with fake.store() as store:
         await store.ensure_space(SPACE)
-    assert len(fake.bodies("/index")) == 3
+    assert len(fake.bodies("/index")) == 4  # tenant, record, chunk, expiry
 
 
 async def test_a_failed_create_is_a_store_error(fake: FakeQdrant) -> None:

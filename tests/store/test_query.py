@@ -4,18 +4,22 @@ backend checks it."""
 from __future__ import annotations
 
 import math
+from unittest.mock import patch
 
 import pytest
 
 from vecpipe.errors import ValidationError
-from vecpipe.store.conditions import TENANT, And, Eq, meta
+from vecpipe.store.conditions import TENANT, And, Eq, meta, not_expired
 from vecpipe.store.query import SearchQuery
 
 
 def test_the_store_runs_the_tenant_condition_with_the_callers() -> None:
-    assert SearchQuery("t1").condition() == Eq(TENANT, "t1")
-    where = Eq(meta("lang"), "en")
-    assert SearchQuery("t1", where=where).condition() == And(Eq(TENANT, "t1"), where)
+    with patch("vecpipe.store.conditions.time.time", return_value=1000.0):
+        live = not_expired(1000.0)  # what every read adds: expired records are invisible
+        assert SearchQuery("t1").condition() == And(Eq(TENANT, "t1"), live)
+        where = Eq(meta("lang"), "en")
+        expected = And(Eq(TENANT, "t1"), And(live, where))
+        assert SearchQuery("t1", where=where).condition() == expected
 
 
 def test_limits_and_vectors_are_checked() -> None:

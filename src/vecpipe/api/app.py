@@ -20,6 +20,8 @@ from vecpipe.api.routes import (
     jobs,
     records,
     search,
+    sync,
+    tenants,
     tokens,
 )
 from vecpipe.api.routes import status as operator_routes
@@ -75,7 +77,7 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, limits=settings.limits)
     install_error_handlers(app)
-    for module in (health, ai_config, records, jobs, search, embeddings, tokens):
+    for module in (health, ai_config, records, sync, jobs, search, embeddings, tokens, tenants):
         app.include_router(module.router)
     app.include_router(operator_routes.router)
     app.include_router(dead_letters.router)

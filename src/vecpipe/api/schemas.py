@@ -85,6 +85,86 @@ class RecordResponse(BaseModel):
     content_hash: str
 
 
+FILTER_ANY_SCHEMA = {
+    "type": "object",
+    "maxProperties": MAX_FILTER_KEYS,
+    "description": "a filter in the filter language of searches (see docs/search.md)",
+}
+AnyFilter = Annotated[
+    dict[str, Any], Field(max_length=MAX_FILTER_KEYS), WithJsonSchema(FILTER_ANY_SCHEMA)
+]
+
+
+class ListedRecord(BaseModel):
+    id: str
+    metadata: dict[str, Any]
+    version: int
+    text: str | None = None
+    expires_at: datetime | None = None
+
+
+class RecordsPage(BaseModel):
+    records: list[ListedRecord]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+
+
+class CountRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: AnyFilter | None = None
+
+
+class CountResponse(BaseModel):
+    records: int
+
+
+class DeleteByFilterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: AnyFilter = Field(description="required and not empty: nothing selects every record")
+    dry_run: StrictBool = False
+
+
+class DeleteByFilterResponse(BaseModel):
+    deleted: int = Field(description="records deleted (with dry_run: that would be)")
+    dry_run: bool
+
+
+class SyncRequest(BaseModel):
+    """The complete set of records that should exist (under `scope`, when given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[Record] = Field(description="every record that should exist; may be empty")
+    scope: AnyFilter | None = Field(
+        default=None, description="only stored records this filter selects may be deleted"
+    )
+    dry_run: StrictBool = False
+    sample: Annotated[int, Field(ge=0, le=1000), JSON_INTEGER] = 10
+
+
+class DriftCounts(BaseModel):
+    missing: int
+    changed: int
+    unchanged: int
+    extra: int
+
+
+class DriftSample(BaseModel):
+    missing: list[str]
+    changed: list[str]
+    unchanged: list[str]
+    extra: list[str]
+
+
+class SyncResponse(BaseModel):
+    dry_run: bool
+    counts: DriftCounts = Field(description="missing and changed are upserted, extra deleted")
+    sample: DriftSample = Field(description="the first `sample` ids of each kind")
+    failed: list[FailedRecord]
+    failed_count: int
+
+
 class JobAccepted(BaseModel):
     job_id: str
     total: int

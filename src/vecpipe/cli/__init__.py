@@ -14,6 +14,7 @@ app = typer.Typer(
 from vecpipe.cli import (  # noqa: E402  (each registers its commands)
     dlq,
     jobs,
+    lifecycle,
     records,
     service,
     status,
@@ -26,5 +27,6 @@ service.register(app)
 records.register(app)
 status.register(app)
 jobs.register(app)
+lifecycle.register(app)
 
 __all__ = ["app"]

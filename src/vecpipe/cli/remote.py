@@ -50,8 +50,9 @@ async def remote_put(client: httpx.AsyncClient, path: str, body: Any) -> Any:
     return await _answer(client, client.build_request("PUT", path, json=body))
 
 
-async def remote_delete(client: httpx.AsyncClient, path: str) -> None:
-    await _answer(client, client.build_request("DELETE", path))
+async def remote_delete(client: httpx.AsyncClient, path: str) -> Any:
+    """The JSON answer of a 200 (None for a 204), else a VecpipeError."""
+    return await _answer(client, client.build_request("DELETE", path))
 
 
 async def _answer(client: httpx.AsyncClient, request: httpx.Request) -> Any:

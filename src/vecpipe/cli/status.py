@@ -52,11 +52,13 @@ def status(
 def render(report: StatusReport, out: Console) -> None:
     out.print(Text(summary_line(report), style="bold"))
     tenants = Table("tenant", "configured", "space", title="tenants", title_justify="left")
+    tenants.add_column("records", justify="right")
     tenants.add_column("points", justify="right")
     for t in report.tenants:
+        records = "-" if t.records is None else f"{t.records:,}"
         points = "-" if t.points is None else f"{t.points:,}"
         space = Text(t.space or f"error: {t.error}", style="" if t.space else "red")
-        tenants.add_row(Text(t.tenant_id), "yes" if t.configured else "no", space, points)
+        tenants.add_row(Text(t.tenant_id), "yes" if t.configured else "no", space, records, points)
     if report.unlisted_points:
         tenants.caption = (
             f"+ {report.unlisted_points:,} points of tenants not listed "

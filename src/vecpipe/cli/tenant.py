@@ -80,6 +80,39 @@ def set_config(
     run(main())
 
 
+@app.command("delete")
+def delete_tenant(
+    tenant: str,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="confirm: every record, token and job of it goes")
+    ] = False,
+    url: UrlOption = None,
+) -> None:
+    """Offboard a tenant: delete its records in every space, AI config, tokens, jobs, queued
+    messages and dead letters, and print what went. Safe to repeat (after a crash too)."""
+    if not yes:
+        typer.echo(f"this deletes everything of tenant {tenant!r}: pass --yes", err=True)
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        settings = load_settings()
+        if url:
+            async with remote_client(url, settings) as client:
+                removed = await remote_delete(client, f"/v1/tenants/{_tenant(tenant)}")
+        else:
+            from vecpipe.core.offboard import offboard_tenant
+            from vecpipe.resources import open_resources
+
+            async with open_resources(settings) as resources:
+                removed = await offboard_tenant(
+                    resources.pipeline, resources.database, _tenant(tenant)
+                )
+                removed = {"tenant_id": tenant, **removed}
+        typer.echo(json.dumps(removed))
+
+    run(main())
+
+
 @app.command("migrate-status")
 def migrate_status(tenant: str, url: UrlOption = None) -> None:
     """Print the tenant's latest model migration: state, spaces, progress (or null)."""

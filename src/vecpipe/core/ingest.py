@@ -161,7 +161,11 @@ class Ingestor:
                 confirm |= old is None and gone
             elif old and old.version > op.version:
                 outcomes[op.key] = Outcome("unchanged")  # a newer version is stored already
-            elif old and old.content_hash == content_hash(op.record.text):
+            elif (
+                old
+                and old.content_hash == content_hash(op.record.text)
+                and old.expires_at == op.record.expiry()  # a new expiry rewrites the points
+            ):
                 if old.metadata == op.record.metadata:
                     outcomes[op.key] = _as_stored(op, old, unconfirmed)
                     confirm |= outcomes[op.key].status == "upserted"
@@ -314,6 +318,7 @@ def _points(op: Op, chunks: list[str], vectors: list[list[float]]) -> list[Chunk
             metadata=op.record.metadata,
             vector=vector,
             version=op.version,
+            expires_at=op.record.expiry(),
         )
         for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True))
     ]

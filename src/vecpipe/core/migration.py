@@ -277,6 +277,13 @@ class MigrationRunner(AsyncResource):
 
 
 def _record(stored: StoredRecord) -> Record:
+    expires_at = (
+        None if stored.expires_at is None else datetime.fromtimestamp(stored.expires_at, UTC)
+    )
     return Record(
-        id=stored.record_id, text=stored.text, metadata=stored.metadata, version=stored.version
+        id=stored.record_id,
+        text=stored.text,
+        metadata=stored.metadata,
+        version=stored.version,
+        expires_at=expires_at,
     )

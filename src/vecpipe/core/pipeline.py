@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from vecpipe.core import records as records_ops
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.filters import parse_filter
 from vecpipe.core.ingest import Applied, Ingestor, Op, Outcome
@@ -136,7 +138,9 @@ class Pipeline:
         upserts: Sequence[Record] = (),
         deletes: Sequence[str] = (),
     ) -> BatchResult:
-        ops = _ops(tenant_id, upserts, deletes, self.settings.limits)
+        ops = await self._expiring(
+            tenant_id, _ops(tenant_id, upserts, deletes, self.settings.limits)
+        )
         await check_writable(self.store)  # a full disk: 507 before anything is embedded
         outcomes = (await self.process(ops)).outcomes
         _raise_if_all_refused(outcomes)
@@ -195,9 +199,34 @@ class Pipeline:
         space = await self.space_of(tenant_id)
         await self.store.ensure_space(space)
         found = await self.store.stored_records(space, tenant_id, [record_id])
-        if record_id not in found:
-            raise NotFound(f"record not found in tenant {tenant_id}")
-        return found[record_id]
+        stored = found.get(record_id)
+        if stored is None or (stored.expires_at is not None and stored.expires_at <= time.time()):
+            raise NotFound(f"record not found in tenant {tenant_id}")  # expired: gone already
+        return stored
+
+    async def list_records(
+        self,
+        tenant_id: str,
+        *,
+        limit: int = records_ops.DEFAULT_PAGE,
+        cursor: str | None = None,
+        filter: Any = None,
+    ) -> records_ops.Page:
+        """One page of the tenant's records in a stable order, and the next page's cursor."""
+        check_tenant_id(tenant_id)
+        return await records_ops.list_records(
+            self, tenant_id, limit=limit, cursor=cursor, filter=filter
+        )
+
+    async def count_records(self, tenant_id: str, filter: Any = None) -> int:
+        """Records (not chunks) the tenant has, those the filter selects if given."""
+        check_tenant_id(tenant_id)
+        return await records_ops.count_records(self, tenant_id, filter)
+
+    async def delete_records(self, tenant_id: str, filter: Any, *, dry_run: bool = False) -> int:
+        """Delete the records a (required) filter selects; how many (would) go."""
+        check_tenant_id(tenant_id)
+        return await records_ops.delete_records(self, tenant_id, filter, dry_run=dry_run)
 
     # ------------------------------------------------------------------ search and embed
 
@@ -259,11 +288,30 @@ class Pipeline:
         self, tenant_id: str, upserts: Sequence[Record] = (), deletes: Sequence[str] = ()
     ) -> str:
         """Record the job, then publish one message per record; returns the job id."""
-        ops = _ops(tenant_id, upserts, deletes, self.settings.limits)
+        ops = await self._expiring(
+            tenant_id, _ops(tenant_id, upserts, deletes, self.settings.limits)
+        )
         items = [(op.record_id, "upsert" if op.record else "delete") for op in ops]
         job_id = await self.jobs.create(tenant_id, items)
         await self.queue.publish([message_for(op, job_id) for op in ops])
         return job_id
+
+    async def _expiring(self, tenant_id: str, ops: list[Op]) -> list[Op]:
+        """With the tenant's `ttl_seconds`, records sent without an expiry get one: the time
+        they were accepted plus the TTL."""
+        if not any(op.record is not None and op.record.expires_at is None for op in ops):
+            return ops
+        stored = await self.configs.stored(tenant_id)
+        ttl = stored.get("ttl_seconds") if stored else None
+        if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0:
+            return ops
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        return [
+            Op(op.tenant_id, op.record_id, op.record.model_copy(update={"expires_at": expires}))
+            if op.record is not None and op.record.expires_at is None
+            else op
+            for op in ops
+        ]
 
     async def job(self, tenant_id: str, job_id: str) -> JobStatus:
         status = await self.jobs.get(tenant_id, job_id)

@@ -25,10 +25,11 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vecpipe.db.configs import ConfigRepo
-from vecpipe.db.handle import SQLITE_BEGIN_OPTION, DatabaseHandle
+from vecpipe.db.handle import SQLITE_BEGIN_OPTION, DatabaseHandle, checkpoint
 from vecpipe.db.jobs import JobRepo
 from vecpipe.db.migrations_repo import MigrationRepo
 from vecpipe.db.tokens import TokenRepo
+from vecpipe.db.tombstones import TombstoneRepo
 from vecpipe.diskspace import FreeSpaceFloor
 from vecpipe.errors import ConfigError
 
@@ -59,6 +60,7 @@ class Database:
     tokens: TokenRepo
     _handle: DatabaseHandle
     migrations: MigrationRepo
+    tombstones: TombstoneRepo
 
     @property
     def url(self) -> str:
@@ -73,6 +75,10 @@ class Database:
         """Round-trip to the database (for readiness checks); raises when it is down."""
         async with self._handle.read() as conn:
             await conn.execute(sa.text("SELECT 1"))
+
+    async def checkpoint(self) -> None:
+        """SQLite: move the WAL into the file and truncate it (after deleting a tenant)."""
+        await checkpoint(self._handle)
 
 
 def async_url(url: str) -> URL:
@@ -118,6 +124,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # deleted rows are overwritten, not left in free pages: an offboarded tenant's token
+        # hashes and configs must not stay readable in the file (core/offboard.py)
+        cursor.execute("PRAGMA secure_delete = ON")
     finally:
         cursor.close()
 
@@ -187,6 +196,7 @@ async def open_database(url: str, *, min_free_bytes: int = 0) -> AsyncIterator[D
             TokenRepo(handle),
             handle,
             MigrationRepo(handle),
+            TombstoneRepo(handle),
         )
     finally:
         handle.close()

@@ -87,6 +87,18 @@ class DatabaseHandle:
         raise AssertionError("unreachable")
 
 
+async def checkpoint(handle: DatabaseHandle) -> None:
+    """SQLite: copy the WAL into the database and truncate it, so that pages holding deleted
+    rows (secure_delete zeroes them in the database) leave the WAL file too. A no-op on
+    PostgreSQL, whose files are the server's."""
+    if handle.dialect != "sqlite":
+        return
+    handle._check()
+    async with handle.engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await auto.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

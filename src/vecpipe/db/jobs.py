@@ -190,6 +190,10 @@ class JobRepo:
         async with self._db.read() as conn:
             return list((await conn.execute(sa.select(jobs.c.tenant_id).distinct())).scalars())
 
+    async def delete_tenant(self, tenant_id: str) -> int:
+        """Delete every job of the tenant with its items (offboarding); how many jobs."""
+        return await delete_tenant_jobs(self._db, tenant_id)
+
     async def counts_by_state(self) -> dict[str, int]:
         """How many jobs are queued, running and completed; only the items of unfinished
         jobs are scanned."""
@@ -274,3 +278,11 @@ async def _failures(conn: AsyncConnection, job_ids: Iterable[str]) -> dict[str, 
     for job_id, record_id, error in await conn.execute(query):
         failures.setdefault(job_id, []).append({"id": record_id, "error": error})
     return failures
+
+
+async def delete_tenant_jobs(handle: DatabaseHandle, tenant_id: str) -> int:
+    """Delete every job of the tenant with its items (offboarding); how many jobs."""
+    async with handle.write() as conn:
+        owned = sa.select(jobs.c.id).where(jobs.c.tenant_id == tenant_id)
+        await conn.execute(sa.delete(job_items).where(job_items.c.job_id.in_(owned)))
+        return (await conn.execute(sa.delete(jobs).where(jobs.c.tenant_id == tenant_id))).rowcount

@@ -71,6 +71,22 @@ api_tokens = sa.Table(
     sa.Index(None, "tenant_id"),
 )
 
+TOMBSTONE_STATES = ("deleting", "deleted")
+
+# A tenant being offboarded, or offboarded (core/offboard.py): queued messages of its jobs
+# are dropped (and counted here) instead of re-creating its data.
+tenant_tombstones = sa.Table(
+    "tenant_tombstones",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("removed", sa.JSON(), nullable=True),
+    sa.Column("dropped", sa.Integer(), nullable=False),
+    sa.CheckConstraint("state IN ('deleting', 'deleted')", name="state"),
+)
+
 MIGRATION_STATES = ("running", "switched", "done", "cancelled")
 
 migrations = sa.Table(

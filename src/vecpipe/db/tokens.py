@@ -88,3 +88,9 @@ class TokenRepo:
             )
             for row in rows
         ]
+
+    async def delete_tenant(self, tenant_id: str) -> int:
+        """Delete every token of the tenant, revoked ones too (offboarding); how many."""
+        async with self._db.write() as conn:
+            stmt = sa.delete(api_tokens).where(api_tokens.c.tenant_id == tenant_id)
+            return (await conn.execute(stmt)).rowcount

@@ -102,6 +102,8 @@ class AIConfig(BaseModel):
 
     primary: AnyProviderConfig = Field(default_factory=_default_provider)
     fallbacks: list[AnyProviderConfig] = Field(default_factory=list, max_length=MAX_FALLBACKS)
+    # records sent without `expires_at` expire this long after they are accepted (issue 15)
+    ttl_seconds: Annotated[int, Field(ge=1, le=10 * 365 * 86400)] | None = None
 
     def providers(self) -> list[ProviderConfig]:
         return [self.primary, *self.fallbacks]

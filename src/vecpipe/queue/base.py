@@ -7,6 +7,7 @@ A receiver that holds messages longer than a lease keeps them with `extend`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,22 @@ class DeadLetter:
     reason: str
     attempts: int
     failed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Purged:
+    messages: int = 0
+    dead_letters: int = 0
+
+
+def tenant_of(body: bytes) -> str | None:
+    """The tenant a message body names (JSON with `tenant_id`); None when unreadable."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    tenant = value.get("tenant_id") if isinstance(value, dict) else None
+    return tenant if isinstance(tenant, str) else None
 
 
 class MessageQueue(Protocol):
@@ -66,3 +83,8 @@ class MessageQueue(Protocol):
         """Requeue dead letters (all when ids is None); returns how many."""
 
     async def aclose(self) -> None: ...
+
+    async def purge_tenant(self, tenant_id: str) -> Purged:
+        """Remove the tenant's waiting messages and dead letters (offboarding). Messages in
+        flight or in a backend's delay queues may escape: the worker drops those (tenant
+        tombstones, db/tombstones.py)."""

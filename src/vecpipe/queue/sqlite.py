@@ -37,7 +37,7 @@ from vecpipe.diskspace import FreeSpaceFloor, is_disk_full, storage_full
 from vecpipe.errors import ClosedError, QueueError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.queue import sqlite_ops as ops
-from vecpipe.queue.base import DeadLetter, Delivery
+from vecpipe.queue.base import DeadLetter, Delivery, Purged
 from vecpipe.queue.sqlite_ops import Leased, SqliteTag
 
 __all__ = ["SqliteQueue", "SqliteTag"]
@@ -257,6 +257,9 @@ class SqliteQueue(AsyncResource):
         if replayed:
             self._wakeup.set()
         return replayed
+
+    async def purge_tenant(self, tenant_id: str) -> Purged:
+        return await self._call(lambda conn: ops.purge_tenant(conn, tenant_id))
 
 
 def _tag(delivery: Delivery) -> SqliteTag:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vecpipe.errors import ConfigError
-from vecpipe.queue.base import DeadLetter
+from vecpipe.queue.base import DeadLetter, Purged, tenant_of
 
 SCHEMA_VERSION = 1
 MAX_REASON_CHARS = 4000
@@ -97,6 +97,7 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         # FULL: every commit is on disk before publish/ack return, not just before the
         # next checkpoint; the queue's promises are about power loss, not only crashes.
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA secure_delete = ON")  # an offboarded tenant's bodies are erased
         _create_schema(conn, path)
     except BaseException:
         conn.close()
@@ -289,3 +290,23 @@ def count_dead(conn: sqlite3.Connection) -> int:
 
 def _clip(reason: str) -> str:
     return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
+
+
+def purge_tenant(conn: sqlite3.Connection, tenant_id: str) -> Purged:
+    """Delete the tenant's messages (leased ones too: their acks become no-ops) and dead
+    letters, overwriting the freed pages, then truncate the WAL, which still holds them."""
+    counts = []
+    for table in ("messages", "dead_letters"):
+        doomed = [
+            row_id
+            for row_id, body in conn.execute(f"SELECT id, body FROM {table}")
+            if tenant_of(bytes(body)) == tenant_id
+        ]
+        with immediate(conn):
+            for chunk in range(0, len(doomed), _ID_CHUNK):
+                ids = doomed[chunk : chunk + _ID_CHUNK]
+                marks = ",".join("?" * len(ids))
+                conn.execute(f"DELETE FROM {table} WHERE id IN ({marks})", ids)
+        counts.append(len(doomed))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return Purged(messages=counts[0], dead_letters=counts[1])

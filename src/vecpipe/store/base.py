@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from vecpipe.models import EmbeddingSpace, SearchHit, StoredRecord
+from vecpipe.store.conditions import Condition
 from vecpipe.store.query import SearchQuery
 from vecpipe.store.writes import WriteBatch, WriteResult
 
@@ -36,10 +37,19 @@ class VectorStore(Protocol):
         """What is stored of these records (missing ones are absent from the result)."""
 
     async def scroll_records(
-        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        after: str | None,
+        limit: int,
+        where: Condition | None = None,
+        *,
+        include_expired: bool = False,
     ) -> tuple[list[StoredRecord], str | None]:
-        """One page of the tenant's records, and the cursor of the next page (None after
-        the last). Pass None to start; pages follow the store's own order."""
+        """One page of the tenant's visible records (those `where` selects, if given), and
+        the cursor of the next page (None after the last). Pass None to start; pages follow
+        the store's own order, which is stable (point-id order): a record written between
+        two pages keeps its place. `include_expired`: expired records too (the sweeper)."""
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
         """Best hits, one per record (its best chunk), best first."""
@@ -47,8 +57,11 @@ class VectorStore(Protocol):
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
         """Points (chunks) stored in a space, for one tenant or all."""
 
-    async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
-        """Records the tenant has stored in a space (a record of many chunks counts once)."""
+    async def count_records(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition | None = None
+    ) -> int:
+        """Visible records the tenant has in a space (a record of many chunks counts once),
+        those `where` selects if given."""
 
     async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
         """The tenants that have records in a space, with how many each."""
@@ -63,3 +76,11 @@ class VectorStore(Protocol):
         """Raise StoreError with a reason when the store cannot serve."""
 
     async def aclose(self) -> None: ...
+
+    async def delete_records(self, space: EmbeddingSpace, tenant_id: str, where: Condition) -> int:
+        """Delete every point of the tenant's records that `where` selects (metadata
+        conditions hold on every chunk of a record); returns how many records that was."""
+
+    async def spaces(self) -> list[EmbeddingSpace]:
+        """Every space the store holds, opened here or not (a reindex's target included):
+        what offboarding a tenant walks. A space's model is known by its key only."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ MAX_FILTER_KEYS = 16
 MAX_FILTER_VALUES = 256
 _METADATA_PATH = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 _SYSTEM_FIELDS = frozenset(
-    {payload.TENANT_ID, payload.RECORD_ID, payload.CHUNK_INDEX, payload.VERSION}
+    {payload.TENANT_ID, payload.RECORD_ID, payload.CHUNK_INDEX, payload.VERSION, payload.EXPIRES_AT}
 )
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -76,6 +77,7 @@ TENANT = Field(payload.TENANT_ID)
 RECORD = Field(payload.RECORD_ID)
 CHUNK = Field(payload.CHUNK_INDEX)
 VERSION = Field(payload.VERSION)
+EXPIRES = Field(payload.EXPIRES_AT)
 
 
 @dataclass(frozen=True)
@@ -189,8 +191,19 @@ def for_tenant(tenant_id: str, where: Condition | None = None) -> Condition:
 def visible(tenant_id: str, where: Condition | None = None) -> Condition:
     """What a read of the tenant may see (search, get, list, count), and among it what
     `where` selects. Reads build their selection here, writes and deletes with
-    `for_tenant`: what a read may see can be narrower than what the tenant has stored."""
-    return for_tenant(tenant_id, where)
+    `for_tenant`: what a read may see can be narrower than what the tenant has stored:
+    records whose `expires_at` is past are invisible from that instant, before any sweep."""
+    live = not_expired(time.time())
+    return for_tenant(tenant_id, live if where is None else And(live, where))
+
+
+def not_expired(now: float) -> Condition:
+    return Or(IsEmpty(EXPIRES), Range(EXPIRES, gt=now))
+
+
+def expired(now: float) -> Condition:
+    """Records whose expiry is past (what the sweeper deletes)."""
+    return Range(EXPIRES, lte=now)
 
 
 def record(record_id: str) -> Condition:
@@ -204,6 +217,11 @@ def records(record_ids: Iterable[str]) -> Condition:
 def chunk_zeros() -> Condition:
     """One point per record: its chunk 0, which stands for it."""
     return Eq(CHUNK, 0)
+
+
+def record_heads(where: Condition | None = None) -> Condition:
+    """The chunk 0 of each record `where` selects: one point per record."""
+    return chunk_zeros() if where is None else And(chunk_zeros(), where)
 
 
 def not_newer_than(version: int) -> Condition:

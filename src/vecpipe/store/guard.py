@@ -42,6 +42,7 @@ from vecpipe.diskspace import (
 from vecpipe.errors import StorageFull, StoreError
 from vecpipe.models import EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.base import VectorStore
+from vecpipe.store.conditions import Condition
 from vecpipe.store.edge import generations as edge_generations
 from vecpipe.store.query import SearchQuery
 from vecpipe.store.writes import WriteBatch, WriteResult
@@ -94,10 +95,20 @@ class GuardedStore:
         )
 
     async def scroll_records(
-        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        after: str | None,
+        limit: int,
+        where: Condition | None = None,
+        *,
+        include_expired: bool = False,
     ) -> tuple[list[StoredRecord], str | None]:
         return await self._read(
-            space, lambda: self.inner.scroll_records(space, tenant_id, after, limit)
+            space,
+            lambda: self.inner.scroll_records(
+                space, tenant_id, after, limit, where, include_expired=include_expired
+            ),
         )
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
@@ -106,8 +117,10 @@ class GuardedStore:
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
         return await self._read(space, lambda: self.inner.count(space, tenant_id))
 
-    async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
-        return await self._read(space, lambda: self.inner.count_records(space, tenant_id))
+    async def count_records(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition | None = None
+    ) -> int:
+        return await self._read(space, lambda: self.inner.count_records(space, tenant_id, where))
 
     async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
         return await self._read(space, lambda: self.inner.tenants(space))
@@ -141,6 +154,18 @@ class GuardedStore:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+    async def delete_records(self, space: EmbeddingSpace, tenant_id: str, where: Condition) -> int:
+        return await self._write(space, lambda: self.inner.delete_records(space, tenant_id, where))
+
+    async def spaces(self) -> list[EmbeddingSpace]:
+        return await self.inner.spaces()
+
+    async def compact_tenant_data(self, space: EmbeddingSpace) -> None:
+        """The inner store's, for a store that has it (Edge); else nothing to do."""
+        compact = getattr(self.inner, "compact_tenant_data", None)
+        if compact is not None:
+            await self._write(space, lambda: compact(space))
 
     # ------------------------------------------------------------------------ internals
 

@@ -11,6 +11,7 @@ Nothing here imports a Qdrant library. One point per chunk of a record (ids: poi
     chunk_text    the text of this chunk
     text          the full record text, on chunk 0 only
     version       the record version written; writes only replace points of an older version
+    expires_at    seconds since the epoch past which the record is invisible (absent: never)
 
 Chunk 0 stands for the record: reads of a record (stored_records, scroll_records, counts of
 records) read its chunk 0, and it is written last (versioned.py).
@@ -32,6 +33,7 @@ METADATA = "metadata"
 CHUNK_TEXT = "chunk_text"
 TEXT = "text"
 VERSION = "version"
+EXPIRES_AT = "expires_at"
 
 SEARCH_FIELDS = [TENANT_ID, RECORD_ID, CHUNK_INDEX, METADATA, CHUNK_TEXT, TEXT]
 """Payload a search reads per chunk (not content_hash or chunk_count)."""
@@ -49,6 +51,8 @@ def chunk_payload(point: ChunkPoint) -> dict[str, Any]:
         CHUNK_TEXT: point.chunk_text,
         VERSION: point.version,
     }
+    if point.expires_at is not None:
+        payload[EXPIRES_AT] = point.expires_at
     if point.chunk_index == 0:
         payload[TEXT] = point.record_text
     return payload
@@ -75,4 +79,9 @@ def stored_record(payload: Mapping[str, Any]) -> StoredRecord:
         content_hash=str(payload.get(CONTENT_HASH, "")),
         chunk_count=int(payload.get(CHUNK_COUNT, 1)),
         version=int(payload.get(VERSION, 0)),
+        expires_at=_expiry(payload.get(EXPIRES_AT)),
     )
+
+
+def _expiry(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -36,6 +36,7 @@ def worker_for(
         batches=resources.pipeline,
         jobs=resources.database.jobs,
         store=resources.store,
+        tenants=resources.database.tombstones,
     )
 
 

@@ -38,3 +38,11 @@ class ReadinessCheck(Protocol):
     """The store's readiness: raises while it cannot take writes (down, or a full disk)."""
 
     async def check_ready(self) -> None: ...
+
+
+class TenantGate(Protocol):
+    """Which messages of offboarded tenants may still run (db.tombstones.TombstoneRepo)."""
+
+    async def admit(self, messages: Sequence[tuple[str, str | None]]) -> list[bool]: ...
+
+    async def count_dropped(self, tenant_id: str, n: int) -> None: ...

@@ -32,7 +32,7 @@ from vecpipe.queue.base import Delivery, MessageQueue
 from vecpipe.settings import Settings
 from vecpipe.worker.leases import LeaseKeeper
 from vecpipe.worker.messages import ParsedMessage, PoisonMessage, parse_message
-from vecpipe.worker.pieces import BatchProcessor, JobOutcomes, ReadinessCheck
+from vecpipe.worker.pieces import BatchProcessor, JobOutcomes, ReadinessCheck, TenantGate
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +90,14 @@ class VectorizationWorker:
         batches: BatchProcessor,
         jobs: JobOutcomes,
         store: ReadinessCheck,
+        tenants: TenantGate | None = None,
     ) -> None:
         self.queue = queue
         self.settings = settings
         self._batches = batches
         self._jobs = jobs
         self._store = store
+        self._tenants = tenants
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
         self._check_store = False  # a batch was retried: is the store down?
@@ -262,6 +264,7 @@ class VectorizationWorker:
             except PoisonMessage as exc:
                 plan.dead.append((delivery, exc.reason))
                 plan.dead_labels.append((metrics.UNKNOWN_TENANT, metrics.NO_PROVIDER))
+        parsed = await self._admitted(plan, parsed)
         if parsed:
             try:
                 applied = await self._batches.process([p.op for _, p in parsed], flush=False)
@@ -276,6 +279,34 @@ class VectorizationWorker:
         # before the next batch is taken: a retried or refused batch means the store may be down
         self._check_store = self._check_store or bool(plan.retries or plan.releases)
         return plan
+
+    async def _admitted(
+        self, plan: _Plan, parsed: list[tuple[Delivery, ParsedMessage]]
+    ) -> list[tuple[Delivery, ParsedMessage]]:
+        """The messages that may run: those of an offboarded tenant's deleted jobs (queued
+        before it was deleted) are acked unprocessed and counted, never re-create data."""
+        if self._tenants is None or not parsed:
+            return parsed
+        try:
+            admitted = await self._tenants.admit([(m.op.tenant_id, m.job_id) for _, m in parsed])
+        except Exception:  # the database is down: give the batch back, unprocessed
+            log.warning("cannot check tenant tombstones; batch given back", exc_info=True)
+            plan.releases.extend(delivery for delivery, _ in parsed)
+            self._check_store = True
+            return []
+        dropped = Counter[str]()
+        kept = []
+        for item, ok in zip(parsed, admitted, strict=True):
+            if ok:
+                kept.append(item)
+            else:
+                plan.acks.append(item[0])
+                dropped[item[1].op.tenant_id] += 1
+        for tenant_id, n in dropped.items():
+            await self._tenants.count_dropped(tenant_id, n)
+            metrics.count_lifecycle(tenant_id, "dropped_after_offboarding", n)
+            log.info("dropped %d message(s) of offboarded tenant %s", n, tenant_id)
+        return kept
 
     def _plan(
         self, plan: _Plan, delivery: Delivery, message: ParsedMessage, outcome: Outcome

@@ -18,7 +18,7 @@ import aiormq.abc
 from aio_pika.message import IncomingMessage
 from aiormq import spec
 
-from vecpipe.queue.base import DeadLetter
+from vecpipe.queue.base import DeadLetter, tenant_of
 from vecpipe.queue.rabbitmq.topology import REASON_HEADER, Topology, dead_letter_from, message_key
 
 LAST_ERROR_HEADER = "x-vecpipe-last-error"
@@ -128,3 +128,21 @@ async def replay_dead_letters(
     finally:
         if not channel.is_closed:
             await _requeue(skipped)
+
+
+async def purge_tenant(channel: aiormq.abc.AbstractChannel, queue: str, tenant_id: str) -> int:
+    """Take every ready message of `queue`, ack (drop) the tenant's, requeue the others once
+    the scan has reached the end (so `basic.get` moves past them)."""
+    kept: list[IncomingMessage] = []
+    dropped = 0
+    try:
+        while (message := await _get(channel, queue)) is not None:
+            if tenant_of(message.body) == tenant_id:
+                await message.ack()
+                dropped += 1
+            else:
+                kept.append(message)
+        return dropped
+    finally:
+        if not channel.is_closed:
+            await _requeue(kept)

@@ -36,7 +36,7 @@ from yarl import URL
 
 from vecpipe.errors import ClosedError, QueueError, ValidationError
 from vecpipe.lifecycle import AsyncResource
-from vecpipe.queue.base import DeadLetter, Delivery
+from vecpipe.queue.base import DeadLetter, Delivery, Purged
 from vecpipe.queue.rabbitmq import dlq
 from vecpipe.queue.rabbitmq.amqp import amqp_errors, is_live, safe_url, settle, wait_ready
 from vecpipe.queue.rabbitmq.consumer import Consumer
@@ -346,3 +346,11 @@ class RabbitQueue(AsyncResource):
     async def replay_dead_letters(self, ids: Sequence[str] | None = None) -> int:
         async with self._admin_channel("replay dead letters") as channel:
             return await dlq.replay_dead_letters(channel, self._topology, ids)
+
+    async def purge_tenant(self, tenant_id: str) -> Purged:
+        """The work queue's and the DLQ's ready messages of the tenant; those in a retry
+        delay queue or held by a consumer come back later and the worker drops them."""
+        async with self._admin_channel("purge tenant") as channel:
+            messages = await dlq.purge_tenant(channel, self._topology.queue, tenant_id)
+            dead = await dlq.purge_tenant(channel, self._topology.dlq, tenant_id)
+        return Purged(messages=messages, dead_letters=dead)

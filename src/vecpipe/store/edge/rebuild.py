@@ -221,6 +221,63 @@ async def optimize_online(
     )
 
 
+# ---------------------------------------------------------------------------- rewrite
+
+
+def start_rewrite(mirror: Mirror, dest: Path, dimension: int) -> None:
+    """A fresh, empty shard for the rewrite; from this job on the live shard's writes are
+    journaled for it (as for an optimize's copy)."""
+    mirror.recording = True
+    mirror.copy = edge_shard.open_shard(dest, dimension)
+
+
+def copy_page(shard: qe.EdgeShard, mirror: Mirror, offset: Any, limit: int) -> Any:
+    """Copy one page of the live shard's points (vectors and payloads) into the fresh one;
+    the next page's offset, None after the last."""
+    _check(mirror)
+    assert mirror.copy is not None
+    request = qe.ScrollRequest(
+        offset=offset, limit=limit, filter=None, with_payload=True, with_vector=True
+    )
+    records, next_offset = shard.scroll(request)
+    points = [qe.Point(r.id, r.vector, r.payload or {}) for r in records if r.vector is not None]
+    if points:
+        mirror.copy.update(qe.UpdateOperation.upsert_points(points))
+    return next_offset
+
+
+async def rewrite_online(target: OpenSpace, run: Runner, shards_dir: Path) -> int:
+    """Rebuild a space's shard from its live points into a fresh generation, and swap it in.
+
+    What deletes leave behind (the deleted points' bytes in segments and in the WAL, which
+    Edge truncates only once a whole WAL file is past) stays in the old generation, which
+    is removed. Reads and writes go on meanwhile: writes made during the copy are journaled
+    and replayed, as for an optimize. The caller holds the space's optimize lock. Returns
+    the points copied."""
+    key = target.space.key
+    dest = await asyncio.to_thread(edge_generations.next_generation, shards_dir, key)
+    mirror = target.mirror = Mirror()
+    changed_before_copy = target.changed_points
+    copied = 0
+    try:
+        await run("rewrite", start_rewrite, mirror, dest, target.space.dimension)
+        offset: Any = None
+        while True:
+            shard = target.handle.shard
+            offset = await run("rewrite", copy_page, shard, mirror, offset, REPLAY_POINTS)
+            copied += REPLAY_POINTS
+            if offset is None:
+                break
+        while not await run("catch_up", replay, mirror, REPLAY_POINTS):
+            pass
+        await run("catch_up", flush_copy, mirror)
+    except BaseException:
+        await _uninterrupted(_discard(target, mirror, dest, run))
+        raise
+    await _uninterrupted(_swap(target, mirror, dest, run, shards_dir, changed_before_copy))
+    return copied
+
+
 async def _swap(
     target: OpenSpace,
     mirror: Mirror,

@@ -25,7 +25,7 @@ import qdrant_edge as qe
 from vecpipe.store.conditions import not_newer_than
 from vecpipe.store.edge.filters import compile_filter
 from vecpipe.store.grouping import ChunkHit
-from vecpipe.store.payload import CHUNK_INDEX, RECORD_ID, SEARCH_FIELDS, TENANT_ID
+from vecpipe.store.payload import CHUNK_INDEX, EXPIRES_AT, RECORD_ID, SEARCH_FIELDS, TENANT_ID
 
 INDEXING_THRESHOLD_KB = 10_000
 """Segments larger than this get an HNSW index on optimize (~6.5k vectors at 384-d)."""
@@ -34,10 +34,11 @@ MAX_SEGMENT_KB = 32_000
 SEGMENT_NUMBER = 8
 """Segments kept before the optimizer merges small ones."""
 
-_PAYLOAD_INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams] = {
+_PAYLOAD_INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams | qe.FloatIndexParams] = {
     TENANT_ID: qe.KeywordIndexParams(is_tenant=True),
     RECORD_ID: qe.KeywordIndexParams(),
     CHUNK_INDEX: qe.IntegerIndexParams(lookup=True, range=True),
+    EXPIRES_AT: qe.FloatIndexParams(),
 }
 
 

@@ -34,7 +34,7 @@ from vecpipe.errors import ClosedError, StoreError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.batching import batched, write_batches
-from vecpipe.store.conditions import Condition, chunk_zeros, for_tenant, visible
+from vecpipe.store.conditions import Condition, chunk_zeros, for_tenant, record_heads, visible
 from vecpipe.store.edge import generations as edge_generations
 from vecpipe.store.edge import rebuild as edge_rebuild
 from vecpipe.store.edge import search as edge_search
@@ -125,11 +125,19 @@ class EdgeStore(AsyncResource):
         return found
 
     async def scroll_records(
-        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        after: str | None,
+        limit: int,
+        where: Condition | None = None,
+        *,
+        include_expired: bool = False,
     ) -> tuple[list[StoredRecord], str | None]:
         self._check_open()
         target = await self._space(space)
-        flt = compile_filter(visible(tenant_id, chunk_zeros()))
+        scope = for_tenant if include_expired else visible
+        flt = compile_filter(scope(tenant_id, record_heads(where)))
         payloads, cursor = await self._call(
             target, "scroll", edge_shard.scroll_payloads, flt, after, limit
         )
@@ -149,10 +157,12 @@ class EdgeStore(AsyncResource):
         flt = compile_filter(for_tenant(tenant_id)) if tenant_id is not None else None
         return await self._call(target, "count", edge_shard.count, flt)
 
-    async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
+    async def count_records(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition | None = None
+    ) -> int:
         self._check_open()
         target = await self._space(space)
-        flt = compile_filter(visible(tenant_id, chunk_zeros()))
+        flt = compile_filter(visible(tenant_id, record_heads(where)))
         return await self._call(target, "count", edge_shard.count, flt)
 
     async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
@@ -170,6 +180,18 @@ class EdgeStore(AsyncResource):
         doomed = await self._call(target, "count", edge_shard.count, flt)
         delete = functools.partial(edge_shard.delete_op, flt)
         await self._write(target, "delete", delete, weight=max(1, doomed))
+
+    async def delete_records(self, space: EmbeddingSpace, tenant_id: str, where: Condition) -> int:
+        self._check_open()
+        target = await self._space(space)
+        heads = compile_filter(for_tenant(tenant_id, record_heads(where)))
+        doomed = await self._call(target, "count", edge_shard.count, heads)
+        if doomed:
+            points = compile_filter(for_tenant(tenant_id, where))
+            weight = await self._call(target, "count", edge_shard.count, points)
+            delete = functools.partial(edge_shard.delete_op, points)
+            await self._write(target, "delete", delete, weight=max(1, weight))
+        return int(doomed)
 
     # ------------------------------------------------------------------------ versioned.py's
 
@@ -298,6 +320,19 @@ class EdgeStore(AsyncResource):
                 target, run, self._shards_dir, self._min_free_bytes
             )
 
+    async def compact_tenant_data(self, space: EmbeddingSpace) -> None:
+        """Rewrite the space's shard from its live points (rebuild.py `rewrite_online`), so
+        that nothing of deleted points stays on disk: Edge keeps their bytes in segments
+        and in its WAL until those are rewritten. Offboarding runs it (core/offboard.py)."""
+        target = await self._space(space)
+        async with target.optimize_lock:
+            self._check_open()
+
+            async def run(op: str, fn: Callable[..., T], *args: Any) -> T:
+                return await self._run(op, space, fn, *args)
+
+            await edge_rebuild.rewrite_online(target, run, self._shards_dir)
+
     async def index_status(self, space: EmbeddingSpace) -> IndexStatus:
         """For deciding when to `optimize()` (maintenance.py): Edge's counts, and the
         points written since the last optimize, which Edge's counts cannot show."""
@@ -398,3 +433,13 @@ class EdgeStore(AsyncResource):
 
     async def _run(self, op: str, space: EmbeddingSpace, fn: Callable[..., T], *args: Any) -> T:
         return await self._threads.run(op, space, fn, *args)
+
+    async def spaces(self) -> list[EmbeddingSpace]:
+        self._check_open()
+        keys = await asyncio.to_thread(edge_generations.space_keys, self._shards_dir)
+        found = {key: target.space for key, target in self._spaces.items()}
+        for key in keys:
+            space = EmbeddingSpace.from_key(key)
+            if key not in found and space is not None:
+                found[key] = space
+        return [found[key] for key in sorted(found)]

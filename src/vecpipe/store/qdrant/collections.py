@@ -6,14 +6,17 @@ from __future__ import annotations
 from qdrant_client import models
 
 from vecpipe.errors import ConfigError
-from vecpipe.store.payload import CHUNK_INDEX, RECORD_ID, TENANT_ID
+from vecpipe.store.payload import CHUNK_INDEX, EXPIRES_AT, RECORD_ID, TENANT_ID
 
-PAYLOAD_INDEXES: dict[str, models.KeywordIndexParams | models.IntegerIndexParams] = {
+PAYLOAD_INDEXES: dict[
+    str, models.KeywordIndexParams | models.IntegerIndexParams | models.FloatIndexParams
+] = {
     TENANT_ID: models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
     RECORD_ID: models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD),
     CHUNK_INDEX: models.IntegerIndexParams(
         type=models.IntegerIndexType.INTEGER, lookup=True, range=True
     ),
+    EXPIRES_AT: models.FloatIndexParams(type=models.FloatIndexType.FLOAT),
 }
 """Indexes every collection gets; `tenant_id` co-locates each tenant's points (is_tenant)."""
 

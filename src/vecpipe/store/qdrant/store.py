@@ -40,6 +40,7 @@ from vecpipe.store.conditions import (
     chunk_zeros,
     for_tenant,
     not_newer_than,
+    record_heads,
     visible,
 )
 from vecpipe.store.grouping import ChunkHit, search_records
@@ -155,14 +156,22 @@ class QdrantStore(AsyncResource):
         return {record_id: stored_record(p) for record_id, p in payloads.items()}
 
     async def scroll_records(
-        self, space: EmbeddingSpace, tenant_id: str, after: str | None, limit: int
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        after: str | None,
+        limit: int,
+        where: Condition | None = None,
+        *,
+        include_expired: bool = False,
     ) -> tuple[list[StoredRecord], str | None]:
         self._check_open()
         name = await self._collection(space)
+        scope = for_tenant if include_expired else visible
         async with self._using("scroll", name) as client:
             points, cursor = await client.scroll(
                 name,
-                scroll_filter=compile_filter(visible(tenant_id, chunk_zeros())),
+                scroll_filter=compile_filter(scope(tenant_id, record_heads(where))),
                 limit=limit,
                 offset=after,
                 with_payload=True,
@@ -205,9 +214,11 @@ class QdrantStore(AsyncResource):
         where = for_tenant(tenant_id) if tenant_id is not None else None
         return await self._count(space, where)
 
-    async def count_records(self, space: EmbeddingSpace, tenant_id: str) -> int:
+    async def count_records(
+        self, space: EmbeddingSpace, tenant_id: str, where: Condition | None = None
+    ) -> int:
         self._check_open()
-        return await self._count(space, visible(tenant_id, chunk_zeros()))
+        return await self._count(space, visible(tenant_id, record_heads(where)))
 
     async def tenants(self, space: EmbeddingSpace) -> dict[str, int]:
         self._check_open()
@@ -226,6 +237,14 @@ class QdrantStore(AsyncResource):
         self._check_open()
         name = await self._collection(space)
         await self._delete_where(name, compile_filter(for_tenant(tenant_id)))
+
+    async def delete_records(self, space: EmbeddingSpace, tenant_id: str, where: Condition) -> int:
+        self._check_open()
+        doomed = await self._count(space, for_tenant(tenant_id, record_heads(where)))
+        if doomed:
+            name = await self._collection(space)
+            await self._delete_where(name, compile_filter(for_tenant(tenant_id, where)))
+        return doomed
 
     # ------------------------------------------------------------------------ versioned.py's
 
@@ -402,3 +421,15 @@ class QdrantStore(AsyncResource):
     def _reason(self, exc: BaseException) -> str:
         """What went wrong, one bounded line, with the API key scrubbed should it appear."""
         return describe_error(exc, self._secret)
+
+    async def spaces(self) -> list[EmbeddingSpace]:
+        self._check_open()
+        async with self._using("list collections") as client:
+            response = await client.get_collections()
+        found = []
+        for collection in response.collections:
+            if collection.name.startswith(self._prefix):
+                space = EmbeddingSpace.from_key(collection.name[len(self._prefix) :])
+                if space is not None:
+                    found.append(space)
+        return sorted(found, key=lambda space: space.key)
