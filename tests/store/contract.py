@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import pytest
 
-from vecpipe.errors import ClosedError, ValidationError
+from vecpipe.core.filters import parse_filter
+from vecpipe.errors import ClosedError, LimitExceeded, ValidationError
 from vecpipe.models import ChunkPoint, EmbeddingSpace
 from vecpipe.store import versioned
 from vecpipe.store.base import VectorStore
@@ -42,7 +44,6 @@ from vecpipe.store.conditions import (
     Range,
     chunks_from,
     meta,
-    parse_metadata_filter,
 )
 from vecpipe.store.query import SearchQuery
 from vecpipe.store.versioned import VersionedPrimitives
@@ -98,7 +99,7 @@ def query(
 ) -> SearchQuery:
     """A search query; `metadata_filter` is the API's `{key: value}` filter, parsed."""
     if metadata_filter is not None:
-        where = parse_metadata_filter(metadata_filter)
+        where = parse_filter(metadata_filter)
     return SearchQuery(tenant_id, vector, where=where, limit=limit, offset=offset)
 
 
@@ -314,6 +315,96 @@ class VectorStoreContract:
         assert await ids(nested) == ["r3", "r5"]
         assert await ids(And(In(RECORD, ["r1", "r2", "r4"]), Not(Eq(RECORD, "r2")))) == ["r1", "r4"]
         assert await ids(Range(CHUNK, gte=1)) == []
+
+    # ------------------------------------------------------------------------ filter language
+
+    async def put_language_corpus(self, store: VectorStore) -> None:
+        """r1..r6 rank in that order for vec(a=1); t2 holds look-alikes that must never show."""
+        corpus: list[dict[str, Any]] = [
+            {"year": 2023, "at": "2023-06-01T12:00:00Z", "title": "Connection reset by peer"},
+            {"year": 2024, "at": "2024-01-01T00:30:00+01:00", "title": "ERR_CONN_RESET again"},
+            {"year": 2024.5, "at": "2024-05-01", "title": "all good", "archived": True},
+            {"year": 2025, "at": "2025-12-31T23:59:59Z", "tags": ["red", "blue"]},
+            {"at": "not a date", "title": ["reset", "other"], "archived": False},
+            {"year": "2024", "tags": []},
+        ]
+        await put(
+            store,
+            *(
+                record_points("t1", f"r{i}", [vec(a=1, b=0.1 * i)], meta)
+                for i, meta in enumerate(corpus, 1)
+            ),
+            record_points("t2", "r1", [vec(a=1)], {"year": 2024, "title": "reset"}),
+        )
+
+    async def test_the_filter_language_on_every_backend(self, store: VectorStore) -> None:
+        await self.put_language_corpus(store)
+
+        async def ids(flt: dict[str, Any]) -> list[str]:
+            return [hit.id for hit in await store.search(SPACE, query("t1", vec(a=1), 10, flt))]
+
+        cases: list[tuple[dict[str, Any], list[str]]] = [
+            ({"year": {"$eq": 2024}}, ["r2"]),
+            ({"year": {"$ne": 2024}}, ["r1", "r3", "r4", "r5", "r6"]),  # missing counts as "not"
+            ({"year": {"$in": [2023, 2025]}}, ["r1", "r4"]),
+            ({"year": {"$nin": [2023, 2025, "2024"]}}, ["r2", "r3", "r5"]),
+            ({"year": {"$gt": 2024}}, ["r3", "r4"]),
+            ({"year": {"$gte": 2024, "$lt": 2025}}, ["r2", "r3"]),  # a string "2024" is no number
+            ({"year": {"$lte": 2023.5}}, ["r1"]),
+            ({"archived": {"$exists": True}}, ["r3", "r5"]),
+            ({"tags": {"$exists": False}}, ["r1", "r2", "r3", "r5", "r6"]),  # [] is empty
+            ({"title": {"$text": "reset"}}, ["r1", "r2", "r5"]),  # words ("_" splits), any case
+            ({"title": {"$text": "err_conn_reset"}}, ["r2"]),
+            ({"at": {"$gte": "2024-01-01T00:00:00Z"}}, ["r3", "r4"]),  # r2 is 23:30 UTC, 2023
+            ({"at": {"$lt": "2024-01-01"}}, ["r1", "r2"]),  # "not a date" never matches
+            ({"at": {"$gt": "2024-04-30T23:00:00-02:00", "$lte": "2025-12-31T23:59:59Z"}}, ["r4"]),
+            ({"$or": [{"year": 2023}, {"tags": "red"}]}, ["r1", "r4"]),
+            ({"$and": [{"year": {"$gte": 2024}}, {"$not": {"archived": True}}]}, ["r2", "r4"]),
+            (
+                {"$not": {"$or": [{"year": {"$lt": 2025}}, {"title": {"$exists": True}}]}},
+                ["r4", "r6"],
+            ),
+            ({"id": "r3"}, ["r3"]),
+            ({"id": {"$in": ["r1", "r4", "zz"]}, "year": {"$gt": 2000}}, ["r1", "r4"]),
+            ({"id": {"$nin": ["r1", "r2", "r3"]}}, ["r4", "r5", "r6"]),
+            ({"tags": {"$in": ["blue"]}, "year": 2025}, ["r4"]),  # keys of one object all hold
+        ]
+        for flt, expected in cases:
+            got = await ids(flt)
+            assert got == expected, (flt, got)
+
+    @pytest.mark.parametrize(
+        ("flt", "where"),
+        [
+            ({"year": {"$regex": "x"}}, "filter.year.$regex: unknown operator"),
+            ({"$nor": []}, "filter.$nor: unknown operator"),
+            ({"year": {"$gt": 1, "$lt": "2024-01-01"}}, "filter.year: bounds mix"),
+            ({"year": {"$gt": "soon"}}, "filter.year.$gt: not an ISO-8601"),
+            ({"year": {"$gt": True}}, "filter.year.$gt: bounds are numbers"),
+            ({"year": {"$eq": 1, "x": 2}}, "filter.year.x: operators and values cannot mix"),
+            ({"$or": [{"a": 1}, {"b": {"$in": "x"}}]}, "filter.$or[1].b.$in: takes a list"),
+            ({"$not": []}, "filter.$not: a filter is an object"),
+            ({"id": 5}, "filter.id: record ids are strings"),
+            ({"id": {"$gt": "a"}}, "filter.id.$gt: unknown operator"),
+            ({"a": {"$exists": 1}}, "filter.a.$exists: takes true or false"),
+            ({"a": {"$text": "  "}}, "filter.a.$text: takes a string of at least one word"),
+        ],
+    )
+    async def test_a_bad_filter_says_where(
+        self, store: VectorStore, flt: dict[str, Any], where: str
+    ) -> None:
+        with pytest.raises(ValidationError, match=re.escape(where)):
+            await store.search(SPACE, query("t1", vec(a=1), 3, flt))
+
+    async def test_filters_are_bounded(self, store: VectorStore) -> None:
+        wide = {"$or": [{"$and": [{f"k{j}": j for j in range(16)}] * 16}] * 16}
+        deep: dict[str, Any] = {"a": 1}
+        for _ in range(40):
+            deep = {"$not": deep}
+        many = {"$or": [{"k": i} for i in range(10_000)]}
+        for flt in (wide, deep, many):
+            with pytest.raises(LimitExceeded):
+                await store.search(SPACE, query("t1", vec(a=1), 3, flt))
 
     async def test_a_condition_never_reaches_another_tenant(self, store: VectorStore) -> None:
         await self.put_condition_corpus(store)

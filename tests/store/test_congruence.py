@@ -45,6 +45,7 @@ SPACE = EmbeddingSpace(model="congruence/model", dimension=16)
 TENANTS = ("acme", "globex")
 RECORDS = 200
 LANGS = ("en", "de", "fr")
+WORDS = ("alpha", "Beta", "gamma_delta", "ERR_CONN_RESET", "PROJ-1234", "omega")
 
 
 def unit_vector(rng: random.Random) -> list[float]:
@@ -60,6 +61,8 @@ def metadata(i: int) -> dict[str, Any]:
         "ok": (i // 2) % 2 == 0,
         "tags": ["x", "y"] if i % 4 == 0 else ["y"],
         "nested": {"group": f"g{(i // 2) % 4}"},
+        "at": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00{('Z', '+02:00')[i % 2]}",
+        "title": " ".join(WORDS[(i * k) % len(WORDS)] for k in (1, 3, 7)),
     }
 
 
@@ -203,6 +206,35 @@ async def test_condition_trees_answer_alike(
         assert await edge.count_records(SPACE, tenant) == await qdrant.count_records(SPACE, tenant)
     assert all(found.values()), found  # no condition is vacuous: each finds records somewhere
     assert await edge.tenants(SPACE) == await qdrant.tenants(SPACE) == {"acme": 97, "globex": 90}
+
+
+LANGUAGE: list[dict[str, Any]] = [
+    {"n": {"$gte": 1, "$lt": 4}, "lang": {"$ne": "fr"}},
+    {"$or": [{"lang": {"$nin": ["en", "de"]}}, {"ok": {"$exists": False}}]},
+    {"at": {"$gte": "2024-03-01", "$lt": "2024-09-15T12:00:00+02:00"}},
+    {"title": {"$text": "err_conn_reset"}},
+    {"title": {"$text": "beta"}, "$not": {"tags": "x"}},
+    {"id": {"$in": [f"rec-{i}" for i in range(0, 100, 7)]}, "n": {"$gt": 0}},
+    {"$and": [{"nested.group": {"$in": ["g1", "g3"]}}, {"$not": {"at": {"$lt": "2024-06-01"}}}]},
+    {"v": {"$exists": True}},
+]
+
+
+async def test_the_filter_language_answers_alike(
+    stores: tuple[PrimitivesStore, PrimitivesStore],
+) -> None:
+    edge, qdrant = stores
+    for store in stores:
+        await apply_scenario(store)
+    rng = random.Random(11)
+    found = {i: 0 for i in range(len(LANGUAGE))}
+    for tenant in TENANTS:
+        for i, flt in enumerate(LANGUAGE):
+            ask = query(tenant, unit_vector(rng), 30, flt)
+            from_edge, from_qdrant = await edge.search(SPACE, ask), await qdrant.search(SPACE, ask)
+            assert_alike(from_edge, from_qdrant, f"{tenant} {flt}")
+            found[i] += len(from_edge)
+    assert all(found.values()), found
 
 
 async def test_the_scenario_did_what_it_says(
