@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import pytest
 
 from vecpipe.core.filters import parse_filter
-from vecpipe.errors import ClosedError, LimitExceeded, ValidationError
+from vecpipe.errors import ClosedError, LimitExceeded, NotFound, ValidationError
 from vecpipe.models import ChunkPoint, EmbeddingSpace
 from vecpipe.store import versioned
 from vecpipe.store.base import VectorStore
@@ -405,6 +405,55 @@ class VectorStoreContract:
         for flt in (wide, deep, many):
             with pytest.raises(LimitExceeded):
                 await store.search(SPACE, query("t1", vec(a=1), 3, flt))
+
+    # ------------------------------------------------------------------------ result options
+
+    async def test_pages_cover_the_ranking_once(self, store: VectorStore) -> None:
+        records = [
+            record_points("t1", f"r{i}", [vec(a=1, b=0.05 * i), vec(c=1, b=0.05 * i)][: 1 + i % 2])
+            for i in range(23)
+        ]
+        await put(store, *records)
+        whole = await store.search(SPACE, query("t1", vec(a=1), 23))
+        pages = [
+            await store.search(SPACE, query("t1", vec(a=1), 5, offset=offset))
+            for offset in range(0, 25, 5)
+        ]
+        paged = [hit.id for page in pages for hit in page]
+        assert paged == [hit.id for hit in whole]  # no record twice, none skipped
+        assert len(set(paged)) == 23
+
+    async def test_score_threshold_leaves_out_weaker_hits(self, store: VectorStore) -> None:
+        await put(store, *(record_points("t1", f"r{i}", [vec(a=1, b=0.5 * i)]) for i in range(5)))
+        everything = await store.search(SPACE, query("t1", vec(a=1), 10))
+        cut = everything[2].score - 1e-6
+        ask = SearchQuery("t1", vec(a=1), limit=10, score_threshold=cut)
+        assert [hit.id for hit in await store.search(SPACE, ask)] == ["r0", "r1", "r2"]
+
+    async def test_hits_say_their_chunk_and_mode(self, store: VectorStore) -> None:
+        await put(store, record_points("t1", "r1", [vec(b=1), vec(a=1)]))
+        [hit] = await store.search(SPACE, query("t1", vec(a=1), 3))
+        assert (hit.chunk, hit.chunk_index, hit.mode) == ("r1#1", 1, "dense")
+
+    async def test_like_a_record_finds_its_neighbours_not_itself(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "seed", [vec(a=1, b=0.1), vec(h=1)], {"k": 1}),
+            record_points("t1", "near", [vec(a=1, b=0.2)], {"k": 1}),
+            record_points("t1", "far", [vec(c=1)], {"k": 2}),
+            record_points("t1", "nearer", [vec(a=1, b=0.12)], {"k": 2}),
+            record_points("t2", "seed", [vec(a=1, b=0.1)]),
+            record_points("t2", "other", [vec(a=1, b=0.1)]),
+        )
+        like = SearchQuery("t1", like="seed", limit=10)
+        assert [hit.id for hit in await store.search(SPACE, like)] == ["nearer", "near", "far"]
+        where = parse_filter({"k": 1})
+        filtered = SearchQuery("t1", like="seed", limit=10, where=where)
+        assert [hit.id for hit in await store.search(SPACE, filtered)] == ["near"]
+        with pytest.raises(NotFound):  # t2's "other" is not t1's
+            await store.search(SPACE, SearchQuery("t1", like="other"))
+        with pytest.raises(ValidationError):
+            SearchQuery("t1", vec(a=1), like="seed")
 
     async def test_a_condition_never_reaches_another_tenant(self, store: VectorStore) -> None:
         await self.put_condition_corpus(store)

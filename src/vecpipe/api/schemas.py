@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 FILTER_KEY = r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$"  # store.conditions: dotted names
 MAX_FILTER_KEYS = 16  # core/filters.py: keys per object, filters per $and/$or
 MAX_FILTER_VALUES = 256
+MAX_FILTER_BRANCHES = 64  # filters per $and/$or list
 FILTER_INT = 2**53  # exact as a JSON number in any client (and in the OpenAPI document)
 _FILTER_INT_SCHEMA = {"type": "integer", "minimum": -FILTER_INT, "maximum": FILTER_INT}
 _FILTER_SCALAR = {"anyOf": [{"type": "string"}, _FILTER_INT_SCHEMA, {"type": "boolean"}]}
@@ -47,7 +49,7 @@ _FILTER_NESTED = {"type": "object", "minProperties": 1, "maxProperties": MAX_FIL
 _FILTER_LOGIC = {
     "type": "array",
     "minItems": 1,
-    "maxItems": MAX_FILTER_KEYS,
+    "maxItems": MAX_FILTER_BRANCHES,
     "items": _FILTER_NESTED,
 }
 FILTER_SCHEMA = {  # the language of core/filters.py, one level deep (nested filters: objects)
@@ -171,11 +173,37 @@ class JobResponse(BaseModel):
         )
 
 
-class SearchRequest(BaseModel):
+SEARCH_FIELDS = ("text", "metadata", "chunk")
+MAX_QUERY_DIMENSION = 8192
+
+
+class LikeRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})
+    record_id: RecordIdText
+
+
+class SearchRequest(BaseModel):
+    """One of `query` (a text), `vector` (a query vector of the tenant's space) or `like`
+    (a stored record: more like it, itself left out)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [{"required": ["query"]}, {"required": ["vector"]}, {"required": ["like"]}]
+        },
+    )
+
+    query: str | None = Field(default=None, min_length=1, json_schema_extra={"pattern": NOT_BLANK})
+    vector: list[float] | None = Field(default=None, min_length=1, max_length=MAX_QUERY_DIMENSION)
+    like: LikeRecord | None = None
     limit: Annotated[int, Field(ge=1, le=100), JSON_INTEGER] = 10
+    offset: Annotated[int, Field(ge=0, le=1000), JSON_INTEGER] = 0
+    score_threshold: float | None = None
+    # which of a hit's text, metadata and chunk to return (id, score, chunk_index, mode always)
+    fields: list[Literal["text", "metadata", "chunk"]] | None = Field(
+        default=None, json_schema_extra={"uniqueItems": True}
+    )
     # Parsed by core/filters.py, which refuses what the schema cannot say (422 naming where).
     # A value keeps its JSON type: `false` never matches 0, and `"1"` never matches 1.
     filter: FilterObject | None = None
@@ -184,9 +212,17 @@ class SearchRequest(BaseModel):
 class SearchResult(BaseModel):
     id: str
     score: float
-    text: str
-    metadata: dict[str, Any]
+    chunk_index: int
+    mode: Literal["dense", "keyword", "hybrid"]
+    text: str | None = None  # absent when `fields` leaves it out
+    metadata: dict[str, Any] | None = None
     chunk: str | None = None
+
+    @classmethod
+    def of(cls, hit: Any, fields: Sequence[str] | None) -> SearchResult:
+        wanted = SEARCH_FIELDS if fields is None else fields
+        kept = {name: getattr(hit, name) for name in SEARCH_FIELDS if name in wanted}
+        return cls(id=hit.id, score=hit.score, chunk_index=hit.chunk_index, mode=hit.mode, **kept)
 
 
 class SearchResponse(BaseModel):

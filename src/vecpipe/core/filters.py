@@ -46,6 +46,8 @@ from vecpipe.store.conditions import (
 
 MAX_FILTER_KEYS = 16
 """Keys (and operators) in one object."""
+MAX_FILTER_BRANCHES = 64
+"""Filters in one $and or $or list."""
 MAX_FILTER_VALUES = 256
 """Values in one list ($in, $nin, the shorthand's any-of)."""
 MAX_FILTER_CLAUSES = 256
@@ -108,8 +110,8 @@ class _Parser:
                 return Not(self.filter(value, here, depth + 1))
             if not isinstance(value, list) or not value:
                 raise ValidationError(f"{here}: takes a non-empty list of filter objects")
-            if len(value) > MAX_FILTER_KEYS:
-                raise LimitExceeded(f"{here}: at most {MAX_FILTER_KEYS} filters")
+            if len(value) > MAX_FILTER_BRANCHES:
+                raise LimitExceeded(f"{here}: at most {MAX_FILTER_BRANCHES} filters")
             items = [self.filter(v, f"{here}[{i}]", depth + 1) for i, v in enumerate(value)]
             if len(items) == 1:
                 return items[0]

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from vecpipe.core.migration import Migrations
     from vecpipe.db.jobs import JobRepo, JobStatus
 
+MAX_SEARCH_OFFSET = 1000
+"""Hits a search may skip: a page past it costs an over-fetch of (offset + limit) x 4 chunks."""
 OUTCOME_TO_JOB = {"upserted": "done", "deleted": "done", "unchanged": "unchanged"}
 
 
@@ -204,20 +206,41 @@ class Pipeline:
     async def search(
         self,
         tenant_id: str,
-        query: str,
+        query: str | None = None,
         limit: int = 10,
         filter: Mapping[str, Any] | None = None,
+        *,
+        offset: int = 0,
+        vector: Sequence[float] | None = None,
+        like: str | None = None,
+        score_threshold: float | None = None,
     ) -> list[SearchHit]:
+        """The best records for one of: a `query` text, the caller's own query `vector` (of
+        the tenant's space), or `like`, a stored record (left out of its own hits)."""
         check_tenant_id(tenant_id)
-        if not query.strip():
+        if sum(x is not None for x in (query, vector, like)) != 1:
+            raise ValidationError("a search takes one of query, vector or like")
+        if query is not None and not query.strip():
             raise ValidationError("query must not be empty")
+        if like is not None:
+            check_record_id(like, self.settings.limits)
+        if vector is not None and not any(vector):
+            raise ValidationError("vector: a zero vector has no direction to search in")
+        if not 0 <= offset <= MAX_SEARCH_OFFSET:
+            raise ValidationError(f"offset must be between 0 and {MAX_SEARCH_OFFSET}")
         where = parse_filter(filter)  # checked before anything is embedded
-        async with self.providers.lease(tenant_id) as chain:
-            # a query: ahead of queued ingest batches at a local model
-            [vector] = await chain.embed([query], purpose="query")
-            space = chain.space
+        if query is not None:
+            async with self.providers.lease(tenant_id) as chain:
+                # a query: ahead of queued ingest batches at a local model
+                [vector] = await chain.embed([query], purpose="query")
+                space = chain.space
+        else:
+            space = await self.space_of(tenant_id)
         await self.store.ensure_space(space)
-        return await self.store.search(space, SearchQuery(tenant_id, vector, where, limit))
+        ask = SearchQuery(
+            tenant_id, vector, where, limit, offset, like=like, score_threshold=score_threshold
+        )
+        return await self.store.search(space, ask)
 
     async def embed(
         self,

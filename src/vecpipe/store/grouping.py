@@ -93,4 +93,5 @@ def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None) -> SearchH
         text=text,
         metadata=dict(best.payload.get(METADATA) or {}),
         chunk=chunk_text,
+        chunk_index=best.chunk_index,
     )

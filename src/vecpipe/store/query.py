@@ -8,11 +8,12 @@ with a ValidationError that says so.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vecpipe.errors import ValidationError
-from vecpipe.store.conditions import Condition, visible
+from vecpipe.store.conditions import RECORD, And, Condition, Eq, Not, visible
 from vecpipe.store.vectors import checked_vector
 
 
@@ -21,7 +22,10 @@ class SearchQuery:
     """The tenant's best `limit` records after the first `offset`, one hit per record.
 
     `vector` is a dense query vector of the space; `where` selects among the tenant's
-    records (conditions.py; the store adds the tenant condition itself).
+    records (conditions.py; the store adds the tenant condition itself). `like` names a
+    stored record of the tenant instead of a vector: the store queries with the vector of
+    its chunk 0, and leaves the record itself out. Hits scoring below `score_threshold`
+    are left out (the engine's own threshold: it ends the over-fetch of grouping.py early).
     """
 
     tenant_id: str
@@ -29,10 +33,16 @@ class SearchQuery:
     where: Condition | None = None
     limit: int = 10
     offset: int = 0
+    like: str | None = None
+    score_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.limit < 0 or self.offset < 0:
             raise ValidationError("limit and offset must be >= 0")
+        if self.like is not None and self.vector is not None:
+            raise ValidationError("a query takes a vector or a record to be like, not both")
+        if self.score_threshold is not None and not math.isfinite(self.score_threshold):
+            raise ValidationError("score_threshold must be a finite number")
 
     def dense_vector(self, dimension: int) -> list[float]:
         """The query vector, checked as every backend checks it (vectors.py)."""
@@ -41,5 +51,9 @@ class SearchQuery:
         return checked_vector(self.vector, dimension)
 
     def condition(self) -> Condition:
-        """What the store runs: the tenant's points that `where` selects."""
-        return visible(self.tenant_id, self.where)
+        """What the store runs: the tenant's points that `where` selects (not `like`'s)."""
+        where = self.where
+        if self.like is not None:
+            itself = Not(Eq(RECORD, self.like))
+            where = itself if where is None else And(where, itself)
+        return visible(self.tenant_id, where)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import qdrant_edge as qe
 
+from vecpipe.errors import NotFound
 from vecpipe.models import SearchHit
 from vecpipe.store.edge import shard as edge_shard
 from vecpipe.store.grouping import ChunkHit, search_records
@@ -24,19 +25,30 @@ T = TypeVar("T")
 
 
 def search(
-    shard: qe.EdgeShard, vector: list[float], flt: qe.Filter, query: SearchQuery
+    shard: qe.EdgeShard, vector: list[float] | None, flt: qe.Filter, query: SearchQuery
 ) -> list[SearchHit]:
-    """`query`'s hits; `vector` and `flt` are its checked vector and its compiled condition."""
+    """`query`'s hits; `vector` and `flt` are its checked vector (None: the vector of the
+    record `query.like`) and its compiled condition."""
     tenant_id = query.tenant_id
+    if vector is None:
+        vector = like_vector(shard, tenant_id, str(query.like))
 
     async def query_chunks(fetch: int) -> list[ChunkHit]:
-        return edge_shard.query_chunks(shard, vector, flt, fetch)
+        return edge_shard.query_chunks(shard, vector, flt, fetch, query.score_threshold)
 
     async def fetch_chunk_zero(record_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         return chunk_zeros(shard, tenant_id, record_ids, SEARCH_FIELDS)
 
     hits = search_records(query_chunks, fetch_chunk_zero, tenant_id, query.limit, query.offset)
     return _run_to_completion(hits)
+
+
+def like_vector(shard: qe.EdgeShard, tenant_id: str, record_id: str) -> list[float]:
+    """The vector of the tenant's record's chunk 0, which a `like` query searches with."""
+    found = edge_shard.retrieve_vector(shard, point_id(tenant_id, record_id, 0))
+    if found is None or not belongs_to(found[0], tenant_id) or found[0].get(RECORD_ID) != record_id:
+        raise NotFound(f"record not found in tenant {tenant_id}")
+    return found[1]
 
 
 def chunk_zeros(

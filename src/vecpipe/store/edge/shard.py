@@ -99,7 +99,11 @@ def upsert_op(
 
 
 def query_chunks(
-    shard: qe.EdgeShard, vector: list[float], flt: qe.Filter, limit: int
+    shard: qe.EdgeShard,
+    vector: list[float],
+    flt: qe.Filter,
+    limit: int,
+    score_threshold: float | None = None,
 ) -> list[ChunkHit]:
     request = qe.QueryRequest(
         limit=limit,
@@ -107,8 +111,22 @@ def query_chunks(
         filter=flt,
         with_payload=list(SEARCH_FIELDS),
         with_vector=False,
+        score_threshold=score_threshold,
     )
     return [ChunkHit(point.score, point.payload or {}) for point in shard.query(request)]
+
+
+def retrieve_vector(
+    shard: qe.EdgeShard, point_id: str
+) -> tuple[Mapping[str, Any], list[float]] | None:
+    """One point's payload (tenant and record id) and dense vector; None when missing."""
+    records = shard.retrieve([point_id], [TENANT_ID, RECORD_ID], True)
+    if not records or records[0].payload is None:
+        return None
+    vector = records[0].vector
+    if not isinstance(vector, list):
+        return None
+    return records[0].payload, [float(v) for v in vector if isinstance(v, int | float)]
 
 
 def retrieve_payloads(

@@ -138,7 +138,7 @@ class EdgeStore(AsyncResource):
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
         self._check_open()
-        vector = query.dense_vector(space.dimension)
+        vector = None if query.like is not None else query.dense_vector(space.dimension)
         flt = compile_filter(query.condition())
         target = await self._space(space)
         return await self._call(target, "search", edge_search.search, vector, flt, query)

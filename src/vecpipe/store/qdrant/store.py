@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 from qdrant_client import AsyncQdrantClient, models
 
-from vecpipe.errors import ClosedError, ConfigError, StoreError, VecpipeError
+from vecpipe.errors import ClosedError, ConfigError, NotFound, StoreError, VecpipeError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.batching import batched, write_batches
@@ -177,9 +177,12 @@ class QdrantStore(AsyncResource):
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
         self._check_open()
-        vector = query.dense_vector(space.dimension)
         flt = compile_filter(query.condition())
         name = await self._collection(space)
+        if query.like is not None:
+            vector = await self._like_vector(name, query.tenant_id, query.like)
+        else:
+            vector = query.dense_vector(space.dimension)
 
         async def query_chunks(fetch: int) -> list[ChunkHit]:
             async with self._using("query", name) as client:
@@ -190,6 +193,7 @@ class QdrantStore(AsyncResource):
                     limit=fetch,
                     with_payload=list(SEARCH_FIELDS),
                     with_vectors=False,
+                    score_threshold=query.score_threshold,
                 )
             return [ChunkHit(point.score, point.payload or {}) for point in response.points]
 
@@ -357,6 +361,20 @@ class QdrantStore(AsyncResource):
                 if payload and belongs_to(payload, tenant_id) and record_id in wanted:
                     found[str(record_id)] = payload
         return found
+
+    async def _like_vector(self, name: str, tenant_id: str, record_id: str) -> list[float]:
+        """The vector of the tenant's record's chunk 0, which a `like` query searches with."""
+        ids: list[models.ExtendedPointId] = [point_id(tenant_id, record_id, 0)]
+        async with self._using("retrieve", name) as client:
+            points = await client.retrieve(
+                name, ids, with_payload=[TENANT_ID, RECORD_ID], with_vectors=True
+            )
+        for point in points:
+            payload, vector = point.payload, point.vector
+            mine = belongs_to(payload, tenant_id) and payload and payload[RECORD_ID] == record_id
+            if mine and isinstance(vector, list):
+                return [float(v) for v in vector if isinstance(v, int | float)]
+        raise NotFound(f"record not found in tenant {tenant_id}")
 
     async def _delete_where(self, name: str, flt: models.Filter) -> None:
         selector = models.FilterSelector(filter=flt)
