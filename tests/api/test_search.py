@@ -98,3 +98,25 @@ async def test_bad_filters_are_4xx_naming_where(client: httpx.AsyncClient) -> No
         response = await client.post(url, json={"query": "fruit", "filter": flt})
         assert response.status_code == status, (response.status_code, response.text[:300])
         assert where in response.json()["error"]["message"]
+
+
+async def test_keyword_and_hybrid_modes(client: httpx.AsyncClient) -> None:
+    await put_basket(client)
+    rare = {"id": "rare", "text": "the pump failed with code XQZ-7731 twice"}
+    await client.post("/v1/tenants/acme/records", json={"upsert": [rare]})
+    url = "/v1/tenants/acme/search"
+    for mode in ("keyword", "hybrid"):
+        response = await client.post(url, json={"query": "XQZ-7731", "mode": mode})
+        assert response.status_code == 200, response.text
+        hits = response.json()["results"]
+        assert (hits[0]["id"], hits[0]["mode"]) == ("rare", mode)
+    small_k = await client.post(url, json={"query": "XQZ-7731", "mode": "hybrid", "fusion_k": 1})
+    assert small_k.json()["results"][0]["score"] >= 1.0  # 1 / (k + rank 0) per list it heads
+    for body in (
+        {"query": "x", "mode": "fuzzy"},
+        {"vector": [0.1] * 32, "mode": "keyword"},
+        {"like": {"record_id": "rare"}, "mode": "hybrid"},
+        {"query": "x", "mode": "hybrid", "fusion_k": 0},
+    ):
+        response = await client.post(url, json=body)
+        assert response.status_code == 422, (body, response.text)

@@ -45,7 +45,7 @@ from vecpipe.store.conditions import (
     chunks_from,
     meta,
 )
-from vecpipe.store.query import SearchQuery
+from vecpipe.store.query import Mode, SearchQuery
 from vecpipe.store.versioned import VersionedPrimitives
 from vecpipe.store.writes import DeleteRecord, UpdateMetadata, WriteBatch
 
@@ -454,6 +454,61 @@ class VectorStoreContract:
             await store.search(SPACE, SearchQuery("t1", like="other"))
         with pytest.raises(ValidationError):
             SearchQuery("t1", vec(a=1), like="seed")
+
+    # ------------------------------------------------------------------------ modes
+
+    async def put_text_corpus(self, store: VectorStore) -> None:
+        texts = {
+            "manual": ["the connection failed with ERR_CONN_RESET", "retry the ERR_CONN_RESET"],
+            "faq": ["how to reset a connection", "connection basics"],
+            "novel": ["a long story about the sea"],
+            "notes": ["sea shanties and connection songs"],
+        }
+        vectors = {
+            "manual": vec(c=1),
+            "faq": vec(a=1, b=0.3),
+            "novel": vec(a=1),
+            "notes": vec(a=0.2, b=1),
+        }
+        await put(
+            store,
+            *(
+                record_points("t1", rid, [vectors[rid]] * len(chunks), {"k": rid}, chunks=chunks)
+                for rid, chunks in texts.items()
+            ),
+            record_points("t2", "manual", [vec(a=1)], chunks=["ERR_CONN_RESET ERR_CONN_RESET"]),
+        )
+
+    async def test_keyword_mode_ranks_by_bm25(self, store: VectorStore) -> None:
+        await self.put_text_corpus(store)
+
+        async def ids(mode: Mode, text: str, **options: Any) -> list[str]:
+            ask = SearchQuery("t1", vec(a=1), mode=mode, text=text, limit=10, **options)
+            hits = await store.search(SPACE, ask)
+            assert {hit.mode for hit in hits} <= {mode}
+            return [hit.id for hit in hits]
+
+        assert await ids("keyword", "ERR_CONN_RESET") == ["manual", "faq"]  # err, conn, reset
+        assert (await ids("keyword", "sea"))[:2] == ["novel", "notes"]
+        assert await ids("keyword", "nothing matches this") == []
+        assert await ids("keyword", "sea", where=parse_filter({"k": "notes"})) == ["notes"]
+        # dense alone puts the manual last (its vector is orthogonal); hybrid lifts it
+        assert (await ids("dense", "ERR_CONN_RESET"))[-1] == "manual"
+        hybrid = await ids("hybrid", "ERR_CONN_RESET")
+        assert sorted(hybrid) == ["faq", "manual", "notes", "novel"]  # one hit per record
+        assert hybrid.index("manual") < 2
+        with pytest.raises(ValidationError, match="query text"):
+            SearchQuery("t1", vec(a=1), mode="keyword")
+        with pytest.raises(ValidationError, match="mode"):
+            SearchQuery("t1", vec(a=1), mode="fuzzy", text="x")  # type: ignore[arg-type]
+
+    async def test_hybrid_fusion_k_is_exposed(self, store: VectorStore) -> None:
+        await self.put_text_corpus(store)
+        scores = []
+        for k in (1, 60):
+            ask = SearchQuery("t1", vec(a=1), mode="hybrid", text="connection", fusion_k=k)
+            scores.append((await store.search(SPACE, ask))[0].score)
+        assert scores[0] > scores[1]  # 1/(k + rank): a small k weighs the heads more
 
     async def test_a_condition_never_reaches_another_tenant(self, store: VectorStore) -> None:
         await self.put_condition_corpus(store)

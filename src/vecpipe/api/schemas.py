@@ -199,6 +199,10 @@ class SearchRequest(BaseModel):
     like: LikeRecord | None = None
     limit: Annotated[int, Field(ge=1, le=100), JSON_INTEGER] = 10
     offset: Annotated[int, Field(ge=0, le=1000), JSON_INTEGER] = 0
+    # dense: the query's embedding; keyword: BM25 over the texts; hybrid: both, fused by RRF
+    mode: Literal["dense", "keyword", "hybrid"] = "dense"
+    # RRF's k (score: sum of 1 / (k + rank)); higher lets each list's tail count more
+    fusion_k: Annotated[int, Field(ge=1, le=1000), JSON_INTEGER] = 60
     score_threshold: float | None = None
     # which of a hit's text, metadata and chunk to return (id, score, chunk_index, mode always)
     fields: list[Literal["text", "metadata", "chunk"]] | None = Field(

@@ -43,7 +43,8 @@ from vecpipe.record_checks import check_record, check_record_id
 from vecpipe.settings import Limits, Settings
 from vecpipe.store.base import VectorStore
 from vecpipe.store.guard import check_writable
-from vecpipe.store.query import SearchQuery
+from vecpipe.store.query import Mode, SearchQuery
+from vecpipe.store.sparse import DEFAULT_FUSION_K
 
 if TYPE_CHECKING:
     from vecpipe.core.migration import Migrations
@@ -214,9 +215,13 @@ class Pipeline:
         vector: Sequence[float] | None = None,
         like: str | None = None,
         score_threshold: float | None = None,
+        mode: Mode = "dense",
+        fusion_k: int = DEFAULT_FUSION_K,
     ) -> list[SearchHit]:
         """The best records for one of: a `query` text, the caller's own query `vector` (of
-        the tenant's space), or `like`, a stored record (left out of its own hits)."""
+        the tenant's space), or `like`, a stored record (left out of its own hits).
+        `mode` keyword ranks by BM25 over the query text, hybrid fuses it with dense (RRF,
+        `fusion_k`); both need a `query`."""
         check_tenant_id(tenant_id)
         if sum(x is not None for x in (query, vector, like)) != 1:
             raise ValidationError("a search takes one of query, vector or like")
@@ -228,8 +233,10 @@ class Pipeline:
             raise ValidationError("vector: a zero vector has no direction to search in")
         if not 0 <= offset <= MAX_SEARCH_OFFSET:
             raise ValidationError(f"offset must be between 0 and {MAX_SEARCH_OFFSET}")
+        if mode != "dense" and query is None:
+            raise ValidationError(f"a {mode} search needs a query text")
         where = parse_filter(filter)  # checked before anything is embedded
-        if query is not None:
+        if query is not None and mode != "keyword":
             async with self.providers.lease(tenant_id) as chain:
                 # a query: ahead of queued ingest batches at a local model
                 [vector] = await chain.embed([query], purpose="query")
@@ -238,7 +245,16 @@ class Pipeline:
             space = await self.space_of(tenant_id)
         await self.store.ensure_space(space)
         ask = SearchQuery(
-            tenant_id, vector, where, limit, offset, like=like, score_threshold=score_threshold
+            tenant_id,
+            vector,
+            where,
+            limit,
+            offset,
+            like=like,
+            score_threshold=score_threshold,
+            mode=mode,
+            text=query,
+            fusion_k=fusion_k,
         )
         return await self.store.search(space, ask)
 

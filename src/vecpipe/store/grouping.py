@@ -51,6 +51,7 @@ async def search_records(
     tenant_id: str,
     limit: int,
     offset: int = 0,
+    mode: str = "dense",
 ) -> list[SearchHit]:
     """The best `limit` records after the first `offset`, each with its best chunk, best first."""
     if limit <= 0:
@@ -58,7 +59,7 @@ async def search_records(
     best = (await best_chunks(query_chunks, tenant_id, offset + limit))[offset:]
     missing = [hit.record_id for hit in best if TEXT not in hit.payload]
     chunk_zeros = await fetch_chunk_zero(missing) if missing else {}
-    return [_search_hit(hit, chunk_zeros.get(hit.record_id)) for hit in best]
+    return [_search_hit(hit, chunk_zeros.get(hit.record_id), mode) for hit in best]
 
 
 async def best_chunks(query_chunks: QueryChunks, tenant_id: str, limit: int) -> list[ChunkHit]:
@@ -83,7 +84,7 @@ def best_per_record(hits: Iterable[ChunkHit], tenant_id: str) -> list[ChunkHit]:
     return list(seen.values())
 
 
-def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None) -> SearchHit:
+def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None, mode: str) -> SearchHit:
     chunk_text = str(best.payload.get(CHUNK_TEXT, ""))
     source = best.payload if TEXT in best.payload else chunk_zero
     text = str(source[TEXT]) if source is not None and TEXT in source else chunk_text
@@ -94,4 +95,5 @@ def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None) -> SearchH
         metadata=dict(best.payload.get(METADATA) or {}),
         chunk=chunk_text,
         chunk_index=best.chunk_index,
+        mode=mode,
     )

@@ -11,10 +11,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from vecpipe.errors import ValidationError
 from vecpipe.store.conditions import RECORD, And, Condition, Eq, Not, visible
+from vecpipe.store.sparse import DEFAULT_FUSION_K
 from vecpipe.store.vectors import checked_vector
+
+Mode = Literal["dense", "keyword", "hybrid"]
+MODES: tuple[str, ...] = get_args(Mode)
+MAX_FUSION_K = 1000
+NO_KEYWORD_INDEX = (
+    "this embedding space was created before keyword search and holds no BM25 vectors: "
+    "keyword and hybrid modes need a reindex (`vecpipe tenant migrate`) to a new space"
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,10 @@ class SearchQuery:
     stored record of the tenant instead of a vector: the store queries with the vector of
     its chunk 0, and leaves the record itself out. Hits scoring below `score_threshold`
     are left out (the engine's own threshold: it ends the over-fetch of grouping.py early).
+
+    `mode`: "dense" searches with the vector; "keyword" ranks chunks by BM25 over `text`
+    (sparse.py); "hybrid" fuses both rankings with RRF, `fusion_k` its k (higher: the
+    two rankings' tails count more against their heads). One hit per record in every mode.
     """
 
     tenant_id: str
@@ -35,8 +49,17 @@ class SearchQuery:
     offset: int = 0
     like: str | None = None
     score_threshold: float | None = None
+    mode: Mode = "dense"
+    text: str | None = None
+    fusion_k: int = DEFAULT_FUSION_K
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValidationError(f"mode must be one of {', '.join(MODES)}")
+        if self.mode != "dense" and (self.text is None or self.like is not None):
+            raise ValidationError(f"a {self.mode} search needs a query text (and no `like`)")
+        if not 1 <= self.fusion_k <= MAX_FUSION_K:
+            raise ValidationError(f"fusion_k must be between 1 and {MAX_FUSION_K}")
         if self.limit < 0 or self.offset < 0:
             raise ValidationError("limit and offset must be >= 0")
         if self.like is not None and self.vector is not None:

@@ -40,6 +40,8 @@ async def search(
             vector=body.vector,
             like=None if body.like is None else body.like.record_id,
             score_threshold=body.score_threshold,
+            mode=body.mode,
+            fusion_k=body.fusion_k,
         )
     metrics.SEARCHES.labels(metrics.tenant_label(tenant_id)).inc()
     return SearchResponse(results=[SearchResult.of(hit, body.fields) for hit in hits])

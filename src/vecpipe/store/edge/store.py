@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import qdrant_edge as qe
 
 from vecpipe import datadir
-from vecpipe.errors import ClosedError, StoreError
+from vecpipe.errors import ClosedError, StoreError, ValidationError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.batching import batched, write_batches
@@ -46,7 +46,7 @@ from vecpipe.store.edge.space import IndexStatus, OpenSpace, ShardHandle
 from vecpipe.store.edge.threads import EdgeThreads
 from vecpipe.store.payload import TENANT_ID, belongs_to, chunk_payload, stored_record
 from vecpipe.store.point_ids import point_id_of
-from vecpipe.store.query import SearchQuery
+from vecpipe.store.query import NO_KEYWORD_INDEX, SearchQuery
 from vecpipe.store.readiness import probe_data_dir
 from vecpipe.store.vectors import checked_vector
 from vecpipe.store.versioned import VersionedWriter
@@ -138,9 +138,12 @@ class EdgeStore(AsyncResource):
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
         self._check_open()
-        vector = None if query.like is not None else query.dense_vector(space.dimension)
+        dense = query.like is None and query.mode != "keyword"
+        vector = query.dense_vector(space.dimension) if dense else None
         flt = compile_filter(query.condition())
         target = await self._space(space)
+        if query.mode != "dense" and not target.keyword:
+            raise ValidationError(NO_KEYWORD_INDEX)
         return await self._call(target, "search", edge_search.search, vector, flt, query)
 
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
@@ -182,7 +185,7 @@ class EdgeStore(AsyncResource):
         target = await self._space(space)
         for version, batch in write_batches(points, BATCH_SIZE):
             rows = [(point_id_of(p), p.vector, chunk_payload(p)) for p in batch]
-            upsert = functools.partial(edge_shard.upsert_op, rows, version)
+            upsert = functools.partial(edge_shard.upsert_op, rows, version, target.keyword)
             await self._write(target, "upsert", upsert, weight=len(rows))
 
     async def delete_where(
@@ -337,7 +340,8 @@ class EdgeStore(AsyncResource):
         path, shard, changed = await self._run(
             "open", space, edge_generations.open_live, self._shards_dir, space.key, space.dimension
         )
-        target = OpenSpace(space, path, ShardHandle(shard), changed_points=changed)
+        keyword = await self._run("open", space, edge_shard.has_keyword_index, path)
+        target = OpenSpace(space, path, ShardHandle(shard), changed_points=changed, keyword=keyword)
         self._spaces[space.key] = target
         if self._maintenance is not None:
             self._maintenance.start()

@@ -28,12 +28,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import qdrant_edge as qe
 from pydantic import SecretStr
 from qdrant_client import AsyncQdrantClient, models
 
-from vecpipe.errors import ClosedError, ConfigError, NotFound, StoreError, VecpipeError
+from vecpipe.errors import (
+    ClosedError,
+    ConfigError,
+    NotFound,
+    StoreError,
+    ValidationError,
+    VecpipeError,
+)
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
+from vecpipe.store import sparse
 from vecpipe.store.batching import batched, write_batches
 from vecpipe.store.conditions import (
     Condition,
@@ -53,10 +62,17 @@ from vecpipe.store.payload import (
 )
 from vecpipe.store.point_ids import point_id, point_id_of
 from vecpipe.store.qdrant.client import ClientFactory, client_factory, describe_target
-from vecpipe.store.qdrant.collections import PAYLOAD_INDEXES, check_vector_params, vector_params
+from vecpipe.store.qdrant.collections import (
+    PAYLOAD_INDEXES,
+    check_vector_params,
+    has_keyword_index,
+    sparse_params,
+    vector_params,
+)
 from vecpipe.store.qdrant.errors import describe_error, is_not_found
 from vecpipe.store.qdrant.filters import compile_filter
-from vecpipe.store.query import SearchQuery
+from vecpipe.store.query import NO_KEYWORD_INDEX, SearchQuery
+from vecpipe.store.sparse import DENSE_VECTOR, SPARSE_VECTOR
 from vecpipe.store.vectors import checked_vector
 from vecpipe.store.versioned import VersionedWriter
 from vecpipe.store.writes import WriteBatch, WriteResult
@@ -111,6 +127,7 @@ class QdrantStore(AsyncResource):
         self._factory = client_factory(client, url, secret, location, options)
         self._prefix = collection_prefix
         self._known: set[str] = set()
+        self._keyword: set[str] = set()  # collections holding BM25 vectors (collections.py)
         self._locks: dict[str, asyncio.Lock] = {}
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -179,21 +196,26 @@ class QdrantStore(AsyncResource):
         self._check_open()
         flt = compile_filter(query.condition())
         name = await self._collection(space)
+        vector: list[float] | None = None
         if query.like is not None:
             vector = await self._like_vector(name, query.tenant_id, query.like)
-        else:
+        elif query.mode != "keyword":
             vector = query.dense_vector(space.dimension)
+        if query.mode != "dense" and name not in self._keyword:
+            raise ValidationError(NO_KEYWORD_INDEX)
+        words = _sparse(sparse.query(query.text)) if query.text is not None else None
 
         async def query_chunks(fetch: int) -> list[ChunkHit]:
+            ask = _engine_query(query, vector, words, flt, fetch)
             async with self._using("query", name) as client:
                 response = await client.query_points(
                     name,
-                    query=vector,
                     query_filter=flt,
                     limit=fetch,
                     with_payload=list(SEARCH_FIELDS),
                     with_vectors=False,
                     score_threshold=query.score_threshold,
+                    **ask,
                 )
             return [ChunkHit(point.score, point.payload or {}) for point in response.points]
 
@@ -201,7 +223,7 @@ class QdrantStore(AsyncResource):
             return await self._chunk_zeros(name, query.tenant_id, record_ids, SEARCH_FIELDS)
 
         return await search_records(
-            query_chunks, fetch_chunk_zero, query.tenant_id, query.limit, query.offset
+            query_chunks, fetch_chunk_zero, query.tenant_id, query.limit, query.offset, query.mode
         )
 
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
@@ -241,9 +263,14 @@ class QdrantStore(AsyncResource):
             return
         name = await self._collection(space)
         for version, batch in write_batches(points, BATCH_SIZE):
+            dense = [checked_vector(p.vector, space.dimension) for p in batch]
+            vectors: models.BatchVectorStruct = dense
+            if name in self._keyword:
+                words = [_sparse(sparse.document(p.chunk_text)) for p in batch]
+                vectors = {DENSE_VECTOR: list(dense), SPARSE_VECTOR: list(words)}
             rows = models.Batch(
                 ids=[point_id_of(p) for p in batch],
-                vectors=[checked_vector(p.vector, space.dimension) for p in batch],
+                vectors=vectors,
                 payloads=[chunk_payload(p) for p in batch],
             )
             only_older = compile_filter(not_newer_than(version))
@@ -311,13 +338,17 @@ class QdrantStore(AsyncResource):
             params = vector_params(space.dimension)
             try:
                 async with self._using("create", name) as client:
-                    await client.create_collection(name, vectors_config=params)
+                    await client.create_collection(
+                        name, vectors_config=params, sparse_vectors_config=sparse_params()
+                    )
             except StoreError:
                 if not await self._exists(name):
                     raise
         async with self._using("open", name) as client:
             info = await client.get_collection(name)
         check_vector_params(name, info, space.dimension)
+        if has_keyword_index(info):
+            self._keyword.add(name)
         for field, schema in PAYLOAD_INDEXES.items():
             if field not in info.payload_schema:
                 async with self._using("create index", name) as client:
@@ -370,8 +401,9 @@ class QdrantStore(AsyncResource):
                 name, ids, with_payload=[TENANT_ID, RECORD_ID], with_vectors=True
             )
         for point in points:
-            payload, vector = point.payload, point.vector
+            payload, stored = point.payload, point.vector
             mine = belongs_to(payload, tenant_id) and payload and payload[RECORD_ID] == record_id
+            vector = stored.get(DENSE_VECTOR) if isinstance(stored, dict) else stored
             if mine and isinstance(vector, list):
                 return [float(v) for v in vector if isinstance(v, int | float)]
         raise NotFound(f"record not found in tenant {tenant_id}")
@@ -420,3 +452,26 @@ class QdrantStore(AsyncResource):
     def _reason(self, exc: BaseException) -> str:
         """What went wrong, one bounded line, with the API key scrubbed should it appear."""
         return describe_error(exc, self._secret)
+
+
+def _sparse(vector: qe.SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _engine_query(
+    query: SearchQuery,
+    vector: list[float] | None,
+    words: models.SparseVector | None,
+    flt: models.Filter,
+    fetch: int,
+) -> dict[str, Any]:
+    """The mode's query_points arguments: nearest dense, nearest BM25, or RRF over both."""
+    if query.mode == "dense" or words is None:
+        return {"query": vector}
+    if query.mode == "keyword" or vector is None:
+        return {"query": words, "using": SPARSE_VECTOR}
+    prefetch = [
+        models.Prefetch(query=vector, filter=flt, limit=fetch),
+        models.Prefetch(query=words, using=SPARSE_VECTOR, filter=flt, limit=fetch),
+    ]
+    return {"prefetch": prefetch, "query": models.RrfQuery(rrf=models.Rrf(k=query.fusion_k))}
