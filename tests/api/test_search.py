@@ -120,3 +120,22 @@ async def test_keyword_and_hybrid_modes(client: httpx.AsyncClient) -> None:
     ):
         response = await client.post(url, json=body)
         assert response.status_code == 422, (body, response.text)
+
+
+async def test_diversity_and_facets(client: httpx.AsyncClient) -> None:
+    upserts = [
+        {"id": f"r{i}", "text": f"fruit basket {i}", "metadata": {"lang": ["en", "de"][i % 2]}}
+        for i in range(9)
+    ]
+    await client.post("/v1/tenants/acme/records", json={"upsert": upserts})
+    url = "/v1/tenants/acme/search"
+    body = {"query": "fruit", "facets": ["lang", "none"], "filter": {"id": {"$ne": "r0"}}}
+    answer = (await client.post(url, json={**body, "diversity": 0.7})).json()
+    assert len({hit["id"] for hit in answer["results"]}) == len(answer["results"]) == 8
+    assert answer["facets"] == {
+        "lang": [{"value": "de", "count": 4}, {"value": "en", "count": 4}],
+        "none": [],
+    }
+    for bad in ({"facets": ["a b"]}, {"diversity": 2}, {"diversity": 0.5, "mode": "keyword"}):
+        response = await client.post(url, json={**body, **bad})
+        assert response.status_code == 422, (bad, response.text)

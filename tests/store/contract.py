@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -509,6 +510,55 @@ class VectorStoreContract:
             ask = SearchQuery("t1", vec(a=1), mode="hybrid", text="connection", fusion_k=k)
             scores.append((await store.search(SPACE, ask))[0].score)
         assert scores[0] > scores[1]  # 1/(k + rank): a small k weighs the heads more
+
+    async def test_diversity_spreads_the_top_k_beyond_near_duplicates(
+        self, store: VectorStore
+    ) -> None:
+        dups = [record_points("t1", f"dup{i}", [vec(a=1, b=0.01 * i)]) for i in range(6)]
+        others = [
+            record_points("t1", f"other-{axis}", [vec(a=1, **{axis: 0.6})]) for axis in "cdef"
+        ]
+        await put(store, *dups, *others, record_points("t2", "x", [vec(a=1, g=0.5)]))
+
+        async def near_duplicates(diversity: float) -> int:
+            ask = SearchQuery("t1", vec(a=1), limit=5, diversity=diversity)
+            hits = await store.search(SPACE, ask)
+            assert len(hits) == 5 and len({hit.id for hit in hits}) == 5
+            return sum(hit.id.startswith("dup") for hit in hits)
+
+        assert await near_duplicates(0.0) == 5
+        assert await near_duplicates(0.5) < 3
+        with pytest.raises(ValidationError, match="dense"):
+            SearchQuery("t1", vec(a=1), mode="keyword", text="x", diversity=0.5)
+        with pytest.raises(ValidationError, match="diversity"):
+            SearchQuery("t1", vec(a=1), diversity=1.5)
+
+    async def test_facets_count_records_per_value(self, store: VectorStore) -> None:
+        langs = ["en", "de", "en", "fr", "en", "de", "xx"]
+        await put(
+            store,
+            *(
+                record_points(
+                    "t1",
+                    f"r{i}",
+                    [vec(a=1, b=0.1 * i)] * (1 + i % 3),  # records of several chunks count once
+                    {"lang": lang, "n": i, "src": {"kind": "web" if i % 2 else "pdf"}},
+                )
+                for i, lang in enumerate(langs)
+            ),
+            record_points("t2", "r0", [vec(a=1)], {"lang": "en"}),
+        )
+        got = await store.facets(SPACE, "t1", ["lang", "src.kind", "missing"], top=3)
+        brute = Counter(langs)
+        assert got["lang"] == [("en", brute["en"]), ("de", brute["de"]), ("fr", 1)]
+        assert got["src.kind"] == [("pdf", 4), ("web", 3)]
+        assert got["missing"] == []
+        where = parse_filter({"n": {"$gte": 2}})
+        narrowed = await store.facets(SPACE, "t1", ["lang"], where, top=10)
+        assert narrowed["lang"] == sorted(
+            Counter(langs[2:]).items(), key=lambda item: (-item[1], item[0])
+        )
+        assert await store.facets(SPACE, "nobody", ["lang"]) == {"lang": []}
 
     async def test_a_condition_never_reaches_another_tenant(self, store: VectorStore) -> None:
         await self.put_condition_corpus(store)

@@ -284,6 +284,20 @@ async def test_keyword_and_hybrid_answer_alike(
     assert found > 20, found
 
 
+async def test_diversity_answers_alike(
+    stores: tuple[PrimitivesStore, PrimitivesStore],
+) -> None:
+    edge, qdrant = stores
+    for store in stores:
+        await apply_scenario(store)
+    rng = random.Random(17)
+    for tenant in TENANTS:
+        for diversity in (0.2, 0.6, 1.0):
+            ask = SearchQuery(tenant, unit_vector(rng), limit=10, diversity=diversity)
+            from_edge, from_qdrant = await edge.search(SPACE, ask), await qdrant.search(SPACE, ask)
+            assert_alike(from_edge, from_qdrant, f"{tenant} diversity={diversity}")
+
+
 async def test_the_scenario_did_what_it_says(
     stores: tuple[PrimitivesStore, PrimitivesStore],
 ) -> None:

@@ -174,6 +174,8 @@ class JobResponse(BaseModel):
 
 
 SEARCH_FIELDS = ("text", "metadata", "chunk")
+MAX_FACETS = 8
+FacetKey = Annotated[str, Field(pattern=FILTER_KEY, max_length=256)]
 MAX_QUERY_DIMENSION = 8192
 
 
@@ -203,6 +205,11 @@ class SearchRequest(BaseModel):
     mode: Literal["dense", "keyword", "hybrid"] = "dense"
     # RRF's k (score: sum of 1 / (k + rank)); higher lets each list's tail count more
     fusion_k: Annotated[int, Field(ge=1, le=1000), JSON_INTEGER] = 60
+    # MMR over dense candidates: 0 off, 1 novelty alone; hits keep their relevance score
+    diversity: float = Field(default=0.0, ge=0.0, le=1.0)
+    # metadata keys to count records per (string) value of, under the same filter: top N each
+    facets: list[FacetKey] | None = Field(default=None, min_length=1, max_length=MAX_FACETS)
+    facet_top: Annotated[int, Field(ge=1, le=100), JSON_INTEGER] = 10
     score_threshold: float | None = None
     # which of a hit's text, metadata and chunk to return (id, score, chunk_index, mode always)
     fields: list[Literal["text", "metadata", "chunk"]] | None = Field(
@@ -229,8 +236,15 @@ class SearchResult(BaseModel):
         return cls(id=hit.id, score=hit.score, chunk_index=hit.chunk_index, mode=hit.mode, **kept)
 
 
+class FacetCount(BaseModel):
+    value: str
+    count: int
+
+
 class SearchResponse(BaseModel):
     results: list[SearchResult]
+    # per key asked for in `facets`: records per value, most first
+    facets: dict[str, list[FacetCount]] | None = None
 
 
 class AIConfigResponse(BaseModel):

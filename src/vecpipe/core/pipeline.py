@@ -42,6 +42,7 @@ from vecpipe.queue.base import MessageQueue
 from vecpipe.record_checks import check_record, check_record_id
 from vecpipe.settings import Limits, Settings
 from vecpipe.store.base import VectorStore
+from vecpipe.store.conditions import meta
 from vecpipe.store.guard import check_writable
 from vecpipe.store.query import Mode, SearchQuery
 from vecpipe.store.sparse import DEFAULT_FUSION_K
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from vecpipe.core.migration import Migrations
     from vecpipe.db.jobs import JobRepo, JobStatus
 
+MAX_FACETS = 8
+MAX_FACET_TOP = 100
 MAX_SEARCH_OFFSET = 1000
 """Hits a search may skip: a page past it costs an over-fetch of (offset + limit) x 4 chunks."""
 OUTCOME_TO_JOB = {"upserted": "done", "deleted": "done", "unchanged": "unchanged"}
@@ -217,6 +220,7 @@ class Pipeline:
         score_threshold: float | None = None,
         mode: Mode = "dense",
         fusion_k: int = DEFAULT_FUSION_K,
+        diversity: float = 0.0,
     ) -> list[SearchHit]:
         """The best records for one of: a `query` text, the caller's own query `vector` (of
         the tenant's space), or `like`, a stored record (left out of its own hits).
@@ -255,8 +259,30 @@ class Pipeline:
             mode=mode,
             text=query,
             fusion_k=fusion_k,
+            diversity=diversity,
         )
         return await self.store.search(space, ask)
+
+    async def facets(
+        self,
+        tenant_id: str,
+        keys: Sequence[str],
+        filter: Mapping[str, Any] | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Per metadata key, the tenant's records per value under `filter`, most first."""
+        check_tenant_id(tenant_id)
+        if not keys or len(keys) > MAX_FACETS or not 1 <= top <= MAX_FACET_TOP:
+            raise ValidationError(f"facets: 1 to {MAX_FACETS} keys, top 1 to {MAX_FACET_TOP}")
+        where = parse_filter(filter)
+        for key in keys:
+            try:
+                meta(key)
+            except ValidationError as exc:
+                raise ValidationError(f"facets: {key!r}: {exc}") from None
+        space = await self.space_of(tenant_id)
+        await self.store.ensure_space(space)
+        return await self.store.facets(space, tenant_id, list(dict.fromkeys(keys)), where, top)
 
     async def embed(
         self,

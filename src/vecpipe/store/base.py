@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from vecpipe.models import EmbeddingSpace, SearchHit, StoredRecord
+from vecpipe.store.conditions import Condition
 from vecpipe.store.query import SearchQuery
 from vecpipe.store.writes import WriteBatch, WriteResult
 
@@ -63,3 +64,18 @@ class VectorStore(Protocol):
         """Raise StoreError with a reason when the store cannot serve."""
 
     async def aclose(self) -> None: ...
+
+    async def facets(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        keys: Sequence[str],
+        where: Condition | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Per metadata key, the tenant's records per string value among those `where`
+        selects (and a read may see: conditions.visible), the `top` most frequent first.
+        A key's keyword index is created on first use (ensure_payload_index)."""
+
+    async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
+        """Index a metadata key (`kind`: "keyword"), for facets and fast filters; idempotent."""

@@ -233,6 +233,11 @@ def visible(tenant_id: str, where: Condition | None = None) -> Condition:
     return for_tenant(tenant_id, where)
 
 
+def facet_scope(tenant_id: str, where: Condition | None) -> Condition:
+    """What facets count: the records (chunk 0s) a read of the tenant sees that `where` selects."""
+    return visible(tenant_id, chunk_zeros() if where is None else And(where, chunk_zeros()))
+
+
 def record(record_id: str) -> Condition:
     return Eq(RECORD, record_id)
 

@@ -42,6 +42,7 @@ from vecpipe.diskspace import (
 from vecpipe.errors import StorageFull, StoreError
 from vecpipe.models import EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.base import VectorStore
+from vecpipe.store.conditions import Condition
 from vecpipe.store.edge import generations as edge_generations
 from vecpipe.store.query import SearchQuery
 from vecpipe.store.writes import WriteBatch, WriteResult
@@ -114,6 +115,21 @@ class GuardedStore:
 
     async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
         await self._write(space, lambda: self.inner.delete_tenant(space, tenant_id))
+
+    async def facets(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        keys: Sequence[str],
+        where: Condition | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        return await self._read(
+            space, lambda: self.inner.facets(space, tenant_id, keys, where, top)
+        )
+
+    async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
+        await self._read(space, lambda: self.inner.ensure_payload_index(space, key, kind))
 
     async def flush(self, space: EmbeddingSpace) -> None:
         await self._attempt(space, lambda: self.inner.flush(space))

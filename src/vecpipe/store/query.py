@@ -21,6 +21,14 @@ from vecpipe.store.vectors import checked_vector
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
 MAX_FUSION_K = 1000
+MMR_CANDIDATES = (100, 1000)
+"""MMR's candidate pool: the chunks fetched x 2, within these bounds (its cost is quadratic)."""
+
+
+def mmr_candidates(fetch: int) -> int:
+    return min(max(fetch * 2, MMR_CANDIDATES[0]), max(MMR_CANDIDATES[1], fetch))
+
+
 NO_KEYWORD_INDEX = (
     "this embedding space was created before keyword search and holds no BM25 vectors: "
     "keyword and hybrid modes need a reindex (`vecpipe tenant migrate`) to a new space"
@@ -52,8 +60,13 @@ class SearchQuery:
     mode: Mode = "dense"
     text: str | None = None
     fusion_k: int = DEFAULT_FUSION_K
+    diversity: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.diversity <= 1.0:  # NaN fails too
+            raise ValidationError("diversity must be between 0 (off) and 1")
+        if self.diversity and self.mode != "dense":
+            raise ValidationError("diversity (MMR) works with the dense mode only")
         if self.mode not in MODES:
             raise ValidationError(f"mode must be one of {', '.join(MODES)}")
         if self.mode != "dense" and (self.text is None or self.like is not None):

@@ -9,7 +9,7 @@ from vecpipe.api.deps import PipelineDep, TenantDep
 from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_query
 from vecpipe.api.responses import BODY, EMBEDS, TENANT, errors
-from vecpipe.api.schemas import SearchRequest, SearchResponse, SearchResult
+from vecpipe.api.schemas import FacetCount, SearchRequest, SearchResponse, SearchResult
 
 router = APIRouter(
     prefix="/v1/tenants/{tenant_id}/search", tags=["search"], route_class=JSONBodyRoute
@@ -42,6 +42,15 @@ async def search(
             score_threshold=body.score_threshold,
             mode=body.mode,
             fusion_k=body.fusion_k,
+            diversity=body.diversity,
         )
+        facets = None
+        if body.facets:
+            counts = await pipeline.facets(tenant_id, body.facets, body.filter, body.facet_top)
+            facets = {
+                key: [FacetCount(value=value, count=count) for value, count in values]
+                for key, values in counts.items()
+            }
     metrics.SEARCHES.labels(metrics.tenant_label(tenant_id)).inc()
-    return SearchResponse(results=[SearchResult.of(hit, body.fields) for hit in hits])
+    results = [SearchResult.of(hit, body.fields) for hit in hits]
+    return SearchResponse(results=results, facets=facets)

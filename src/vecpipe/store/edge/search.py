@@ -20,7 +20,7 @@ from vecpipe.store.edge import shard as edge_shard
 from vecpipe.store.grouping import ChunkHit, search_records
 from vecpipe.store.payload import RECORD_ID, SEARCH_FIELDS, belongs_to
 from vecpipe.store.point_ids import point_id
-from vecpipe.store.query import SearchQuery
+from vecpipe.store.query import SearchQuery, mmr_candidates
 from vecpipe.store.sparse import SPARSE_VECTOR
 
 T = TypeVar("T")
@@ -45,7 +45,13 @@ def search(
         return chunk_zeros(shard, tenant_id, record_ids, SEARCH_FIELDS)
 
     hits = search_records(
-        query_chunks, fetch_chunk_zero, tenant_id, query.limit, query.offset, query.mode
+        query_chunks,
+        fetch_chunk_zero,
+        tenant_id,
+        query.limit,
+        query.offset,
+        query.mode,
+        query.diversity > 0,
     )
     return _run_to_completion(hits)
 
@@ -55,6 +61,8 @@ def _engine_query(
 ) -> tuple[edge_shard.EngineQuery, list[qe.Prefetch] | None]:
     """The mode's query: nearest dense, nearest BM25, or RRF over both (each filtered)."""
     if query.mode == "dense" and vector is not None:
+        if query.diversity:
+            return qe.Mmr(vector, 1.0 - query.diversity, mmr_candidates(fetch)), None
         return qe.Query.Nearest(vector), None
     keyword = qe.Query.Nearest(sparse.query(str(query.text)), using=SPARSE_VECTOR)
     if query.mode == "keyword" or vector is None:

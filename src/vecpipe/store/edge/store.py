@@ -34,7 +34,14 @@ from vecpipe.errors import ClosedError, StoreError, ValidationError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.batching import batched, write_batches
-from vecpipe.store.conditions import Condition, chunk_zeros, for_tenant, visible
+from vecpipe.store.conditions import (
+    Condition,
+    chunk_zeros,
+    facet_scope,
+    for_tenant,
+    meta,
+    visible,
+)
 from vecpipe.store.edge import generations as edge_generations
 from vecpipe.store.edge import rebuild as edge_rebuild
 from vecpipe.store.edge import search as edge_search
@@ -173,6 +180,45 @@ class EdgeStore(AsyncResource):
         doomed = await self._call(target, "count", edge_shard.count, flt)
         delete = functools.partial(edge_shard.delete_op, flt)
         await self._write(target, "delete", delete, weight=max(1, doomed))
+
+    async def facets(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        keys: Sequence[str],
+        where: Condition | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        self._check_open()
+        fields = [meta(key) for key in keys]
+        flt = compile_filter(facet_scope(tenant_id, where))
+        target = await self._space(space)
+        found: dict[str, list[tuple[str, int]]] = {}
+        for key, field in zip(keys, fields, strict=True):
+            await self.ensure_payload_index(space, key, "keyword")
+            counts = await self._call(
+                target, "facet", edge_shard.facet_counts, field.path, flt, top
+            )
+            found[key] = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return found
+
+    async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
+        """A keyword index on a metadata key, created once through the write path (an
+        online optimize's copy gets it too)."""
+        self._check_open()
+        if kind != "keyword":
+            raise ValidationError(f"no {kind!r} payload index: keyword only")
+        path = meta(key).path
+        target = await self._space(space)
+        if path in target.indexed:
+            return
+        info = await self._call(target, "info", qe.EdgeShard.info)
+        if path not in info.payload_schema:
+            op = functools.partial(
+                qe.UpdateOperation.create_field_index, path, qe.KeywordIndexParams()
+            )
+            await self._write(target, "index", op)
+        target.indexed.add(path)
 
     # ------------------------------------------------------------------------ versioned.py's
 

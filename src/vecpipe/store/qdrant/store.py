@@ -47,7 +47,9 @@ from vecpipe.store.batching import batched, write_batches
 from vecpipe.store.conditions import (
     Condition,
     chunk_zeros,
+    facet_scope,
     for_tenant,
+    meta,
     not_newer_than,
     visible,
 )
@@ -71,7 +73,7 @@ from vecpipe.store.qdrant.collections import (
 )
 from vecpipe.store.qdrant.errors import describe_error, is_not_found
 from vecpipe.store.qdrant.filters import compile_filter
-from vecpipe.store.query import NO_KEYWORD_INDEX, SearchQuery
+from vecpipe.store.query import NO_KEYWORD_INDEX, SearchQuery, mmr_candidates
 from vecpipe.store.sparse import DENSE_VECTOR, SPARSE_VECTOR
 from vecpipe.store.vectors import checked_vector
 from vecpipe.store.versioned import VersionedWriter
@@ -127,7 +129,10 @@ class QdrantStore(AsyncResource):
         self._factory = client_factory(client, url, secret, location, options)
         self._prefix = collection_prefix
         self._known: set[str] = set()
-        self._keyword: set[str] = set()  # collections holding BM25 vectors (collections.py)
+        self._keyword: set[str] = set()
+        self._indexed: set[tuple[str, str]] = (
+            set()
+        )  # (collection, payload path)  # collections holding BM25 vectors (collections.py)
         self._locks: dict[str, asyncio.Lock] = {}
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -223,7 +228,13 @@ class QdrantStore(AsyncResource):
             return await self._chunk_zeros(name, query.tenant_id, record_ids, SEARCH_FIELDS)
 
         return await search_records(
-            query_chunks, fetch_chunk_zero, query.tenant_id, query.limit, query.offset, query.mode
+            query_chunks,
+            fetch_chunk_zero,
+            query.tenant_id,
+            query.limit,
+            query.offset,
+            query.mode,
+            query.diversity > 0,
         )
 
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
@@ -252,6 +263,46 @@ class QdrantStore(AsyncResource):
         self._check_open()
         name = await self._collection(space)
         await self._delete_where(name, compile_filter(for_tenant(tenant_id)))
+
+    async def facets(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        keys: Sequence[str],
+        where: Condition | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        self._check_open()
+        fields = [meta(key) for key in keys]
+        flt = compile_filter(facet_scope(tenant_id, where))
+        name = await self._collection(space)
+        found: dict[str, list[tuple[str, int]]] = {}
+        for key, field in zip(keys, fields, strict=True):
+            await self.ensure_payload_index(space, key, "keyword")
+            async with self._using("facet", name) as client:
+                response = await client.facet(
+                    name, field.path, facet_filter=flt, limit=top, exact=True
+                )
+            counts = [(str(hit.value), hit.count) for hit in response.hits]
+            found[key] = sorted(counts, key=lambda item: (-item[1], item[0]))
+        return found
+
+    async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
+        self._check_open()
+        if kind != "keyword":
+            raise ValidationError(f"no {kind!r} payload index: keyword only")
+        path = meta(key).path
+        name = await self._collection(space)
+        if (name, path) in self._indexed:
+            return
+        async with self._using("open", name) as client:
+            info = await client.get_collection(name)
+        if path not in info.payload_schema:
+            async with self._using("create index", name) as client:
+                await client.create_payload_index(
+                    name, path, models.PayloadSchemaType.KEYWORD, wait=True
+                )
+        self._indexed.add((name, path))
 
     # ------------------------------------------------------------------------ versioned.py's
 
@@ -467,6 +518,9 @@ def _engine_query(
 ) -> dict[str, Any]:
     """The mode's query_points arguments: nearest dense, nearest BM25, or RRF over both."""
     if query.mode == "dense" or words is None:
+        if query.diversity and vector is not None:
+            mmr = models.Mmr(diversity=query.diversity, candidates_limit=mmr_candidates(fetch))
+            return {"query": models.NearestQuery(nearest=vector, mmr=mmr)}
         return {"query": vector}
     if query.mode == "keyword" or vector is None:
         return {"query": words, "using": SPARSE_VECTOR}
