@@ -20,13 +20,15 @@ from vecpipe.store.edge import EdgeStore
 from vecpipe.store.query import SearchQuery
 from vecpipe.store.writes import WriteBatch
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # embeds 2,000 paragraphs
+
 RECORDS = 2000
 IDENTIFIER = "XQZ-7731"
 TARGET = 1234
 
 
 async def test_keyword_and_hybrid_find_a_rare_identifier_first(tmp_path: Path) -> None:
-    texts = english_paragraphs(RECORDS, max_words=60)
+    texts = english_paragraphs(RECORDS, max_words=40)
     assert len(texts) == RECORDS
     texts[TARGET] = f"{texts[TARGET]} The failing unit reported {IDENTIFIER} in its log."
     async with await LocalProvider.open() as provider:
