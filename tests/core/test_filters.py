@@ -96,3 +96,13 @@ def test_nesting_is_bounded_before_it_can_recurse_deeply() -> None:
 def test_bad_filters_are_validation_errors(flt: Any) -> None:
     with pytest.raises(ValidationError):
         parse_filter(flt)
+
+
+def test_the_keys_a_keyword_index_helps() -> None:
+    from vecpipe.store.conditions import keyword_keys
+
+    where = parse_filter(
+        {"lang": "en", "$or": [{"n": 1}, {"$not": {"src.kind": {"$in": ["a", 2]}}}], "id": "x"}
+    )
+    assert keyword_keys(where) == {"lang", "src.kind"}
+    assert keyword_keys(None) == set()

@@ -42,7 +42,7 @@ from vecpipe.queue.base import MessageQueue
 from vecpipe.record_checks import check_record, check_record_id
 from vecpipe.settings import Limits, Settings
 from vecpipe.store.base import VectorStore
-from vecpipe.store.conditions import meta
+from vecpipe.store.conditions import Condition, keyword_keys, meta
 from vecpipe.store.guard import check_writable
 from vecpipe.store.query import Mode, SearchQuery
 from vecpipe.store.sparse import DEFAULT_FUSION_K
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from vecpipe.core.migration import Migrations
     from vecpipe.db.jobs import JobRepo, JobStatus
 
+MAX_LEARNED_INDEXES = 32
+"""Metadata keys a space gets a keyword index on from searches' filters, at most."""
 MAX_FACETS = 8
 MAX_FACET_TOP = 100
 MAX_SEARCH_OFFSET = 1000
@@ -79,6 +81,7 @@ class Pipeline:
         self.jobs = jobs
         self.queue = queue
         self.ingestor = ingestor
+        self._learned: dict[str, set[str]] = {}  # per space: keys indexed for filters
 
     # ------------------------------------------------------------------ AI config
 
@@ -248,6 +251,7 @@ class Pipeline:
         else:
             space = await self.space_of(tenant_id)
         await self.store.ensure_space(space)
+        await self._learn_indexes(space, where)
         ask = SearchQuery(
             tenant_id,
             vector,
@@ -262,6 +266,18 @@ class Pipeline:
             diversity=diversity,
         )
         return await self.store.search(space, ask)
+
+    async def _learn_indexes(self, space: EmbeddingSpace, where: Condition | None) -> None:
+        """Index the metadata keys searches filter on with strings (the first
+        MAX_LEARNED_INDEXES per space): a selective filter then reads the index instead of
+        checking payloads (measured: bench/search_modes.py). Creating one is a one-off
+        write; the stores remember the keys they indexed."""
+        learned = self._learned.setdefault(space.key, set())
+        for key in sorted(keyword_keys(where) - learned):
+            if len(learned) >= MAX_LEARNED_INDEXES:
+                return
+            await self.store.ensure_payload_index(space, key, "keyword")
+            learned.add(key)
 
     async def facets(
         self,

@@ -238,6 +238,21 @@ def facet_scope(tenant_id: str, where: Condition | None) -> Condition:
     return visible(tenant_id, chunk_zeros() if where is None else And(where, chunk_zeros()))
 
 
+def keyword_keys(condition: Condition | None) -> set[str]:
+    """The metadata keys a condition compares with strings (Eq, In): those a keyword
+    index speeds up."""
+    match condition:
+        case Eq(field, value) if field.metadata and isinstance(value, str):
+            return {field.name}
+        case In(field, values) if field.metadata and any(isinstance(v, str) for v in values):
+            return {field.name}
+        case Not(inner):
+            return keyword_keys(inner)
+        case And(conditions) | Or(conditions):
+            return set().union(*(keyword_keys(c) for c in conditions))
+    return set()
+
+
 def record(record_id: str) -> Condition:
     return Eq(RECORD, record_id)
 
