@@ -1,14 +1,17 @@
 """A rare identifier, verbatim in one record of 2,000 real paragraphs, asked for alone.
 
-A dense model of this size has no meaning for "XQZ-7731": it ranks the record anywhere. BM25
-ranks it first (its terms are in one record only: the highest IDF there is), and hybrid
-keeps it first. The real local model embeds the corpus (tests/support/corpus.py: the
-standard library's docstrings); the dense rank found is printed (`pytest -s`) and kept
-loose in the assertion, since it depends on the model.
+A dense model of this size has no meaning for "XQZ-7731": among look-alikes (100 records end
+with the same sentence naming other identifiers) it ranks the record anywhere. BM25 ranks
+it first (its terms are in one record only: the highest IDF there is), and hybrid keeps it
+first. Without the look-alikes, all-MiniLM-L6-v2 ranked it first too. The real local model
+embeds the corpus (tests/support/corpus.py: the standard library's docstrings); the dense
+rank is printed (`pytest -s`) and not asserted: it depends on the model.
 """
 
 from __future__ import annotations
 
+import random
+import string
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,10 @@ TARGET = 1234
 async def test_keyword_and_hybrid_find_a_rare_identifier_first(tmp_path: Path) -> None:
     texts = english_paragraphs(RECORDS, max_words=40)
     assert len(texts) == RECORDS
+    rng = random.Random(3)
+    for i in range(0, RECORDS, 20):  # look-alikes: the same sentence with other identifiers
+        code = "".join(rng.choices(string.ascii_uppercase, k=3)) + f"-{rng.randint(1000, 9999)}"
+        texts[i] = f"{texts[i]} The failing unit reported {code} in its log."
     texts[TARGET] = f"{texts[TARGET]} The failing unit reported {IDENTIFIER} in its log."
     async with await LocalProvider.open() as provider:
         vectors = await provider.embed(texts)
@@ -61,4 +68,4 @@ async def test_keyword_and_hybrid_find_a_rare_identifier_first(tmp_path: Path) -
     print(f"rank of the record holding {IDENTIFIER} among {RECORDS}: {ranks}")
     assert ranks["keyword"] == 1
     assert ranks["hybrid"] == 1
-    assert ranks["dense"] != 1 or pytest.skip("the dense model found it too")
+    assert ranks["dense"] is None or ranks["dense"] >= 1  # reported, not held to a rank
