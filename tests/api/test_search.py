@@ -69,6 +69,7 @@ async def test_a_query_vector_is_checked(client: httpx.AsyncClient) -> None:
         ({"vector": [0.1] * 32, "query": "x"}, ""),
         ({"limit": 3}, ""),
         ({"vector": [0.0] * 32}, ""),
+        ({"vector": [1e308] * 32}, "overflows"),
     ):
         response = await client.post(url, json=body)
         assert response.status_code == 422, (body, response.text)

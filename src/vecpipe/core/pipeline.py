@@ -8,6 +8,7 @@ async with vecpipe.open_pipeline(settings) as pipeline:     # resources.open_pip
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -238,6 +239,10 @@ class Pipeline:
             check_record_id(like, self.settings.limits)
         if vector is not None and not any(vector):
             raise ValidationError("vector: a zero vector has no direction to search in")
+        if vector is not None and not math.isfinite(math.hypot(*vector)):
+            raise ValidationError(
+                "vector: values must be finite, and not so large its length overflows"
+            )
         if not 0 <= offset <= MAX_SEARCH_OFFSET:
             raise ValidationError(f"offset must be between 0 and {MAX_SEARCH_OFFSET}")
         if mode != "dense" and query is None:
