@@ -256,6 +256,10 @@ class Pipeline:
         else:
             space = await self.space_of(tenant_id)
         await self.store.ensure_space(space)
+        if like is not None and like not in await self.store.stored_records(
+            space, tenant_id, [like]
+        ):  # a record the tenant may not read (issue 15: expired) is none to be like
+            raise NotFound(f"record not found in tenant {tenant_id}")
         await self._learn_indexes(space, where)
         ask = SearchQuery(
             tenant_id,
