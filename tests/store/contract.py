@@ -373,6 +373,11 @@ class VectorStoreContract:
         for flt, expected in cases:
             got = await ids(flt)
             assert got == expected, (flt, got)
+        for key in ("year", "at", "title", "tags", "archived"):  # a keyword index changes nothing
+            await store.ensure_payload_index(SPACE, key, "keyword")
+        for flt, expected in cases:
+            got = await ids(flt)
+            assert got == expected, ("indexed", flt, got)
 
     @pytest.mark.parametrize(
         ("flt", "where"),
