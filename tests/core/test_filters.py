@@ -99,10 +99,12 @@ def test_bad_filters_are_validation_errors(flt: Any) -> None:
 
 
 def test_the_keys_a_keyword_index_helps() -> None:
-    from vecpipe.store.conditions import keyword_keys
+    from vecpipe.store.conditions import keyword_keys, range_keys
 
     where = parse_filter(
         {"lang": "en", "$or": [{"n": 1}, {"$not": {"src.kind": {"$in": ["a", 2]}}}], "id": "x"}
     )
     assert keyword_keys(where) == {"lang", "src.kind"}
     assert keyword_keys(None) == set()
+    ranged = parse_filter({"$or": [{"n": {"$gt": 1}}, {"$not": {"m": {"$lte": 2.5}}}], "k": 1})
+    assert range_keys(ranged) == {"n", "m"}

@@ -43,7 +43,7 @@ from vecpipe.queue.base import MessageQueue
 from vecpipe.record_checks import check_record, check_record_id
 from vecpipe.settings import Limits, Settings
 from vecpipe.store.base import VectorStore
-from vecpipe.store.conditions import Condition, keyword_keys, meta
+from vecpipe.store.conditions import Condition, keyword_keys, meta, range_keys
 from vecpipe.store.guard import check_writable
 from vecpipe.store.query import Mode, SearchQuery
 from vecpipe.store.sparse import DEFAULT_FUSION_K
@@ -277,15 +277,21 @@ class Pipeline:
         return await self.store.search(space, ask)
 
     async def _learn_indexes(self, space: EmbeddingSpace, where: Condition | None) -> None:
-        """Index the metadata keys searches filter on with strings (the first
-        MAX_LEARNED_INDEXES per space): a selective filter then reads the index instead of
-        checking payloads (measured: bench/search_modes.py). Creating one is a one-off
-        write; the stores remember the keys they indexed."""
+        """Index the metadata keys searches filter on (the first MAX_LEARNED_INDEXES per
+        space): keyword for string equalities, float for numeric ranges. A filter then reads
+        the index instead of every payload: at 100k chunks, p99 368 ms -> 7 ms for a 1 %
+        filter (bench/search_modes.py). One index per key, the first kind asked for (the
+        other kind's conditions still work, from the payload). Creating one is a one-off
+        write; the stores skip keys already indexed."""
         learned = self._learned.setdefault(space.key, set())
-        for key in sorted(keyword_keys(where) - learned):
+        wanted = [(key, "keyword") for key in sorted(keyword_keys(where))]
+        wanted += [(key, "float") for key in sorted(range_keys(where) - keyword_keys(where))]
+        for key, kind in wanted:
+            if key in learned:
+                continue
             if len(learned) >= MAX_LEARNED_INDEXES:
                 return
-            await self.store.ensure_payload_index(space, key, "keyword")
+            await self.store.ensure_payload_index(space, key, kind)
             learned.add(key)
 
     async def facets(

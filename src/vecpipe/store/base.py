@@ -78,4 +78,5 @@ class VectorStore(Protocol):
         A key's keyword index is created on first use (ensure_payload_index)."""
 
     async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
-        """Index a metadata key (`kind`: "keyword"), for facets and fast filters; idempotent."""
+        """Index a metadata key (`kind`: "keyword" or "float"), for facets and fast
+        filters; idempotent, and a key indexed already (of any kind) is left as it is."""

@@ -253,6 +253,19 @@ def keyword_keys(condition: Condition | None) -> set[str]:
     return set()
 
 
+def range_keys(condition: Condition | None) -> set[str]:
+    """The metadata keys a condition bounds with numbers (Range): those a float index
+    speeds up (it holds integers and floats; other values fall back to the payload)."""
+    match condition:
+        case Range(field) if field.metadata:
+            return {field.name}
+        case Not(inner):
+            return range_keys(inner)
+        case And(conditions) | Or(conditions):
+            return set().union(*(range_keys(c) for c in conditions))
+    return set()
+
+
 def record(record_id: str) -> Condition:
     return Eq(RECORD, record_id)
 

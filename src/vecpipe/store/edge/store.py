@@ -65,6 +65,11 @@ T = TypeVar("T")
 BATCH_SIZE = 256
 """Points per upsert call, ids per retrieve or delete call: keeps each GIL hold short."""
 
+_INDEX_KINDS: dict[str, qe.KeywordIndexParams | qe.FloatIndexParams] = {
+    "keyword": qe.KeywordIndexParams(),
+    "float": qe.FloatIndexParams(),
+}
+
 MAX_TENANTS = 1_000_000
 """Tenants `tenants()` lists per space at most (Edge's facet needs a limit)."""
 
@@ -206,17 +211,16 @@ class EdgeStore(AsyncResource):
         """A keyword index on a metadata key, created once through the write path (an
         online optimize's copy gets it too)."""
         self._check_open()
-        if kind != "keyword":
-            raise ValidationError(f"no {kind!r} payload index: keyword only")
+        params = _INDEX_KINDS.get(kind)
+        if params is None:
+            raise ValidationError(f"no {kind!r} payload index: {', '.join(_INDEX_KINDS)}")
         path = meta(key).path
         target = await self._space(space)
         if path in target.indexed:
             return
         info = await self._call(target, "info", qe.EdgeShard.info)
         if path not in info.payload_schema:
-            op = functools.partial(
-                qe.UpdateOperation.create_field_index, path, qe.KeywordIndexParams()
-            )
+            op = functools.partial(qe.UpdateOperation.create_field_index, path, params)
             await self._write(target, "index", op)
         target.indexed.add(path)
 

@@ -85,6 +85,11 @@ if TYPE_CHECKING:
 BATCH_SIZE = 256
 """Points per upsert request, ids per retrieve or delete request."""
 
+_INDEX_KINDS = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "float": models.PayloadSchemaType.FLOAT,
+}
+
 MAX_TENANTS = 1_000_000
 """Tenants `tenants()` lists per space at most (a facet needs a limit)."""
 
@@ -289,8 +294,9 @@ class QdrantStore(AsyncResource):
 
     async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
         self._check_open()
-        if kind != "keyword":
-            raise ValidationError(f"no {kind!r} payload index: keyword only")
+        schema = _INDEX_KINDS.get(kind)
+        if schema is None:
+            raise ValidationError(f"no {kind!r} payload index: {', '.join(_INDEX_KINDS)}")
         path = meta(key).path
         name = await self._collection(space)
         if (name, path) in self._indexed:
@@ -299,9 +305,7 @@ class QdrantStore(AsyncResource):
             info = await client.get_collection(name)
         if path not in info.payload_schema:
             async with self._using("create index", name) as client:
-                await client.create_payload_index(
-                    name, path, models.PayloadSchemaType.KEYWORD, wait=True
-                )
+                await client.create_payload_index(name, path, schema, wait=True)
         self._indexed.add((name, path))
 
     # ------------------------------------------------------------------------ versioned.py's
