@@ -565,6 +565,11 @@ class VectorStoreContract:
             Counter(langs[2:]).items(), key=lambda item: (-item[1], item[0])
         )
         assert await store.facets(SPACE, "nobody", ["lang"]) == {"lang": []}
+        await store.ensure_payload_index(SPACE, "n", "float")  # as a range filter learns it
+        assert await store.facets(SPACE, "t1", ["n", "lang"], top=1) == {
+            "n": [],  # numbers: facets count strings
+            "lang": [("en", 3)],
+        }
 
     async def test_a_condition_never_reaches_another_tenant(self, store: VectorStore) -> None:
         await self.put_condition_corpus(store)

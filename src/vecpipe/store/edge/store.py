@@ -201,6 +201,9 @@ class EdgeStore(AsyncResource):
         found: dict[str, list[tuple[str, int]]] = {}
         for key, field in zip(keys, fields, strict=True):
             await self.ensure_payload_index(space, key, "keyword")
+            if target.indexed.get(field.path) != "keyword":
+                found[key] = []  # a float index: its key holds numbers, and facets count strings
+                continue
             counts = await self._call(
                 target, "facet", edge_shard.facet_counts, field.path, flt, top
             )
@@ -219,10 +222,13 @@ class EdgeStore(AsyncResource):
         if path in target.indexed:
             return
         info = await self._call(target, "info", qe.EdgeShard.info)
-        if path not in info.payload_schema:
+        existing = info.payload_schema.get(path)
+        if existing is None:
             op = functools.partial(qe.UpdateOperation.create_field_index, path, params)
             await self._write(target, "index", op)
-        target.indexed.add(path)
+        elif existing.data_type != qe.PayloadSchemaType.Keyword:
+            kind = "float"  # indexed already, not as a keyword: the first kind asked wins
+        target.indexed[path] = kind
 
     # ------------------------------------------------------------------------ versioned.py's
 

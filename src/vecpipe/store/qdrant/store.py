@@ -134,10 +134,8 @@ class QdrantStore(AsyncResource):
         self._factory = client_factory(client, url, secret, location, options)
         self._prefix = collection_prefix
         self._known: set[str] = set()
-        self._keyword: set[str] = set()
-        self._indexed: set[tuple[str, str]] = (
-            set()
-        )  # (collection, payload path)  # collections holding BM25 vectors (collections.py)
+        self._keyword: set[str] = set()  # collections holding BM25 vectors (collections.py)
+        self._indexed: dict[tuple[str, str], str] = {}  # (collection, path): index kind
         self._locks: dict[str, asyncio.Lock] = {}
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -284,6 +282,9 @@ class QdrantStore(AsyncResource):
         found: dict[str, list[tuple[str, int]]] = {}
         for key, field in zip(keys, fields, strict=True):
             await self.ensure_payload_index(space, key, "keyword")
+            if self._indexed.get((name, field.path)) != "keyword":
+                found[key] = []  # a float index: its key holds numbers, and facets count strings
+                continue
             async with self._using("facet", name) as client:
                 response = await client.facet(
                     name, field.path, facet_filter=flt, limit=top, exact=True
@@ -303,10 +304,13 @@ class QdrantStore(AsyncResource):
             return
         async with self._using("open", name) as client:
             info = await client.get_collection(name)
-        if path not in info.payload_schema:
+        existing = info.payload_schema.get(path)
+        if existing is None:
             async with self._using("create index", name) as client:
                 await client.create_payload_index(name, path, schema, wait=True)
-        self._indexed.add((name, path))
+        elif existing.data_type != models.PayloadSchemaType.KEYWORD:
+            kind = "float"  # indexed already, not as a keyword: the first kind asked wins
+        self._indexed[(name, path)] = kind
 
     # ------------------------------------------------------------------------ versioned.py's
 
