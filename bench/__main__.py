@@ -31,6 +31,7 @@ SCENARIOS = (
     "reingest",
     "embed_cache",
     "search_latency",
+    "search_modes",
     "footprint",
 )
 

@@ -83,6 +83,11 @@ def test_sync_pipeline_is_safe_from_several_threads(sync_settings, gateway) -> N
         result = pipeline.ingest("gw", [Record(id="a", text="stored through the facade")])
         assert result.upserted == ["a"]
         assert pipeline.search("gw", "stored through the facade")[0].id == "a"
+        pipeline.ingest("gw", [Record(id="b", text="facade", metadata={"k": "v"})])
+        keyword = pipeline.search("gw", "facade", mode="keyword", filter={"id": {"$ne": "b"}})
+        assert [hit.id for hit in keyword] == ["a"]
+        assert [hit.id for hit in pipeline.search("gw", like="a", diversity=0.3)] == ["b"]
+        assert pipeline.facets("gw", ["k"]) == {"k": [("v", 1)]}
     assert errors == []
     assert pipeline.closed
     with pytest.raises(ClosedError):

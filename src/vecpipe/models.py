@@ -101,6 +101,8 @@ class SearchHit(BaseModel):
     text: str
     metadata: dict[str, Any]
     chunk: str | None = None
+    chunk_index: int = 0  # of the best chunk, the one `chunk` holds
+    mode: str = "dense"  # what found it: dense, keyword or hybrid
 
 
 @dataclass(frozen=True)

@@ -101,14 +101,29 @@ class SyncPipeline:
     def search(
         self,
         tenant_id: str,
-        query: str,
+        query: str | None = None,
         limit: int = 10,
         filter: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> list[SearchHit]:
-        hits: list[SearchHit] = self._call(
-            self._loop.pipeline.search, tenant_id, query, limit, filter
-        )
+        """`Pipeline.search`: options offset, vector, like, score_threshold, mode, fusion_k,
+        diversity (docs/search.md)."""
+        search = functools.partial(self._loop.pipeline.search, **options)
+        hits: list[SearchHit] = self._call(search, tenant_id, query, limit, filter)
         return hits
+
+    def facets(
+        self,
+        tenant_id: str,
+        keys: Sequence[str],
+        filter: Mapping[str, Any] | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Per metadata key, the tenant's records per value under `filter`, most first."""
+        counts: dict[str, list[tuple[str, int]]] = self._call(
+            self._loop.pipeline.facets, tenant_id, keys, filter, top
+        )
+        return counts
 
     def embed(self, texts: Sequence[str], tenant_id: str | None = None) -> list[list[float]]:
         vectors: list[list[float]] = self._call(self._loop.pipeline.embed, texts, tenant_id)

@@ -15,6 +15,7 @@ import sys
 import termios
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -140,6 +141,28 @@ def test_search_prints_a_readable_table(fake_cli: dict[str, str], tmp_path: Path
     assert json.loads(as_json.stdout)[0]["id"] == "doc1"
     empty = invoke(["search", "anything", "-t", "nobody"], fake_cli)
     assert empty.exit_code == 0 and "no results" in empty.stdout
+
+
+def test_search_flags(fake_cli: dict[str, str], tmp_path: Path) -> None:
+    texts = ["Invoices are due in 30 days.", "Invoice ERR-4411 was lost.", "Ship it.", "Invoices."]
+    file = write_jsonl(tmp_path / "records.jsonl", texts)
+    assert invoke(["ingest", str(file), "-t", "acme"], fake_cli).exit_code == 0
+
+    def search(*args: str) -> dict[str, Any]:
+        shown = invoke(["search", *args, "-t", "acme", "--json"], fake_cli)
+        assert shown.exit_code == 0, shown.output
+        answer = json.loads(shown.stdout)
+        return answer if isinstance(answer, dict) else {"results": answer}
+
+    keyword = search("ERR-4411", "--mode", "keyword")
+    assert [hit["id"] for hit in keyword["results"]] == ["doc1"]
+    filtered = search("invoices", "--filter", '{"n": {"$gte": 2}}', "--facet", "n")
+    assert {hit["id"] for hit in filtered["results"]} == {"doc2", "doc3"}
+    assert filtered["facets"] == {"n": []}  # integers are not counted: string values only
+    like = search("--like", "doc0", "--diversity", "0.5")
+    assert "doc0" not in [hit["id"] for hit in like["results"]]
+    bad = invoke(["search", "x", "-t", "acme", "--filter", '{"n": {"$bad": 1}}'], fake_cli)
+    assert bad.exit_code != 0 and "$bad" in bad.output
 
 
 def test_ingest_exits_non_zero_when_any_record_failed(

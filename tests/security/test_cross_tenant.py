@@ -238,3 +238,31 @@ async def test_search_never_crosses_tenants_even_filtering_on_tenant_id(world: W
         assert response.status_code == 200, response.text
         ids = {hit["id"] for hit in response.json()["results"]}
         assert ids <= {"b1", "b2"}, (flt, ids)
+
+
+async def test_every_search_option_stays_in_its_tenant(world: World) -> None:
+    """Modes, like, vector queries, diversity, facets, id filters: B sees only B's records."""
+    url = f"/v1/tenants/{B}/search"
+    bodies: list[dict[str, Any]] = [
+        {"query": "acme private note", "mode": "keyword", "filter": {"tenant_id": A}},
+        {"query": "acme private note", "mode": "hybrid", "limit": 50},
+        {"query": "acme private note", "mode": "keyword", "limit": 50},
+        {"query": "note", "diversity": 0.9, "limit": 50, "facets": ["k", "tenant_id"]},
+        {"vector": [0.25] * 16, "limit": 50, "filter": {"id": {"$in": ["a1", "a2", "b1"]}}},
+        {"like": {"record_id": "b1"}, "limit": 50, "filter": {"$not": {"tenant_id": B}}},
+        {"like": {"record_id": "b1"}, "limit": 50},
+    ]
+    for body in bodies:
+        response = await world.call("POST", url, world.tokens[B], body)
+        assert response.status_code == 200, (body, response.text)
+        ids = {hit["id"] for hit in response.json()["results"]}
+        assert ids <= {"b1", "b2"}, (body, ids)
+        for counts in (response.json().get("facets") or {}).values():
+            assert sum(item["count"] for item in counts) <= 2, (body, counts)
+            assert A not in {item["value"] for item in counts}
+    nowhere = await world.call("POST", url, world.tokens[B], {"like": {"record_id": "zz"}})
+    assert nowhere.status_code == 404
+    for record_id in ("a1", "a2"):  # acme's records are not B's to be like: as if none
+        body = {"like": {"record_id": record_id}}
+        response = await world.call("POST", url, world.tokens[B], body)
+        assert (response.status_code, response.json()) == (404, nowhere.json())

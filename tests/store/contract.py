@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import pytest
 
-from vecpipe.errors import ClosedError, ValidationError
+from vecpipe.core.filters import parse_filter
+from vecpipe.errors import ClosedError, LimitExceeded, NotFound, ValidationError
 from vecpipe.models import ChunkPoint, EmbeddingSpace
 from vecpipe.store import versioned
 from vecpipe.store.base import VectorStore
@@ -46,7 +49,7 @@ from vecpipe.store.conditions import (
     meta,
     parse_metadata_filter,
 )
-from vecpipe.store.query import SearchQuery
+from vecpipe.store.query import Mode, SearchQuery
 from vecpipe.store.versioned import VersionedPrimitives
 from vecpipe.store.writes import DeleteRecord, UpdateMetadata, WriteBatch
 
@@ -100,7 +103,7 @@ def query(
 ) -> SearchQuery:
     """A search query; `metadata_filter` is the API's `{key: value}` filter, parsed."""
     if metadata_filter is not None:
-        where = parse_metadata_filter(metadata_filter)
+        where = parse_filter(metadata_filter)
     return SearchQuery(tenant_id, vector, where=where, limit=limit, offset=offset)
 
 
@@ -316,6 +319,260 @@ class VectorStoreContract:
         assert await ids(nested) == ["r3", "r5"]
         assert await ids(And(In(RECORD, ["r1", "r2", "r4"]), Not(Eq(RECORD, "r2")))) == ["r1", "r4"]
         assert await ids(Range(CHUNK, gte=1)) == []
+
+    # ------------------------------------------------------------------------ filter language
+
+    async def put_language_corpus(self, store: VectorStore) -> None:
+        """r1..r6 rank in that order for vec(a=1); t2 holds look-alikes that must never show."""
+        corpus: list[dict[str, Any]] = [
+            {"year": 2023, "at": "2023-06-01T12:00:00Z", "title": "Connection reset by peer"},
+            {"year": 2024, "at": "2024-01-01T00:30:00+01:00", "title": "ERR_CONN_RESET again"},
+            {"year": 2024.5, "at": "2024-05-01", "title": "all good", "archived": True},
+            {"year": 2025, "at": "2025-12-31T23:59:59Z", "tags": ["red", "blue"]},
+            {"at": "not a date", "title": ["reset", "other"], "archived": False},
+            {"year": "2024", "tags": []},
+        ]
+        await put(
+            store,
+            *(
+                record_points("t1", f"r{i}", [vec(a=1, b=0.1 * i)], meta)
+                for i, meta in enumerate(corpus, 1)
+            ),
+            record_points("t2", "r1", [vec(a=1)], {"year": 2024, "title": "reset"}),
+        )
+
+    async def test_the_filter_language_on_every_backend(self, store: VectorStore) -> None:
+        await self.put_language_corpus(store)
+
+        async def ids(flt: dict[str, Any]) -> list[str]:
+            return [hit.id for hit in await store.search(SPACE, query("t1", vec(a=1), 10, flt))]
+
+        cases: list[tuple[dict[str, Any], list[str]]] = [
+            ({"year": {"$eq": 2024}}, ["r2"]),
+            ({"year": {"$ne": 2024}}, ["r1", "r3", "r4", "r5", "r6"]),  # missing counts as "not"
+            ({"year": {"$in": [2023, 2025]}}, ["r1", "r4"]),
+            ({"year": {"$nin": [2023, 2025, "2024"]}}, ["r2", "r3", "r5"]),
+            ({"year": {"$gt": 2024}}, ["r3", "r4"]),
+            ({"year": {"$gte": 2024, "$lt": 2025}}, ["r2", "r3"]),  # a string "2024" is no number
+            ({"year": {"$lte": 2023.5}}, ["r1"]),
+            ({"archived": {"$exists": True}}, ["r3", "r5"]),
+            ({"tags": {"$exists": False}}, ["r1", "r2", "r3", "r5", "r6"]),  # [] is empty
+            ({"title": {"$text": "reset"}}, ["r1", "r2", "r5"]),  # words ("_" splits), any case
+            ({"title": {"$text": "err_conn_reset"}}, ["r2"]),
+            ({"at": {"$gte": "2024-01-01T00:00:00Z"}}, ["r3", "r4"]),  # r2 is 23:30 UTC, 2023
+            ({"at": {"$lt": "2024-01-01"}}, ["r1", "r2"]),  # "not a date" never matches
+            ({"at": {"$gt": "2024-04-30T23:00:00-02:00", "$lte": "2025-12-31T23:59:59Z"}}, ["r4"]),
+            ({"$or": [{"year": 2023}, {"tags": "red"}]}, ["r1", "r4"]),
+            ({"$and": [{"year": {"$gte": 2024}}, {"$not": {"archived": True}}]}, ["r2", "r4"]),
+            (
+                {"$not": {"$or": [{"year": {"$lt": 2025}}, {"title": {"$exists": True}}]}},
+                ["r4", "r6"],
+            ),
+            ({"id": "r3"}, ["r3"]),
+            ({"id": {"$in": ["r1", "r4", "zz"]}, "year": {"$gt": 2000}}, ["r1", "r4"]),
+            ({"id": {"$nin": ["r1", "r2", "r3"]}}, ["r4", "r5", "r6"]),
+            ({"tags": {"$in": ["blue"]}, "year": 2025}, ["r4"]),  # keys of one object all hold
+        ]
+        for flt, expected in cases:
+            got = await ids(flt)
+            assert got == expected, (flt, got)
+        await store.ensure_payload_index(SPACE, "year", "float")  # indexes change nothing
+        for key in ("at", "title", "tags", "archived", "year"):  # year: indexed already
+            await store.ensure_payload_index(SPACE, key, "keyword")
+        for flt, expected in cases:
+            got = await ids(flt)
+            assert got == expected, ("indexed", flt, got)
+
+    @pytest.mark.parametrize(
+        ("flt", "where"),
+        [
+            ({"year": {"$regex": "x"}}, "filter.year.$regex: unknown operator"),
+            ({"$nor": []}, "filter.$nor: unknown operator"),
+            ({"year": {"$gt": 1, "$lt": "2024-01-01"}}, "filter.year: bounds mix"),
+            ({"year": {"$gt": "soon"}}, "filter.year.$gt: not an ISO-8601"),
+            ({"year": {"$gt": True}}, "filter.year.$gt: bounds are numbers"),
+            ({"year": {"$eq": 1, "x": 2}}, "filter.year.x: operators and values cannot mix"),
+            ({"$or": [{"a": 1}, {"b": {"$in": "x"}}]}, "filter.$or[1].b.$in: takes a list"),
+            ({"$not": []}, "filter.$not: a filter is an object"),
+            ({"id": 5}, "filter.id: record ids are strings"),
+            ({"id": {"$gt": "a"}}, "filter.id.$gt: unknown operator"),
+            ({"a": {"$exists": 1}}, "filter.a.$exists: takes true or false"),
+            ({"a": {"$text": "  "}}, "filter.a.$text: takes a string of at least one word"),
+        ],
+    )
+    async def test_a_bad_filter_says_where(
+        self, store: VectorStore, flt: dict[str, Any], where: str
+    ) -> None:
+        with pytest.raises(ValidationError, match=re.escape(where)):
+            await store.search(SPACE, query("t1", vec(a=1), 3, flt))
+
+    async def test_filters_are_bounded(self, store: VectorStore) -> None:
+        wide = {"$or": [{"$and": [{f"k{j}": j for j in range(16)}] * 16}] * 16}
+        deep: dict[str, Any] = {"a": 1}
+        for _ in range(40):
+            deep = {"$not": deep}
+        many = {"$or": [{"k": i} for i in range(10_000)]}
+        for flt in (wide, deep, many):
+            with pytest.raises(LimitExceeded):
+                await store.search(SPACE, query("t1", vec(a=1), 3, flt))
+
+    # ------------------------------------------------------------------------ result options
+
+    async def test_pages_cover_the_ranking_once(self, store: VectorStore) -> None:
+        records = [
+            record_points("t1", f"r{i}", [vec(a=1, b=0.05 * i), vec(c=1, b=0.05 * i)][: 1 + i % 2])
+            for i in range(23)
+        ]
+        await put(store, *records)
+        whole = await store.search(SPACE, query("t1", vec(a=1), 23))
+        pages = [
+            await store.search(SPACE, query("t1", vec(a=1), 5, offset=offset))
+            for offset in range(0, 25, 5)
+        ]
+        paged = [hit.id for page in pages for hit in page]
+        assert paged == [hit.id for hit in whole]  # no record twice, none skipped
+        assert len(set(paged)) == 23
+
+    async def test_score_threshold_leaves_out_weaker_hits(self, store: VectorStore) -> None:
+        await put(store, *(record_points("t1", f"r{i}", [vec(a=1, b=0.5 * i)]) for i in range(5)))
+        everything = await store.search(SPACE, query("t1", vec(a=1), 10))
+        cut = everything[2].score - 1e-6
+        ask = SearchQuery("t1", vec(a=1), limit=10, score_threshold=cut)
+        assert [hit.id for hit in await store.search(SPACE, ask)] == ["r0", "r1", "r2"]
+
+    async def test_hits_say_their_chunk_and_mode(self, store: VectorStore) -> None:
+        await put(store, record_points("t1", "r1", [vec(b=1), vec(a=1)]))
+        [hit] = await store.search(SPACE, query("t1", vec(a=1), 3))
+        assert (hit.chunk, hit.chunk_index, hit.mode) == ("r1#1", 1, "dense")
+
+    async def test_like_a_record_finds_its_neighbours_not_itself(self, store: VectorStore) -> None:
+        await put(
+            store,
+            record_points("t1", "seed", [vec(a=1, b=0.1), vec(h=1)], {"k": 1}),
+            record_points("t1", "near", [vec(a=1, b=0.2)], {"k": 1}),
+            record_points("t1", "far", [vec(c=1)], {"k": 2}),
+            record_points("t1", "nearer", [vec(a=1, b=0.12)], {"k": 2}),
+            record_points("t2", "seed", [vec(a=1, b=0.1)]),
+            record_points("t2", "other", [vec(a=1, b=0.1)]),
+        )
+        like = SearchQuery("t1", like="seed", limit=10)
+        assert [hit.id for hit in await store.search(SPACE, like)] == ["nearer", "near", "far"]
+        where = parse_filter({"k": 1})
+        filtered = SearchQuery("t1", like="seed", limit=10, where=where)
+        assert [hit.id for hit in await store.search(SPACE, filtered)] == ["near"]
+        with pytest.raises(NotFound):  # t2's "other" is not t1's
+            await store.search(SPACE, SearchQuery("t1", like="other"))
+        with pytest.raises(ValidationError):
+            SearchQuery("t1", vec(a=1), like="seed")
+
+    # ------------------------------------------------------------------------ modes
+
+    async def put_text_corpus(self, store: VectorStore) -> None:
+        texts = {
+            "manual": ["the connection failed with ERR_CONN_RESET", "retry the ERR_CONN_RESET"],
+            "faq": ["how to reset a connection", "connection basics"],
+            "novel": ["a long story about the sea"],
+            "notes": ["sea shanties and connection songs"],
+        }
+        vectors = {
+            "manual": vec(c=1),
+            "faq": vec(a=1, b=0.3),
+            "novel": vec(a=1),
+            "notes": vec(a=0.2, b=1),
+        }
+        await put(
+            store,
+            *(
+                record_points("t1", rid, [vectors[rid]] * len(chunks), {"k": rid}, chunks=chunks)
+                for rid, chunks in texts.items()
+            ),
+            record_points("t2", "manual", [vec(a=1)], chunks=["ERR_CONN_RESET ERR_CONN_RESET"]),
+        )
+
+    async def test_keyword_mode_ranks_by_bm25(self, store: VectorStore) -> None:
+        await self.put_text_corpus(store)
+
+        async def ids(mode: Mode, text: str, **options: Any) -> list[str]:
+            ask = SearchQuery("t1", vec(a=1), mode=mode, text=text, limit=10, **options)
+            hits = await store.search(SPACE, ask)
+            assert {hit.mode for hit in hits} <= {mode}
+            return [hit.id for hit in hits]
+
+        assert await ids("keyword", "ERR_CONN_RESET") == ["manual", "faq"]  # err, conn, reset
+        assert (await ids("keyword", "sea"))[:2] == ["novel", "notes"]
+        assert await ids("keyword", "nothing matches this") == []
+        assert await ids("keyword", "sea", where=parse_filter({"k": "notes"})) == ["notes"]
+        # dense alone puts the manual last (its vector is orthogonal); hybrid lifts it
+        assert (await ids("dense", "ERR_CONN_RESET"))[-1] == "manual"
+        hybrid = await ids("hybrid", "ERR_CONN_RESET")
+        assert sorted(hybrid) == ["faq", "manual", "notes", "novel"]  # one hit per record
+        assert hybrid.index("manual") < 2
+        with pytest.raises(ValidationError, match="query text"):
+            SearchQuery("t1", vec(a=1), mode="keyword")
+        with pytest.raises(ValidationError, match="mode"):
+            SearchQuery("t1", vec(a=1), mode="fuzzy", text="x")  # type: ignore[arg-type]
+
+    async def test_hybrid_fusion_k_is_exposed(self, store: VectorStore) -> None:
+        await self.put_text_corpus(store)
+        scores = []
+        for k in (1, 60):
+            ask = SearchQuery("t1", vec(a=1), mode="hybrid", text="connection", fusion_k=k)
+            scores.append((await store.search(SPACE, ask))[0].score)
+        assert scores[0] > scores[1]  # 1/(k + rank): a small k weighs the heads more
+
+    async def test_diversity_spreads_the_top_k_beyond_near_duplicates(
+        self, store: VectorStore
+    ) -> None:
+        dups = [record_points("t1", f"dup{i}", [vec(a=1, b=0.01 * i)]) for i in range(6)]
+        others = [
+            record_points("t1", f"other-{axis}", [vec(a=1, **{axis: 0.6})]) for axis in "cdef"
+        ]
+        await put(store, *dups, *others, record_points("t2", "x", [vec(a=1, g=0.5)]))
+
+        async def near_duplicates(diversity: float) -> int:
+            ask = SearchQuery("t1", vec(a=1), limit=5, diversity=diversity)
+            hits = await store.search(SPACE, ask)
+            assert len(hits) == 5 and len({hit.id for hit in hits}) == 5
+            return sum(hit.id.startswith("dup") for hit in hits)
+
+        assert await near_duplicates(0.0) == 5
+        assert await near_duplicates(0.5) < 3
+        with pytest.raises(ValidationError, match="dense"):
+            SearchQuery("t1", vec(a=1), mode="keyword", text="x", diversity=0.5)
+        with pytest.raises(ValidationError, match="diversity"):
+            SearchQuery("t1", vec(a=1), diversity=1.5)
+
+    async def test_facets_count_records_per_value(self, store: VectorStore) -> None:
+        langs = ["en", "de", "en", "fr", "en", "de", "xx"]
+        await put(
+            store,
+            *(
+                record_points(
+                    "t1",
+                    f"r{i}",
+                    [vec(a=1, b=0.1 * i)] * (1 + i % 3),  # records of several chunks count once
+                    {"lang": lang, "n": i, "src": {"kind": "web" if i % 2 else "pdf"}},
+                )
+                for i, lang in enumerate(langs)
+            ),
+            record_points("t2", "r0", [vec(a=1)], {"lang": "en"}),
+        )
+        got = await store.facets(SPACE, "t1", ["lang", "src.kind", "missing"], top=3)
+        brute = Counter(langs)
+        assert got["lang"] == [("en", brute["en"]), ("de", brute["de"]), ("fr", 1)]
+        assert got["src.kind"] == [("pdf", 4), ("web", 3)]
+        assert got["missing"] == []
+        where = parse_filter({"n": {"$gte": 2}})
+        narrowed = await store.facets(SPACE, "t1", ["lang"], where, top=10)
+        assert narrowed["lang"] == sorted(
+            Counter(langs[2:]).items(), key=lambda item: (-item[1], item[0])
+        )
+        assert await store.facets(SPACE, "nobody", ["lang"]) == {"lang": []}
+        await store.ensure_payload_index(SPACE, "n", "float")  # as a range filter learns it
+        assert await store.facets(SPACE, "t1", ["n", "lang"], top=1) == {
+            "n": [],  # numbers: facets count strings
+            "lang": [("en", 3)],
+        }
 
     async def test_a_condition_never_reaches_another_tenant(self, store: VectorStore) -> None:
         await self.put_condition_corpus(store)

@@ -23,10 +23,12 @@ from tests.store.contract import (
     update_metadata,
     vec,
 )
-from vecpipe.errors import ClosedError, ConfigError, StoreError, StoreLocked
+from vecpipe.errors import ClosedError, ConfigError, StoreError, StoreLocked, ValidationError
 from vecpipe.store.base import VectorStore
 from vecpipe.store.edge import EdgeStore
+from vecpipe.store.edge import shard as edge_shard
 from vecpipe.store.point_ids import point_id
+from vecpipe.store.query import SearchQuery
 
 
 class TestEdgeStoreContract(VectorStoreContract, VersionedPrimitivesContract):
@@ -56,9 +58,16 @@ def raw_shard(data_dir: Path) -> Iterator[qe.EdgeShard]:
         shard.close()
 
 
-def raw_vectors(data_dir: Path, ids: list[str]) -> dict[str, list[float]]:
+def raw_vectors(data_dir: Path, ids: list[str]) -> dict[str, Any]:
+    """Each point's dense vector and its BM25 vector (indices, values)."""
     with raw_shard(data_dir) as shard:
-        return {str(r.id): list(r.vector) for r in shard.retrieve(ids, False, True)}  # type: ignore[arg-type]
+        found: dict[str, Any] = {
+            str(r.id): r.vector for r in shard.retrieve(list[Any](ids), False, True)
+        }
+    return {
+        pid: (vectors[""], list(vectors["bm25"].indices), list(vectors["bm25"].values))
+        for pid, vectors in found.items()
+    }
 
 
 async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
@@ -272,3 +281,21 @@ async def test_an_engine_panic_is_a_store_error_not_a_crash(store: EdgeStore) ->
     await put(store, record_points("t1", "deep", [vec(a=1)], {"k": deep}))
     with pytest.raises(StoreError, match="edge search failed"):
         await store.search(SPACE, query("t1", vec(a=1), 5, {"x": "y"}))
+
+
+async def test_a_shard_made_before_keyword_search_refuses_it(tmp_path: Path) -> None:
+    """Edge refuses to load a shard with a config it does not match: an old shard is loaded
+    as it is, serves dense searches, and refuses keyword ones with a 4xx naming the fix."""
+    data_dir = tmp_path / "data"
+    shard_dir(data_dir).mkdir(parents=True)
+    edge_shard.close_shard(
+        qe.EdgeShard.create(str(shard_dir(data_dir)), edge_shard.shard_config(8, keyword=False))
+    )
+    async with EdgeStore(data_dir) as store:
+        await put(store, record_points("t1", "r1", [vec(a=1)], chunks=["a rare word"]))
+        assert [h.id for h in await store.search(SPACE, query("t1", vec(a=1), 3))] == ["r1"]
+        for mode in ("keyword", "hybrid"):
+            ask = SearchQuery("t1", vec(a=1), mode=mode, text="rare")
+            with pytest.raises(ValidationError, match="reindex"):
+                await store.search(SPACE, ask)
+    assert not edge_shard.has_keyword_index(shard_dir(data_dir))

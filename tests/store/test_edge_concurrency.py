@@ -58,7 +58,9 @@ def test_one_shard_takes_writes_and_reads_from_several_threads(tmp_path: Path) -
     def reader() -> None:
         flt = compile_filter(for_tenant("t"))
         while writing.is_set():
-            edge_shard.query_chunks(shard, rng.standard_normal(dimension).tolist(), flt, 20)
+            edge_shard.query_chunks(
+                shard, qe.Query.Nearest(rng.standard_normal(dimension).tolist()), flt, 20
+            )
             edge_shard.count(shard, flt)
             edge_shard.retrieve_payloads(shard, [pid(n) for n in range(0, 4000, 97)])
             edge_shard.scroll_payloads(shard, flt, None, 50)

@@ -277,7 +277,12 @@ async def test_the_server_gets_the_collection_and_a_tenant_index(fake: FakeQdran
     async with fake.store() as store:
         await asyncio.gather(*(store.ensure_space(SPACE) for _ in range(3)))
         await store.check_ready()
-    assert fake.bodies(COLLECTION) == [{"vectors": {"size": 8, "distance": "Cosine"}}]
+    assert fake.bodies(COLLECTION) == [
+        {
+            "vectors": {"size": 8, "distance": "Cosine"},
+            "sparse_vectors": {"bm25": {"modifier": "idf"}},
+        }
+    ]
     assert fake.bodies("/index") == [
         {"field_name": "tenant_id", "field_schema": {"type": "keyword", "is_tenant": True}},
         {"field_name": "record_id", "field_schema": {"type": "keyword"}},

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
 from vecpipe.models import JSON_INTEGER, Record
 
@@ -14,31 +15,71 @@ if TYPE_CHECKING:
 
 
 FILTER_KEY = r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$"  # store.conditions: dotted names
-MAX_FILTER_KEYS = 16
+MAX_FILTER_KEYS = 16  # core/filters.py: keys per object, filters per $and/$or
+MAX_FILTER_VALUES = 256
+MAX_FILTER_BRANCHES = 64  # filters per $and/$or list
 FILTER_INT = 2**53  # exact as a JSON number in any client (and in the OpenAPI document)
-FilterKey = Annotated[str, Field(pattern=FILTER_KEY)]
-FilterInt = Annotated[int, Field(ge=-FILTER_INT, le=FILTER_INT), JSON_INTEGER]
-FilterValue = StrictStr | FilterInt | StrictBool
-FilterValues = Annotated[list[StrictStr | FilterInt], Field(min_length=1)]  # any of them
 _FILTER_INT_SCHEMA = {"type": "integer", "minimum": -FILTER_INT, "maximum": FILTER_INT}
-FILTER_SCHEMA = {  # what pydantic would say, with unknown keys refused as the code does
+_FILTER_SCALAR = {"anyOf": [{"type": "string"}, _FILTER_INT_SCHEMA, {"type": "boolean"}]}
+_FILTER_LIST = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_FILTER_VALUES,
+    "items": _FILTER_SCALAR,
+}
+_FILTER_BOUND = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
+_FILTER_OPERATORS = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "$eq": _FILTER_SCALAR,
+        "$ne": _FILTER_SCALAR,
+        "$in": _FILTER_LIST,
+        "$nin": _FILTER_LIST,
+        "$gt": _FILTER_BOUND,
+        "$gte": _FILTER_BOUND,
+        "$lt": _FILTER_BOUND,
+        "$lte": _FILTER_BOUND,
+        "$exists": {"type": "boolean"},
+        "$text": {"type": "string", "minLength": 1, "maxLength": 256},
+    },
+}
+_FILTER_NESTED = {"type": "object", "minProperties": 1, "maxProperties": MAX_FILTER_KEYS}
+_FILTER_LOGIC = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": MAX_FILTER_BRANCHES,
+    "items": _FILTER_NESTED,
+}
+FILTER_SCHEMA = {  # the language of core/filters.py, one level deep (nested filters: objects)
     "type": "object",
     "maxProperties": MAX_FILTER_KEYS,
-    "propertyNames": {"pattern": FILTER_KEY},
-    "additionalProperties": {
-        "anyOf": [
-            {"type": "string"},
-            _FILTER_INT_SCHEMA,
-            {"type": "boolean"},
-            {
-                "type": "array",
-                "minItems": 1,
-                "items": {"anyOf": [{"type": "string"}, _FILTER_INT_SCHEMA]},
-            },
-        ]
+    "propertyNames": {"anyOf": [{"pattern": FILTER_KEY}, {"enum": ["$and", "$or", "$not"]}]},
+    "properties": {
+        "$and": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_FILTER_KEYS,
+            "items": _FILTER_NESTED,
+        },
+        "$or": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_FILTER_KEYS,
+            "items": _FILTER_NESTED,
+        },
+        "$not": _FILTER_NESTED,
     },
-    "description": "metadata key: a value, or a list of values any of which matches",
+    "additionalProperties": {"anyOf": [_FILTER_SCALAR, _FILTER_LIST, _FILTER_OPERATORS]},
+    "description": (
+        "metadata key (dotted path; `id` is the record id): a value, a list of values any of "
+        "which matches, or operators ($eq $ne $in $nin $gt $gte $lt $lte $exists $text); "
+        "$and/$or take lists of filters, $not a filter. Ranges take numbers or ISO-8601 "
+        "datetimes. See docs/search.md."
+    ),
 }
+FilterObject = Annotated[dict[str, Any], WithJsonSchema(FILTER_SCHEMA)]
 # models.check_record_id: 1-512 characters, no control characters
 RecordIdText = Annotated[
     str,
@@ -212,33 +253,78 @@ class JobResponse(BaseModel):
         )
 
 
-class SearchRequest(BaseModel):
+SEARCH_FIELDS = ("text", "metadata", "chunk")
+MAX_FACETS = 8
+FacetKey = Annotated[str, Field(pattern=FILTER_KEY, max_length=256)]
+MAX_QUERY_DIMENSION = 8192
+
+
+class LikeRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})
+    record_id: RecordIdText
+
+
+class SearchRequest(BaseModel):
+    """One of `query` (a text), `vector` (a query vector of the tenant's space) or `like`
+    (a stored record: more like it, itself left out)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [{"required": ["query"]}, {"required": ["vector"]}, {"required": ["like"]}]
+        },
+    )
+
+    query: str | None = Field(default=None, min_length=1, json_schema_extra={"pattern": NOT_BLANK})
+    vector: list[float] | None = Field(default=None, min_length=1, max_length=MAX_QUERY_DIMENSION)
+    like: LikeRecord | None = None
     limit: Annotated[int, Field(ge=1, le=100), JSON_INTEGER] = 10
-    # A value keeps its JSON type: `[false]` is refused rather than read as `[0]` (which would
-    # match k = 0), and `"1"` never matches 1.
-    filter: (
-        Annotated[
-            dict[FilterKey, FilterValue | FilterValues],
-            Field(max_length=MAX_FILTER_KEYS),
-            WithJsonSchema(FILTER_SCHEMA),
-        ]
-        | None
-    ) = None
+    offset: Annotated[int, Field(ge=0, le=1000), JSON_INTEGER] = 0
+    # dense: the query's embedding; keyword: BM25 over the texts; hybrid: both, fused by RRF
+    mode: Literal["dense", "keyword", "hybrid"] = "dense"
+    # RRF's k (score: sum of 1 / (k + rank)); higher lets each list's tail count more
+    fusion_k: Annotated[int, Field(ge=1, le=1000), JSON_INTEGER] = 60
+    # MMR over dense candidates: 0 off, 1 novelty alone; hits keep their relevance score
+    diversity: float = Field(default=0.0, ge=0.0, le=1.0)
+    # metadata keys to count records per (string) value of, under the same filter: top N each
+    facets: list[FacetKey] | None = Field(default=None, min_length=1, max_length=MAX_FACETS)
+    facet_top: Annotated[int, Field(ge=1, le=100), JSON_INTEGER] = 10
+    score_threshold: float | None = None
+    # which of a hit's text, metadata and chunk to return (id, score, chunk_index, mode always)
+    fields: list[Literal["text", "metadata", "chunk"]] | None = Field(
+        default=None, json_schema_extra={"uniqueItems": True}
+    )
+    # Parsed by core/filters.py, which refuses what the schema cannot say (422 naming where).
+    # A value keeps its JSON type: `false` never matches 0, and `"1"` never matches 1.
+    filter: FilterObject | None = None
 
 
 class SearchResult(BaseModel):
     id: str
     score: float
-    text: str
-    metadata: dict[str, Any]
+    chunk_index: int
+    mode: Literal["dense", "keyword", "hybrid"]
+    text: str | None = None  # absent when `fields` leaves it out
+    metadata: dict[str, Any] | None = None
     chunk: str | None = None
+
+    @classmethod
+    def of(cls, hit: Any, fields: Sequence[str] | None) -> SearchResult:
+        wanted = SEARCH_FIELDS if fields is None else fields
+        kept = {name: getattr(hit, name) for name in SEARCH_FIELDS if name in wanted}
+        return cls(id=hit.id, score=hit.score, chunk_index=hit.chunk_index, mode=hit.mode, **kept)
+
+
+class FacetCount(BaseModel):
+    value: str
+    count: int
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult]
+    # per key asked for in `facets`: records per value, most first
+    facets: dict[str, list[FacetCount]] | None = None
 
 
 class AIConfigResponse(BaseModel):

@@ -12,8 +12,9 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -146,7 +147,30 @@ class RecordsTarget(Protocol):
 
     async def ingest(self, tenant: str, batch: list[Record]) -> dict[str, int]: ...
     async def submit(self, tenant: str, batch: list[Record]) -> str: ...
-    async def search(self, tenant: str, query: str, limit: int) -> list[SearchHit]: ...
+    async def search(
+        self, tenant: str, query: str | None, limit: int, options: SearchOptions
+    ) -> tuple[list[SearchHit], dict[str, list[tuple[str, int]]]]: ...
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """`vecpipe search`'s flags, as the HTTP API's search body names them."""
+
+    filter: dict[str, Any] | None = None
+    mode: str = "dense"
+    diversity: float = 0.0
+    like: str | None = None
+    facets: tuple[str, ...] = ()
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"mode": self.mode, "diversity": self.diversity}
+        if self.filter is not None:
+            body["filter"] = self.filter
+        if self.like is not None:
+            body["like"] = {"record_id": self.like}
+        if self.facets:
+            body["facets"] = list(self.facets)
+        return body
 
 
 class _LocalTarget:
@@ -161,8 +185,22 @@ class _LocalTarget:
     async def submit(self, tenant: str, batch: list[Record]) -> str:
         return await self._pipeline.submit_job(tenant, upserts=batch)
 
-    async def search(self, tenant: str, query: str, limit: int) -> list[SearchHit]:
-        return await self._pipeline.search(tenant, query, limit)
+    async def search(
+        self, tenant: str, query: str | None, limit: int, options: SearchOptions
+    ) -> tuple[list[SearchHit], dict[str, list[tuple[str, int]]]]:
+        hits = await self._pipeline.search(
+            tenant,
+            query,
+            limit,
+            options.filter,
+            like=options.like,
+            mode=options.mode,  # type: ignore[arg-type]  # the pipeline checks it
+            diversity=options.diversity,
+        )
+        facets = {}
+        if options.facets:
+            facets = await self._pipeline.facets(tenant, options.facets, options.filter)
+        return hits, facets
 
 
 class _HttpTarget:
@@ -180,10 +218,19 @@ class _HttpTarget:
         answer = await remote_post(self._client, f"{_tenant_path(tenant)}/jobs", body)
         return str(answer["job_id"])
 
-    async def search(self, tenant: str, query: str, limit: int) -> list[SearchHit]:
-        body = {"query": query, "limit": limit}
+    async def search(
+        self, tenant: str, query: str | None, limit: int, options: SearchOptions
+    ) -> tuple[list[SearchHit], dict[str, list[tuple[str, int]]]]:
+        body: dict[str, Any] = {"limit": limit, **options.body()}
+        if query is not None:
+            body["query"] = query
         answer = await remote_post(self._client, f"{_tenant_path(tenant)}/search", body)
-        return [SearchHit.model_validate(hit) for hit in answer["results"]]
+        hits = [SearchHit.model_validate(hit) for hit in answer["results"]]
+        facets = {
+            key: [(str(item["value"]), int(item["count"])) for item in values]
+            for key, values in (answer.get("facets") or {}).items()
+        }
+        return hits, facets
 
 
 def _tenant_path(tenant: str) -> str:
@@ -245,24 +292,41 @@ def ingest(
 
 
 def search(
-    query: Annotated[str, typer.Argument()],
     tenant: Annotated[str, typer.Option("--tenant", "-t")],
+    query: Annotated[str | None, typer.Argument()] = None,
     limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    filter: Annotated[
+        str | None, typer.Option("--filter", help="JSON filter (docs/search.md)")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="dense, keyword or hybrid")] = "dense",
+    diversity: Annotated[float, typer.Option(min=0.0, max=1.0, help="MMR, 0 = off")] = 0.0,
+    facet: Annotated[list[str] | None, typer.Option("--facet", help="count per value")] = None,
+    like: Annotated[str | None, typer.Option("--like", help="more like this record id")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     url: UrlOption = None,
 ) -> None:
-    """Search a tenant's records."""
+    """Search a tenant's records: a QUERY text, or --like a stored record."""
     settings = load_settings()
+    try:
+        parsed = json.loads(filter) if filter is not None else None
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--filter") from None
+    options = SearchOptions(parsed, mode, diversity, like, tuple(facet or ()))
 
     async def main() -> None:
         async with open_target(settings, url) as target:
-            hits = await target.search(tenant, query, limit)
+            hits, facets = await target.search(tenant, query, limit, options)
         if as_json:
-            typer.echo(json.dumps([h.model_dump() for h in hits]))
+            payload: Any = [h.model_dump() for h in hits]
+            if facets:
+                payload = {"results": payload, "facets": facets}
+            typer.echo(json.dumps(payload))
             return
         out = Console(highlight=False)
         room = max(30, out.width - 34)  # what "#", score, a typical id and borders leave
-        table = Table(title=Text(f"{tenant}: {query}"))
+        table = Table(
+            title=Text(f"{tenant}: {query if query is not None else 'like ' + str(like)}")
+        )
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
         table.add_column("id")
@@ -277,6 +341,8 @@ def search(
                 Text(_clip(json.dumps(hit.metadata, ensure_ascii=False), 200)),
             )
         out.print(table if hits else "no results")
+        for key, counts in facets.items():
+            out.print(Text(f"{key}: " + ", ".join(f"{v} ({n})" for v, n in counts)))
 
     run(main())
 

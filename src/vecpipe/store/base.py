@@ -84,3 +84,19 @@ class VectorStore(Protocol):
     async def spaces(self) -> list[EmbeddingSpace]:
         """Every space the store holds, opened here or not (a reindex's target included):
         what offboarding a tenant walks. A space's model is known by its key only."""
+
+    async def facets(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        keys: Sequence[str],
+        where: Condition | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Per metadata key, the tenant's records per string value among those `where`
+        selects (and a read may see: conditions.visible), the `top` most frequent first.
+        A key's keyword index is created on first use (ensure_payload_index)."""
+
+    async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
+        """Index a metadata key (`kind`: "keyword" or "float"), for facets and fast
+        filters; idempotent, and a key indexed already (of any kind) is left as it is."""

@@ -12,6 +12,10 @@ contract.py and test_congruence.py hold both adapters to them):
   are three values: `{"k": [false]}` never matches `k = 0`. A stored list matches when any
   of its items does.
 - Range: numbers (integers and floats), never booleans or strings.
+- DateRange: ISO-8601 / RFC 3339 datetime strings, compared as instants (a value without
+  an offset is UTC); values that are not datetimes never match.
+- Text: a string (or a list's string item) holding every word of the text, case-insensitive
+  (Qdrant's MatchText without a full-text index).
 - IsEmpty: the field is missing, null, or an empty list.
 - Not(c): every point c does not select, points without the field included.
 - And, Or: all, any, of one condition or more.
@@ -28,6 +32,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from vecpipe.errors import LimitExceeded, ValidationError
@@ -126,6 +131,41 @@ class Range:
 
 
 @dataclass(frozen=True)
+class DateRange:
+    """Bounds on an ISO-8601 datetime string field (timezone-aware; naive means UTC)."""
+
+    field: Field
+    gt: datetime | None = None
+    gte: datetime | None = None
+    lt: datetime | None = None
+    lte: datetime | None = None
+
+    def __post_init__(self) -> None:
+        bounds = [b for b in (self.gt, self.gte, self.lt, self.lte) if b is not None]
+        if not bounds:
+            raise ValidationError("a range needs a bound")
+        for bound in bounds:
+            if not isinstance(bound, datetime) or bound.tzinfo is None:
+                raise ValidationError("datetime bounds are timezone-aware datetimes")
+
+    def iso(self, bound: datetime | None) -> str | None:
+        """A bound as the RFC 3339 string both engines parse."""
+        return None if bound is None else bound.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string field (or a list of strings) holds these words (case-insensitive)."""
+
+    field: Field
+    text: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not any(c.isalnum() for c in self.text):
+            raise ValidationError("a text match needs at least one word")
+
+
+@dataclass(frozen=True)
 class IsEmpty:
     """The field is missing, null, or an empty list."""
 
@@ -157,7 +197,7 @@ class Or:
         object.__setattr__(self, "conditions", conditions)
 
 
-Condition = Eq | In | Range | IsEmpty | Not | And | Or
+Condition = Eq | In | Range | DateRange | Text | IsEmpty | Not | And | Or
 
 
 def _check_scalar(value: object) -> None:
@@ -204,6 +244,39 @@ def not_expired(now: float) -> Condition:
 def expired(now: float) -> Condition:
     """Records whose expiry is past (what the sweeper deletes)."""
     return Range(EXPIRES, lte=now)
+
+
+def facet_scope(tenant_id: str, where: Condition | None) -> Condition:
+    """What facets count: the records (chunk 0s) a read of the tenant sees that `where` selects."""
+    return visible(tenant_id, chunk_zeros() if where is None else And(where, chunk_zeros()))
+
+
+def keyword_keys(condition: Condition | None) -> set[str]:
+    """The metadata keys a condition compares with strings (Eq, In): those a keyword
+    index speeds up."""
+    match condition:
+        case Eq(field, value) if field.metadata and isinstance(value, str):
+            return {field.name}
+        case In(field, values) if field.metadata and any(isinstance(v, str) for v in values):
+            return {field.name}
+        case Not(inner):
+            return keyword_keys(inner)
+        case And(conditions) | Or(conditions):
+            return set().union(*(keyword_keys(c) for c in conditions))
+    return set()
+
+
+def range_keys(condition: Condition | None) -> set[str]:
+    """The metadata keys a condition bounds with numbers (Range): those a float index
+    speeds up (it holds integers and floats; other values fall back to the payload)."""
+    match condition:
+        case Range(field) if field.metadata:
+            return {field.name}
+        case Not(inner):
+            return range_keys(inner)
+        case And(conditions) | Or(conditions):
+            return set().union(*(range_keys(c) for c in conditions))
+    return set()
 
 
 def record(record_id: str) -> Condition:

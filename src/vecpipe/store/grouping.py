@@ -51,31 +51,39 @@ async def search_records(
     tenant_id: str,
     limit: int,
     offset: int = 0,
+    mode: str = "dense",
+    engine_order: bool = False,
 ) -> list[SearchHit]:
-    """The best `limit` records after the first `offset`, each with its best chunk, best first."""
+    """The best `limit` records after the first `offset`, each with its best chunk, best first.
+    With `engine_order`, "best" is the engine's order, not the score's (MMR ranks by relevance
+    and novelty together, and its scores are relevance alone)."""
     if limit <= 0:
         return []
-    best = (await best_chunks(query_chunks, tenant_id, offset + limit))[offset:]
+    best = (await best_chunks(query_chunks, tenant_id, offset + limit, engine_order))[offset:]
     missing = [hit.record_id for hit in best if TEXT not in hit.payload]
     chunk_zeros = await fetch_chunk_zero(missing) if missing else {}
-    return [_search_hit(hit, chunk_zeros.get(hit.record_id)) for hit in best]
+    return [_search_hit(hit, chunk_zeros.get(hit.record_id), mode) for hit in best]
 
 
-async def best_chunks(query_chunks: QueryChunks, tenant_id: str, limit: int) -> list[ChunkHit]:
+async def best_chunks(
+    query_chunks: QueryChunks, tenant_id: str, limit: int, engine_order: bool = False
+) -> list[ChunkHit]:
     """Each record's best chunk among the nearest chunks, fetching more while needed."""
     fetch = limit * OVERFETCH
     max_fetch = max(MAX_FETCH, fetch)
     while True:
         hits = await query_chunks(fetch)
-        best = best_per_record(hits, tenant_id)
+        best = best_per_record(hits, tenant_id, engine_order)
         if len(best) >= limit or len(hits) < fetch or fetch >= max_fetch:
             return best[:limit]
         fetch = min(fetch * OVERFETCH, max_fetch)
 
 
-def best_per_record(hits: Iterable[ChunkHit], tenant_id: str) -> list[ChunkHit]:
+def best_per_record(
+    hits: Iterable[ChunkHit], tenant_id: str, engine_order: bool = False
+) -> list[ChunkHit]:
     """The first (best) hit of each record, best first; another tenant's points are dropped."""
-    ranked = sorted(hits, key=lambda hit: -hit.score)
+    ranked = list(hits) if engine_order else sorted(hits, key=lambda hit: -hit.score)
     seen: dict[str, ChunkHit] = {}
     for hit in ranked:
         if belongs_to(hit.payload, tenant_id) and hit.record_id not in seen:
@@ -83,7 +91,7 @@ def best_per_record(hits: Iterable[ChunkHit], tenant_id: str) -> list[ChunkHit]:
     return list(seen.values())
 
 
-def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None) -> SearchHit:
+def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None, mode: str) -> SearchHit:
     chunk_text = str(best.payload.get(CHUNK_TEXT, ""))
     source = best.payload if TEXT in best.payload else chunk_zero
     text = str(source[TEXT]) if source is not None and TEXT in source else chunk_text
@@ -93,4 +101,6 @@ def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None) -> SearchH
         text=text,
         metadata=dict(best.payload.get(METADATA) or {}),
         chunk=chunk_text,
+        chunk_index=best.chunk_index,
+        mode=mode,
     )

@@ -128,6 +128,21 @@ class GuardedStore:
     async def delete_tenant(self, space: EmbeddingSpace, tenant_id: str) -> None:
         await self._write(space, lambda: self.inner.delete_tenant(space, tenant_id))
 
+    async def facets(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        keys: Sequence[str],
+        where: Condition | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        return await self._read(
+            space, lambda: self.inner.facets(space, tenant_id, keys, where, top)
+        )
+
+    async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
+        await self._read(space, lambda: self.inner.ensure_payload_index(space, key, kind))
+
     async def flush(self, space: EmbeddingSpace) -> None:
         await self._attempt(space, lambda: self.inner.flush(space))
         self._succeeded(space)

@@ -19,6 +19,7 @@ import qdrant_edge as qe
 from vecpipe.store.conditions import (
     And,
     Condition,
+    DateRange,
     Eq,
     In,
     IsEmpty,
@@ -26,6 +27,7 @@ from vecpipe.store.conditions import (
     Or,
     Range,
     Scalar,
+    Text,
     split_values,
 )
 
@@ -46,6 +48,12 @@ def _compile(condition: Condition) -> qe.FieldCondition | qe.IsEmptyCondition | 
         case Range(field, gt, gte, lt, lte):
             bounds = qe.RangeFloat(gte=_float(gte), gt=_float(gt), lte=_float(lte), lt=_float(lt))
             return qe.FieldCondition(key=field.path, range=bounds)
+        case DateRange(field, gt, gte, lt, lte):
+            when = condition.iso
+            span = qe.RangeDateTime(gte=when(gte), gt=when(gt), lte=when(lte), lt=when(lt))
+            return qe.FieldCondition(key=field.path, range=span)
+        case Text(field, text):
+            return qe.FieldCondition(key=field.path, match=qe.MatchText(text))
         case IsEmpty(field):
             return qe.IsEmptyCondition(field.path)
         case Not(inner):

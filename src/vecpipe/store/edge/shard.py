@@ -16,16 +16,29 @@ took 10, 16, 12, 30, 19 s per run, growing with the shard; with up to 8 segments
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import qdrant_edge as qe
 
+from vecpipe.store import sparse
 from vecpipe.store.conditions import not_newer_than
 from vecpipe.store.edge.filters import compile_filter
 from vecpipe.store.grouping import ChunkHit
-from vecpipe.store.payload import CHUNK_INDEX, EXPIRES_AT, RECORD_ID, SEARCH_FIELDS, TENANT_ID
+from vecpipe.store.payload import (
+    CHUNK_INDEX,
+    CHUNK_TEXT,
+    EXPIRES_AT,
+    RECORD_ID,
+    SEARCH_FIELDS,
+    TENANT_ID,
+)
+from vecpipe.store.sparse import DENSE_VECTOR, SPARSE_VECTOR
+
+EngineQuery = qe.Query | qe.Fusion.Rrf | qe.Mmr
+"""What a query request ranks by: nearest points, a fusion of prefetches, or MMR."""
 
 INDEXING_THRESHOLD_KB = 10_000
 """Segments larger than this get an HNSW index on optimize (~6.5k vectors at 384-d)."""
@@ -42,9 +55,13 @@ _PAYLOAD_INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams | qe.F
 }
 
 
-def shard_config(dimension: int) -> qe.EdgeConfig:
+def shard_config(dimension: int, keyword: bool = True) -> qe.EdgeConfig:
+    """New shards get a BM25 sparse vector (sparse.py) beside the dense one; shards made
+    before it existed are loaded without one (Edge refuses a config they do not match)."""
+    sparse = {SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}
     return qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
+        sparse_vectors=sparse if keyword else None,
         hnsw_config=qe.HnswIndexConfig(
             m=16, ef_construct=100, full_scan_threshold=INDEXING_THRESHOLD_KB
         ),
@@ -62,12 +79,11 @@ def open_shard(path: Path, dimension: int) -> qe.EdgeShard:
 
     Fails while another EdgeShard (in any process) has the directory open: its WAL is locked.
     """
-    config = shard_config(dimension)
     if (path / "edge_config.json").exists():
-        shard = qe.EdgeShard.load(str(path), config)
+        shard = qe.EdgeShard.load(str(path), shard_config(dimension, has_keyword_index(path)))
     else:
         path.mkdir(parents=True, exist_ok=True)
-        shard = qe.EdgeShard.create(str(path), config)
+        shard = qe.EdgeShard.create(str(path), shard_config(dimension))
     try:
         existing = shard.info().payload_schema
         for field, params in _PAYLOAD_INDEXES.items():
@@ -77,6 +93,12 @@ def open_shard(path: Path, dimension: int) -> qe.EdgeShard:
         shard.close()
         raise
     return shard
+
+
+def has_keyword_index(path: Path) -> bool:
+    """Whether the shard at `path` holds BM25 sparse vectors (shards made before do not)."""
+    config = json.loads((path / "edge_config.json").read_text())
+    return SPARSE_VECTOR in (config.get("sparse_vectors") or {})
 
 
 def close_shard(shard: qe.EdgeShard) -> None:
@@ -92,24 +114,54 @@ def close_shard(shard: qe.EdgeShard) -> None:
 
 
 def upsert_op(
-    points: Sequence[tuple[str, list[float], dict[str, Any]]], version: int
+    points: Sequence[tuple[str, list[float], dict[str, Any]]], version: int, keyword: bool = False
 ) -> qe.UpdateOperation:
-    """Insert new points; replace existing ones only where their version is not newer."""
-    batch = [qe.Point(pid, vector, payload) for pid, vector, payload in points]
+    """Insert new points; replace existing ones only where their version is not newer.
+    With `keyword`, each point gets the BM25 vector of its chunk text too (built here, on
+    the write thread)."""
+    batch = [
+        qe.Point(pid, _vectors(vector, payload) if keyword else vector, payload)
+        for pid, vector, payload in points
+    ]
     return qe.UpdateOperation.upsert_points(batch, compile_filter(not_newer_than(version)))
 
 
+def _vectors(dense: list[float], payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {DENSE_VECTOR: dense, SPARSE_VECTOR: sparse.document(str(payload.get(CHUNK_TEXT, "")))}
+
+
 def query_chunks(
-    shard: qe.EdgeShard, vector: list[float], flt: qe.Filter, limit: int
+    shard: qe.EdgeShard,
+    query: EngineQuery,
+    flt: qe.Filter,
+    limit: int,
+    score_threshold: float | None = None,
+    prefetches: list[qe.Prefetch] | None = None,
 ) -> list[ChunkHit]:
     request = qe.QueryRequest(
         limit=limit,
-        query=qe.Query.Nearest(vector),
+        query=query,  # type: ignore[arg-type]  # the stub names Fusion, not Fusion.Rrf
+        prefetches=prefetches,
         filter=flt,
         with_payload=list(SEARCH_FIELDS),
         with_vector=False,
+        score_threshold=score_threshold,
     )
     return [ChunkHit(point.score, point.payload or {}) for point in shard.query(request)]
+
+
+def retrieve_vector(
+    shard: qe.EdgeShard, point_id: str
+) -> tuple[Mapping[str, Any], list[float]] | None:
+    """One point's payload (tenant and record id) and dense vector; None when missing."""
+    records = shard.retrieve([point_id], [TENANT_ID, RECORD_ID], True)
+    if not records or records[0].payload is None:
+        return None
+    stored = records[0].vector
+    vector = stored.get(DENSE_VECTOR) if isinstance(stored, dict) else stored
+    if not isinstance(vector, list):
+        return None
+    return records[0].payload, [float(v) for v in vector if isinstance(v, int | float)]
 
 
 def retrieve_payloads(
@@ -131,6 +183,14 @@ def set_payload_op(flt: qe.Filter, payload: dict[str, Any]) -> qe.UpdateOperatio
 
 def count(shard: qe.EdgeShard, flt: qe.Filter | None) -> int:
     return shard.count(qe.CountRequest(exact=True, filter=flt))
+
+
+def ensure_keyword_index(shard: qe.EdgeShard, path: str) -> bool:
+    """Create a keyword index on a payload path unless it has one; whether it created it."""
+    if path in shard.info().payload_schema:
+        return False
+    shard.update(qe.UpdateOperation.create_field_index(path, qe.KeywordIndexParams()))
+    return True
 
 
 def facet_counts(shard: qe.EdgeShard, key: str, flt: qe.Filter, limit: int) -> dict[str, int]:

@@ -74,5 +74,7 @@ class OpenSpace:
     writes_in_flight: int = 0
     # points written, deleted or updated since the live shard was optimized (edge_maintenance)
     changed_points: int = 0
+    keyword: bool = False  # holds BM25 vectors (shards made before they existed do not)
+    indexed: dict[str, str] = field(default_factory=dict)  # payload path: its index's kind
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     optimize_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -30,11 +30,19 @@ from typing import Any, TypeVar
 import qdrant_edge as qe
 
 from vecpipe import datadir
-from vecpipe.errors import ClosedError, StoreError
+from vecpipe.errors import ClosedError, StoreError, ValidationError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
 from vecpipe.store.batching import batched, write_batches
-from vecpipe.store.conditions import Condition, chunk_zeros, for_tenant, record_heads, visible
+from vecpipe.store.conditions import (
+    Condition,
+    chunk_zeros,
+    facet_scope,
+    for_tenant,
+    meta,
+    record_heads,
+    visible,
+)
 from vecpipe.store.edge import generations as edge_generations
 from vecpipe.store.edge import rebuild as edge_rebuild
 from vecpipe.store.edge import search as edge_search
@@ -46,7 +54,7 @@ from vecpipe.store.edge.space import IndexStatus, OpenSpace, ShardHandle
 from vecpipe.store.edge.threads import EdgeThreads
 from vecpipe.store.payload import TENANT_ID, belongs_to, chunk_payload, stored_record
 from vecpipe.store.point_ids import point_id_of
-from vecpipe.store.query import SearchQuery
+from vecpipe.store.query import NO_KEYWORD_INDEX, SearchQuery
 from vecpipe.store.readiness import probe_data_dir
 from vecpipe.store.vectors import checked_vector
 from vecpipe.store.versioned import VersionedWriter
@@ -57,6 +65,11 @@ T = TypeVar("T")
 
 BATCH_SIZE = 256
 """Points per upsert call, ids per retrieve or delete call: keeps each GIL hold short."""
+
+_INDEX_KINDS: dict[str, qe.KeywordIndexParams | qe.FloatIndexParams] = {
+    "keyword": qe.KeywordIndexParams(),
+    "float": qe.FloatIndexParams(),
+}
 
 MAX_TENANTS = 1_000_000
 """Tenants `tenants()` lists per space at most (Edge's facet needs a limit)."""
@@ -146,9 +159,12 @@ class EdgeStore(AsyncResource):
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
         self._check_open()
-        vector = query.dense_vector(space.dimension)
+        dense = query.like is None and query.mode != "keyword"
+        vector = query.dense_vector(space.dimension) if dense else None
         flt = compile_filter(query.condition())
         target = await self._space(space)
+        if query.mode != "dense" and not target.keyword:
+            raise ValidationError(NO_KEYWORD_INDEX)
         return await self._call(target, "search", edge_search.search, vector, flt, query)
 
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
@@ -193,6 +209,50 @@ class EdgeStore(AsyncResource):
             await self._write(target, "delete", delete, weight=max(1, weight))
         return int(doomed)
 
+    async def facets(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        keys: Sequence[str],
+        where: Condition | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        self._check_open()
+        fields = [meta(key) for key in keys]
+        flt = compile_filter(facet_scope(tenant_id, where))
+        target = await self._space(space)
+        found: dict[str, list[tuple[str, int]]] = {}
+        for key, field in zip(keys, fields, strict=True):
+            await self.ensure_payload_index(space, key, "keyword")
+            if target.indexed.get(field.path) != "keyword":
+                found[key] = []  # a float index: its key holds numbers, and facets count strings
+                continue
+            counts = await self._call(
+                target, "facet", edge_shard.facet_counts, field.path, flt, top
+            )
+            found[key] = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return found
+
+    async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
+        """A keyword index on a metadata key, created once through the write path (an
+        online optimize's copy gets it too)."""
+        self._check_open()
+        params = _INDEX_KINDS.get(kind)
+        if params is None:
+            raise ValidationError(f"no {kind!r} payload index: {', '.join(_INDEX_KINDS)}")
+        path = meta(key).path
+        target = await self._space(space)
+        if path in target.indexed:
+            return
+        info = await self._call(target, "info", qe.EdgeShard.info)
+        existing = info.payload_schema.get(path)
+        if existing is None:
+            op = functools.partial(qe.UpdateOperation.create_field_index, path, params)
+            await self._write(target, "index", op)
+        elif existing.data_type != qe.PayloadSchemaType.Keyword:
+            kind = "float"  # indexed already, not as a keyword: the first kind asked wins
+        target.indexed[path] = kind
+
     # ------------------------------------------------------------------------ versioned.py's
 
     async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
@@ -204,7 +264,7 @@ class EdgeStore(AsyncResource):
         target = await self._space(space)
         for version, batch in write_batches(points, BATCH_SIZE):
             rows = [(point_id_of(p), p.vector, chunk_payload(p)) for p in batch]
-            upsert = functools.partial(edge_shard.upsert_op, rows, version)
+            upsert = functools.partial(edge_shard.upsert_op, rows, version, target.keyword)
             await self._write(target, "upsert", upsert, weight=len(rows))
 
     async def delete_where(
@@ -372,7 +432,8 @@ class EdgeStore(AsyncResource):
         path, shard, changed = await self._run(
             "open", space, edge_generations.open_live, self._shards_dir, space.key, space.dimension
         )
-        target = OpenSpace(space, path, ShardHandle(shard), changed_points=changed)
+        keyword = await self._run("open", space, edge_shard.has_keyword_index, path)
+        target = OpenSpace(space, path, ShardHandle(shard), changed_points=changed, keyword=keyword)
         self._spaces[space.key] = target
         if self._maintenance is not None:
             self._maintenance.start()

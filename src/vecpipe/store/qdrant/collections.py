@@ -7,6 +7,7 @@ from qdrant_client import models
 
 from vecpipe.errors import ConfigError
 from vecpipe.store.payload import CHUNK_INDEX, EXPIRES_AT, RECORD_ID, TENANT_ID
+from vecpipe.store.sparse import SPARSE_VECTOR
 
 PAYLOAD_INDEXES: dict[
     str, models.KeywordIndexParams | models.IntegerIndexParams | models.FloatIndexParams
@@ -23,6 +24,16 @@ PAYLOAD_INDEXES: dict[
 
 def vector_params(dimension: int) -> models.VectorParams:
     return models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+
+
+def sparse_params() -> dict[str, models.SparseVectorParams]:
+    """BM25 vectors (store/sparse.py), weighed by the server's IDF at query time."""
+    return {SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+
+
+def has_keyword_index(info: models.CollectionInfo) -> bool:
+    """Whether the collection holds BM25 vectors (collections made before do not)."""
+    return SPARSE_VECTOR in (info.config.params.sparse_vectors or {})
 
 
 def check_vector_params(name: str, info: models.CollectionInfo, dimension: int) -> None:

@@ -12,6 +12,7 @@ from qdrant_client import models
 from vecpipe.store.conditions import (
     And,
     Condition,
+    DateRange,
     Eq,
     In,
     IsEmpty,
@@ -19,6 +20,7 @@ from vecpipe.store.conditions import (
     Or,
     Range,
     Scalar,
+    Text,
     split_values,
 )
 
@@ -39,6 +41,11 @@ def _compile(condition: Condition) -> models.Condition:
         case Range(field, gt, gte, lt, lte):
             bounds = models.Range(gt=gt, gte=gte, lt=lt, lte=lte)
             return models.FieldCondition(key=field.path, range=bounds)
+        case DateRange(field, gt, gte, lt, lte):
+            span = models.DatetimeRange(gte=gte, gt=gt, lte=lte, lt=lt)
+            return models.FieldCondition(key=field.path, range=span)
+        case Text(field, text):
+            return models.FieldCondition(key=field.path, match=models.MatchText(text=text))
         case IsEmpty(field):
             return models.IsEmptyCondition(is_empty=models.PayloadField(key=field.path))
         case Not(inner):

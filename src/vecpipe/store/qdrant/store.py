@@ -28,17 +28,28 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import qdrant_edge as qe
 from pydantic import SecretStr
 from qdrant_client import AsyncQdrantClient, models
 
-from vecpipe.errors import ClosedError, ConfigError, StoreError, VecpipeError
+from vecpipe.errors import (
+    ClosedError,
+    ConfigError,
+    NotFound,
+    StoreError,
+    ValidationError,
+    VecpipeError,
+)
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import ChunkPoint, EmbeddingSpace, SearchHit, StoredRecord
+from vecpipe.store import sparse
 from vecpipe.store.batching import batched, write_batches
 from vecpipe.store.conditions import (
     Condition,
     chunk_zeros,
+    facet_scope,
     for_tenant,
+    meta,
     not_newer_than,
     record_heads,
     visible,
@@ -54,10 +65,17 @@ from vecpipe.store.payload import (
 )
 from vecpipe.store.point_ids import point_id, point_id_of
 from vecpipe.store.qdrant.client import ClientFactory, client_factory, describe_target
-from vecpipe.store.qdrant.collections import PAYLOAD_INDEXES, check_vector_params, vector_params
+from vecpipe.store.qdrant.collections import (
+    PAYLOAD_INDEXES,
+    check_vector_params,
+    has_keyword_index,
+    sparse_params,
+    vector_params,
+)
 from vecpipe.store.qdrant.errors import describe_error, is_not_found
 from vecpipe.store.qdrant.filters import compile_filter
-from vecpipe.store.query import SearchQuery
+from vecpipe.store.query import NO_KEYWORD_INDEX, SearchQuery, mmr_candidates
+from vecpipe.store.sparse import DENSE_VECTOR, SPARSE_VECTOR
 from vecpipe.store.vectors import checked_vector
 from vecpipe.store.versioned import VersionedWriter
 from vecpipe.store.writes import WriteBatch, WriteResult
@@ -67,6 +85,11 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 256
 """Points per upsert request, ids per retrieve or delete request."""
+
+_INDEX_KINDS = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "float": models.PayloadSchemaType.FLOAT,
+}
 
 MAX_TENANTS = 1_000_000
 """Tenants `tenants()` lists per space at most (a facet needs a limit)."""
@@ -112,6 +135,8 @@ class QdrantStore(AsyncResource):
         self._factory = client_factory(client, url, secret, location, options)
         self._prefix = collection_prefix
         self._known: set[str] = set()
+        self._keyword: set[str] = set()  # collections holding BM25 vectors (collections.py)
+        self._indexed: dict[tuple[str, str], str] = {}  # (collection, path): index kind
         self._locks: dict[str, asyncio.Lock] = {}
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -186,19 +211,28 @@ class QdrantStore(AsyncResource):
 
     async def search(self, space: EmbeddingSpace, query: SearchQuery) -> list[SearchHit]:
         self._check_open()
-        vector = query.dense_vector(space.dimension)
         flt = compile_filter(query.condition())
         name = await self._collection(space)
+        vector: list[float] | None = None
+        if query.like is not None:
+            vector = await self._like_vector(name, query.tenant_id, query.like)
+        elif query.mode != "keyword":
+            vector = query.dense_vector(space.dimension)
+        if query.mode != "dense" and name not in self._keyword:
+            raise ValidationError(NO_KEYWORD_INDEX)
+        words = _sparse(sparse.query(query.text)) if query.text is not None else None
 
         async def query_chunks(fetch: int) -> list[ChunkHit]:
+            ask = _engine_query(query, vector, words, flt, fetch)
             async with self._using("query", name) as client:
                 response = await client.query_points(
                     name,
-                    query=vector,
                     query_filter=flt,
                     limit=fetch,
                     with_payload=list(SEARCH_FIELDS),
                     with_vectors=False,
+                    score_threshold=query.score_threshold,
+                    **ask,
                 )
             return [ChunkHit(point.score, point.payload or {}) for point in response.points]
 
@@ -206,7 +240,13 @@ class QdrantStore(AsyncResource):
             return await self._chunk_zeros(name, query.tenant_id, record_ids, SEARCH_FIELDS)
 
         return await search_records(
-            query_chunks, fetch_chunk_zero, query.tenant_id, query.limit, query.offset
+            query_chunks,
+            fetch_chunk_zero,
+            query.tenant_id,
+            query.limit,
+            query.offset,
+            query.mode,
+            query.diversity > 0,
         )
 
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
@@ -246,6 +286,51 @@ class QdrantStore(AsyncResource):
             await self._delete_where(name, compile_filter(for_tenant(tenant_id, where)))
         return doomed
 
+    async def facets(
+        self,
+        space: EmbeddingSpace,
+        tenant_id: str,
+        keys: Sequence[str],
+        where: Condition | None = None,
+        top: int = 10,
+    ) -> dict[str, list[tuple[str, int]]]:
+        self._check_open()
+        fields = [meta(key) for key in keys]
+        flt = compile_filter(facet_scope(tenant_id, where))
+        name = await self._collection(space)
+        found: dict[str, list[tuple[str, int]]] = {}
+        for key, field in zip(keys, fields, strict=True):
+            await self.ensure_payload_index(space, key, "keyword")
+            if self._indexed.get((name, field.path)) != "keyword":
+                found[key] = []  # a float index: its key holds numbers, and facets count strings
+                continue
+            async with self._using("facet", name) as client:
+                response = await client.facet(
+                    name, field.path, facet_filter=flt, limit=top, exact=True
+                )
+            counts = [(str(hit.value), hit.count) for hit in response.hits]
+            found[key] = sorted(counts, key=lambda item: (-item[1], item[0]))
+        return found
+
+    async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
+        self._check_open()
+        schema = _INDEX_KINDS.get(kind)
+        if schema is None:
+            raise ValidationError(f"no {kind!r} payload index: {', '.join(_INDEX_KINDS)}")
+        path = meta(key).path
+        name = await self._collection(space)
+        if (name, path) in self._indexed:
+            return
+        async with self._using("open", name) as client:
+            info = await client.get_collection(name)
+        existing = info.payload_schema.get(path)
+        if existing is None:
+            async with self._using("create index", name) as client:
+                await client.create_payload_index(name, path, schema, wait=True)
+        elif existing.data_type != models.PayloadSchemaType.KEYWORD:
+            kind = "float"  # indexed already, not as a keyword: the first kind asked wins
+        self._indexed[(name, path)] = kind
+
     # ------------------------------------------------------------------------ versioned.py's
 
     async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
@@ -256,9 +341,14 @@ class QdrantStore(AsyncResource):
             return
         name = await self._collection(space)
         for version, batch in write_batches(points, BATCH_SIZE):
+            dense = [checked_vector(p.vector, space.dimension) for p in batch]
+            vectors: models.BatchVectorStruct = dense
+            if name in self._keyword:
+                words = [_sparse(sparse.document(p.chunk_text)) for p in batch]
+                vectors = {DENSE_VECTOR: list(dense), SPARSE_VECTOR: list(words)}
             rows = models.Batch(
                 ids=[point_id_of(p) for p in batch],
-                vectors=[checked_vector(p.vector, space.dimension) for p in batch],
+                vectors=vectors,
                 payloads=[chunk_payload(p) for p in batch],
             )
             only_older = compile_filter(not_newer_than(version))
@@ -326,13 +416,17 @@ class QdrantStore(AsyncResource):
             params = vector_params(space.dimension)
             try:
                 async with self._using("create", name) as client:
-                    await client.create_collection(name, vectors_config=params)
+                    await client.create_collection(
+                        name, vectors_config=params, sparse_vectors_config=sparse_params()
+                    )
             except StoreError:
                 if not await self._exists(name):
                     raise
         async with self._using("open", name) as client:
             info = await client.get_collection(name)
         check_vector_params(name, info, space.dimension)
+        if has_keyword_index(info):
+            self._keyword.add(name)
         for field, schema in PAYLOAD_INDEXES.items():
             if field not in info.payload_schema:
                 async with self._using("create index", name) as client:
@@ -376,6 +470,21 @@ class QdrantStore(AsyncResource):
                 if payload and belongs_to(payload, tenant_id) and record_id in wanted:
                     found[str(record_id)] = payload
         return found
+
+    async def _like_vector(self, name: str, tenant_id: str, record_id: str) -> list[float]:
+        """The vector of the tenant's record's chunk 0, which a `like` query searches with."""
+        ids: list[models.ExtendedPointId] = [point_id(tenant_id, record_id, 0)]
+        async with self._using("retrieve", name) as client:
+            points = await client.retrieve(
+                name, ids, with_payload=[TENANT_ID, RECORD_ID], with_vectors=True
+            )
+        for point in points:
+            payload, stored = point.payload, point.vector
+            mine = belongs_to(payload, tenant_id) and payload and payload[RECORD_ID] == record_id
+            vector = stored.get(DENSE_VECTOR) if isinstance(stored, dict) else stored
+            if mine and isinstance(vector, list):
+                return [float(v) for v in vector if isinstance(v, int | float)]
+        raise NotFound(f"record not found in tenant {tenant_id}")
 
     async def _delete_where(self, name: str, flt: models.Filter) -> None:
         selector = models.FilterSelector(filter=flt)
@@ -433,3 +542,29 @@ class QdrantStore(AsyncResource):
                 if space is not None:
                     found.append(space)
         return sorted(found, key=lambda space: space.key)
+
+
+def _sparse(vector: qe.SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _engine_query(
+    query: SearchQuery,
+    vector: list[float] | None,
+    words: models.SparseVector | None,
+    flt: models.Filter,
+    fetch: int,
+) -> dict[str, Any]:
+    """The mode's query_points arguments: nearest dense, nearest BM25, or RRF over both."""
+    if query.mode == "dense" or words is None:
+        if query.diversity and vector is not None:
+            mmr = models.Mmr(diversity=query.diversity, candidates_limit=mmr_candidates(fetch))
+            return {"query": models.NearestQuery(nearest=vector, mmr=mmr)}
+        return {"query": vector}
+    if query.mode == "keyword" or vector is None:
+        return {"query": words, "using": SPARSE_VECTOR}
+    prefetch = [
+        models.Prefetch(query=vector, filter=flt, limit=fetch),
+        models.Prefetch(query=words, using=SPARSE_VECTOR, filter=flt, limit=fetch),
+    ]
+    return {"prefetch": prefetch, "query": models.RrfQuery(rrf=models.Rrf(k=query.fusion_k))}
