@@ -32,6 +32,7 @@ SCENARIOS = (
     "embed_cache",
     "search_latency",
     "footprint",
+    "retrieval",
 )
 
 

@@ -1,0 +1,198 @@
+"""Scenario 7: retrieval quality on a labelled set, vecpipe against the model used naively.
+
+The Debian FAQ's questions are the queries, each answer section the one relevant record,
+among the Debian Reference's sections (bench/retrieval_corpus.py). In one run, with the same
+model (all-MiniLM-L6-v2) in every dense row:
+
+- naive: each record truncated to the model's window, one vector, brute-force cosine;
+- BM25 (rank-bm25 over lower-cased words), outside vecpipe;
+- vecpipe: each variant of the tenant's AI config (the levers: chunk size and overlap, a
+  title prepended to each chunk, prefixes) ingested through the real pipeline (library API,
+  Edge store in a temporary directory, the local model) and searched like a user would.
+  `VECPIPE_MODES` holds the search modes measured on each variant; keyword and hybrid are
+  added when `Pipeline.search` takes a `mode`.
+
+MRR@10, nDCG@10, Recall@10 and the ingest time of each row. Targets: vecpipe's default
+dense search at least the naive baseline on all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import charts
+from bench.common import Result, Stopwatch, Target, quiet_environment
+from bench.retrieval_corpus import Corpus, load_corpus, sample
+from bench.retrieval_metrics import K, bm25_rankings, cosine_rankings, naive_vectors, scores
+
+NAME = "retrieval"
+TITLE = "Retrieval quality: Debian FAQ among Debian Reference sections"
+MODEL = "all-MiniLM-L6-v2"
+TENANT_PREFIX = "bench"
+INGEST_BATCH = 64
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One AI config measured through vecpipe: `lever` names what it changes."""
+
+    name: str
+    lever: str
+    config: dict[str, Any]
+
+
+VARIANTS: tuple[Variant, ...] = (Variant(DEFAULT, "defaults", {}),)
+
+
+@dataclass(frozen=True)
+class Params:
+    queries: int | None  # None: every question and every distractor
+    distractors: int
+    variants: tuple[str, ...] | None  # None: every variant
+
+
+PARAMS = {
+    "tiny": Params(queries=8, distractors=24, variants=(DEFAULT,)),
+    "small": Params(queries=None, distractors=0, variants=(DEFAULT,)),
+    "full": Params(queries=None, distractors=0, variants=None),
+}
+
+
+def run(size: str) -> Result:
+    quiet_environment()
+    params = PARAMS[size]
+    corpus = load_corpus()
+    if params.queries is not None:
+        corpus = sample(corpus, params.queries, params.distractors)
+    variants = [v for v in VARIANTS if params.variants is None or v.name in params.variants]
+    rows = [naive_row(corpus), bm25_row(corpus)]
+    with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
+        rows += asyncio.run(vecpipe_rows(corpus, variants, Path(tmp) / "data"))
+    return _result(size, corpus, rows)
+
+
+def _row(
+    method: str, lever: str, rankings: list[list[str]], corpus: Corpus, **extra: Any
+) -> dict[str, Any]:
+    metrics = scores(rankings, [q.relevant for q in corpus.queries])
+    return {"method": method, "lever": lever} | {k: round(v, 4) for k, v in metrics.items()} | extra
+
+
+def naive_row(corpus: Corpus) -> dict[str, Any]:
+    from vecpipe.providers.local import load_model
+
+    model = load_model(MODEL).model
+    ids = [d.id for d in corpus.documents]
+    clock = Stopwatch()
+    documents = naive_vectors(model, MODEL, [d.text for d in corpus.documents])
+    seconds = clock.elapsed
+    queries = model.encode([q.text for q in corpus.queries], normalize_embeddings=True)
+    rankings = cosine_rankings(ids, documents, queries)
+    return _row(
+        "naive", "truncated to the window", rankings, corpus, ingest_seconds=round(seconds, 1)
+    )
+
+
+def bm25_row(corpus: Corpus) -> dict[str, Any]:
+    ids = [d.id for d in corpus.documents]
+    clock = Stopwatch()
+    rankings = bm25_rankings(
+        ids, [d.text for d in corpus.documents], [q.text for q in corpus.queries]
+    )
+    return _row("bm25", "rank-bm25", rankings, corpus, ingest_seconds=round(clock.elapsed, 1))
+
+
+def search_modes(pipeline: Any) -> tuple[str, ...]:
+    """Dense always; keyword and hybrid once `Pipeline.search` takes a `mode` (issue 14)."""
+    if "mode" in inspect.signature(pipeline.search).parameters:
+        return ("dense", "keyword", "hybrid")
+    return ("dense",)
+
+
+async def vecpipe_rows(
+    corpus: Corpus, variants: list[Variant], data_dir: Path
+) -> list[dict[str, Any]]:
+    from vecpipe import open_pipeline
+    from vecpipe.models import Record
+    from vecpipe.settings import Settings
+
+    records = [Record(id=d.id, text=d.text, metadata={"title": d.title}) for d in corpus.documents]
+    rows = []
+    async with open_pipeline(Settings(data_dir=data_dir, embed_cache_items=0)) as pipeline:
+        for n, variant in enumerate(variants):
+            tenant = f"{TENANT_PREFIX}-{n}"
+            await pipeline.set_ai_config(tenant, variant.config)
+            clock = Stopwatch()
+            for start in range(0, len(records), INGEST_BATCH):
+                result = await pipeline.ingest(tenant, records[start : start + INGEST_BATCH])
+                if result.failed:
+                    raise RuntimeError(f"{variant.name}: ingest failed: {result.failed}")
+            seconds = round(clock.elapsed, 1)
+            for mode in search_modes(pipeline):
+                rankings = [await _search(pipeline, tenant, q.text, mode) for q in corpus.queries]
+                rows.append(
+                    _row(
+                        f"vecpipe {mode}",
+                        variant.lever,
+                        rankings,
+                        corpus,
+                        variant=variant.name,
+                        config=variant.config,
+                        ingest_seconds=seconds,
+                    )
+                )
+    return rows
+
+
+async def _search(pipeline: Any, tenant: str, query: str, mode: str) -> list[str]:
+    if mode == "dense":
+        hits = await pipeline.search(tenant, query, K)
+    else:
+        hits = await pipeline.search(tenant, query, K, mode=mode)
+    return [hit.id for hit in hits]
+
+
+def _result(size: str, corpus: Corpus, rows: list[dict[str, Any]]) -> Result:
+    naive = next(r for r in rows if r["method"] == "naive")
+    dense = next(r for r in rows if r["method"] == "vecpipe dense" and r["variant"] == DEFAULT)
+    figures: dict[str, Any] = {
+        "queries": len(corpus.queries),
+        "records": len(corpus.documents),
+        "record_chars_total": sum(len(d.text) for d in corpus.documents),
+        "rows": rows,
+    }
+    for row in rows:
+        label = row["method"] if "variant" not in row else f"{row['method']} [{row['variant']}]"
+        for metric in ("mrr@10", "ndcg@10", "recall@10"):
+            figures[f"{label} {metric}"] = row[metric]
+    targets = [
+        Target(f"vecpipe dense {m} vs naive", dense[m], naive[m], unit="")
+        for m in ("mrr@10", "ndcg@10", "recall@10")
+    ]
+    notes = [f"nice: {os.nice(0)}"]
+    return Result(NAME, TITLE, size, figures, targets, notes)
+
+
+def chart(result: Result, path: Path) -> None:
+    rows = result.figures["rows"]
+    values = {}
+    for row in rows:
+        label = row["method"].replace("vecpipe ", "") + (
+            f"\n{row['variant']}" if "variant" in row else ""
+        )
+        values[label] = row["ndcg@10"]
+    naive = next(r for r in rows if r["method"] == "naive")
+    charts.bars(
+        path,
+        f"{TITLE}\n({result.figures['queries']} queries, {result.figures['records']} records)",
+        values,
+        "nDCG@10",
+        reference=("naive", naive["ndcg@10"]),
+    )
