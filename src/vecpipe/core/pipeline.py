@@ -214,7 +214,7 @@ class Pipeline:
         where = parse_filter(filter)  # checked before anything is embedded
         async with self.providers.lease(tenant_id) as chain:
             # a query: ahead of queued ingest batches at a local model
-            [vector] = await chain.embed([query], purpose="query")
+            [vector] = await chain.embed([chain.text_format.query(query)], purpose="query")
             space = chain.space
         await self.store.ensure_space(space)
         return await self.store.search(space, SearchQuery(tenant_id, vector, where, limit))
