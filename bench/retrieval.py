@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,31 @@ class Variant:
     config: dict[str, Any]
 
 
-VARIANTS: tuple[Variant, ...] = (Variant(DEFAULT, "defaults", {}),)
+def _local(**options: Any) -> dict[str, Any]:
+    return {"primary": {"kind": "local", "model": MODEL, **options}}
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant(DEFAULT, "defaults (254-token chunks, overlap 32)", {}),
+    Variant("chunk-128", "chunk_tokens 128", _local(chunk_tokens=128)),
+    Variant(
+        "chunk-128-overlap-0",
+        "chunk_tokens 128, chunk_overlap 0",
+        _local(chunk_tokens=128, chunk_overlap=0),
+    ),
+    Variant("title", "title_field title", _local(title_field="title")),
+    Variant(
+        "chunk-128-title", "chunk_tokens 128 + title", _local(chunk_tokens=128, title_field="title")
+    ),
+    Variant(
+        "chunk-64-title", "chunk_tokens 64 + title", _local(chunk_tokens=64, title_field="title")
+    ),
+    Variant(
+        "e5-prefixes",
+        "query: / passage: prefixes",
+        _local(query_prefix="query: ", document_prefix="passage: "),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -138,7 +163,7 @@ async def vecpipe_rows(
             for mode in search_modes(pipeline):
                 rankings = [await _search(pipeline, tenant, q.text, mode) for q in corpus.queries]
                 rows.append(
-                    _row(
+                    row := _row(
                         f"vecpipe {mode}",
                         variant.lever,
                         rankings,
@@ -148,6 +173,7 @@ async def vecpipe_rows(
                         ingest_seconds=seconds,
                     )
                 )
+                print(f"   [{variant.name} {mode}] {row}", file=sys.stderr, flush=True)
     return rows
 
 

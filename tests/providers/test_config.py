@@ -128,7 +128,15 @@ def test_an_empty_body_and_a_bare_local_kind_are_the_default_local_model() -> No
         model="x"
     )
     assert default_config("other").model_dump(mode="json") == {
-        "primary": {"kind": "local", "model": "other"},
+        "primary": {
+            "kind": "local",
+            "model": "other",
+            "chunk_tokens": None,
+            "chunk_overlap": None,
+            "title_field": None,
+            "query_prefix": "",
+            "document_prefix": "",
+        },
         "fallbacks": [],
     }
 
