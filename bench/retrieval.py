@@ -66,9 +66,6 @@ VARIANTS: tuple[Variant, ...] = (
         "chunk-128-title", "chunk_tokens 128 + title", _local(chunk_tokens=128, title_field="title")
     ),
     Variant(
-        "chunk-64-title", "chunk_tokens 64 + title", _local(chunk_tokens=64, title_field="title")
-    ),
-    Variant(
         "e5-prefixes",
         "query: / passage: prefixes",
         _local(query_prefix="query: ", document_prefix="passage: "),
@@ -85,7 +82,7 @@ class Params:
 
 PARAMS = {
     "tiny": Params(queries=8, distractors=24, variants=(DEFAULT,)),
-    "small": Params(queries=None, distractors=0, variants=(DEFAULT,)),
+    "small": Params(queries=None, distractors=0, variants=(DEFAULT, "title")),
     "full": Params(queries=None, distractors=0, variants=None),
 }
 
@@ -160,6 +157,7 @@ async def vecpipe_rows(
                 if result.failed:
                     raise RuntimeError(f"{variant.name}: ingest failed: {result.failed}")
             seconds = round(clock.elapsed, 1)
+            rows += await penalty_rows(pipeline, tenant, variant, corpus, seconds)
             for mode in search_modes(pipeline):
                 rankings = [await _search(pipeline, tenant, q.text, mode) for q in corpus.queries]
                 rows.append(
@@ -174,6 +172,42 @@ async def vecpipe_rows(
                     )
                 )
                 print(f"   [{variant.name} {mode}] {row}", file=sys.stderr, flush=True)
+    return rows
+
+
+PENALTIES = (0.0, 0.02, 0.05, 0.1, 0.2, 2.0)
+"""`later_chunk_penalty` values tried at search time on each variant's records (no re-embedding);
+2.0 ranks by the first chunk alone whenever it is among the chunks fetched."""
+
+
+async def penalty_rows(
+    pipeline: Any, tenant: str, variant: Variant, corpus: Corpus, seconds: float
+) -> list[dict[str, Any]]:
+    """The store searched with each penalty, query vectors made as `Pipeline.search` does."""
+    from vecpipe.store.query import SearchQuery
+
+    async with pipeline.providers.lease(tenant) as chain:
+        texts = [chain.text_format.query(q.text) for q in corpus.queries]
+        vectors = await chain.embed(texts, purpose="query")
+        space = chain.space
+    rows = []
+    for penalty in PENALTIES:
+        rankings = []
+        for vector in vectors:
+            query = SearchQuery(tenant, vector, limit=K, later_chunk_penalty=penalty)
+            rankings.append([hit.id for hit in await pipeline.store.search(space, query)])
+        row = _row(
+            "vecpipe dense",
+            f"{variant.lever}; later_chunk_penalty {penalty}",
+            rankings,
+            corpus,
+            variant=f"{variant.name} p={penalty}",
+            config=variant.config,
+            penalty=penalty,
+            ingest_seconds=seconds,
+        )
+        print(f"   [{row['variant']}] {row}", file=sys.stderr, flush=True)
+        rows.append(row)
     return rows
 
 

@@ -214,10 +214,13 @@ class Pipeline:
         where = parse_filter(filter)  # checked before anything is embedded
         async with self.providers.lease(tenant_id) as chain:
             # a query: ahead of queued ingest batches at a local model
-            [vector] = await chain.embed([chain.text_format.query(query)], purpose="query")
+            fmt = chain.text_format
+            [vector] = await chain.embed([fmt.query(query)], purpose="query")
             space = chain.space
         await self.store.ensure_space(space)
-        return await self.store.search(space, SearchQuery(tenant_id, vector, where, limit))
+        penalty = fmt.later_chunk_penalty
+        query_ = SearchQuery(tenant_id, vector, where, limit, later_chunk_penalty=penalty)
+        return await self.store.search(space, query_)
 
     async def embed(
         self,

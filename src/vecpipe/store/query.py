@@ -29,10 +29,14 @@ class SearchQuery:
     where: Condition | None = None
     limit: int = 10
     offset: int = 0
+    # subtracted from the score of a record's chunks after its first (grouping.py)
+    later_chunk_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         if self.limit < 0 or self.offset < 0:
             raise ValidationError("limit and offset must be >= 0")
+        if not 0.0 <= self.later_chunk_penalty <= 2.0:
+            raise ValidationError("later_chunk_penalty must be between 0 and 2")
 
     def dense_vector(self, dimension: int) -> list[float]:
         """The query vector, checked as every backend checks it (vectors.py)."""

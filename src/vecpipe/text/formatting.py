@@ -19,6 +19,8 @@ from typing import Any
 from vecpipe.text.hashing import fingerprint
 
 MAX_TITLE_CHARS = 200  # a title is a header: a long field is cut, not embedded whole
+LATER_CHUNK_PENALTY = 0.0  # chosen by bench/README.md §7
+SEARCH_ONLY = frozenset({"later_chunk_penalty"})  # search-time: the vectors do not change
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,14 @@ class TextFormat:
     title_field: str | None = None
     query_prefix: str = ""
     document_prefix: str = ""
+    later_chunk_penalty: float = LATER_CHUNK_PENALTY  # how chunk scores make a record's
 
     @property
     def variant(self) -> str:
-        """ "" for the default format, else a short fingerprint of what differs from it."""
-        changed = {k: v for k, v in asdict(self).items() if v not in (None, "")}
+        """The empty string for the default format, else a short fingerprint of what
+        differs from it (search-time options aside: they leave the vectors alone)."""
+        options = {k: v for k, v in asdict(self).items() if k not in SEARCH_ONLY}
+        changed = {k: v for k, v in options.items() if v not in (None, "")}
         return fingerprint(changed)[:12] if changed else ""
 
     def document(self, chunk: str, metadata: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.kind import ProviderConfig, ProviderContext, ProviderKind
 from vecpipe.providers.local_model import DEFAULT_MODEL
-from vecpipe.text.formatting import TextFormat
+from vecpipe.text.formatting import LATER_CHUNK_PENALTY, TextFormat
 
 PREFIX = Annotated[str, Field(max_length=64)]
 
@@ -36,6 +36,12 @@ class LocalProviderConfig(ProviderConfig):
     )
     query_prefix: PREFIX = ""
     document_prefix: PREFIX = ""
+    later_chunk_penalty: float = Field(
+        default=LATER_CHUNK_PENALTY,
+        ge=0.0,
+        le=2.0,
+        description="subtracted from the score of a record's chunks after its first",
+    )
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> Self:
@@ -51,6 +57,7 @@ class LocalProviderConfig(ProviderConfig):
             title_field=self.title_field,
             query_prefix=self.query_prefix,
             document_prefix=self.document_prefix,
+            later_chunk_penalty=self.later_chunk_penalty,
         )
 
 

@@ -35,7 +35,14 @@ def search(
     async def fetch_chunk_zero(record_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         return chunk_zeros(shard, tenant_id, record_ids, SEARCH_FIELDS)
 
-    hits = search_records(query_chunks, fetch_chunk_zero, tenant_id, query.limit, query.offset)
+    hits = search_records(
+        query_chunks,
+        fetch_chunk_zero,
+        tenant_id,
+        query.limit,
+        query.offset,
+        later_chunk_penalty=query.later_chunk_penalty,
+    )
     return _run_to_completion(hits)
 
 

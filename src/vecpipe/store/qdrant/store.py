@@ -197,7 +197,12 @@ class QdrantStore(AsyncResource):
             return await self._chunk_zeros(name, query.tenant_id, record_ids, SEARCH_FIELDS)
 
         return await search_records(
-            query_chunks, fetch_chunk_zero, query.tenant_id, query.limit, query.offset
+            query_chunks,
+            fetch_chunk_zero,
+            query.tenant_id,
+            query.limit,
+            query.offset,
+            later_chunk_penalty=query.later_chunk_penalty,
         )
 
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
