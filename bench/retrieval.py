@@ -175,7 +175,7 @@ async def vecpipe_rows(
     return rows
 
 
-PENALTIES = (0.0, 0.02, 0.05, 0.1, 0.2, 2.0)
+PENALTIES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 2.0)
 """`later_chunk_penalty` values tried at search time on each variant's records (no re-embedding);
 2.0 ranks by the first chunk alone whenever it is among the chunks fetched."""
 
@@ -240,14 +240,16 @@ def _result(size: str, corpus: Corpus, rows: list[dict[str, Any]]) -> Result:
     return Result(NAME, TITLE, size, figures, targets, notes)
 
 
+def main_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The baselines and each variant as configured (the penalty sweep left out)."""
+    return [row for row in rows if "penalty" not in row]
+
+
 def chart(result: Result, path: Path) -> None:
-    rows = result.figures["rows"]
+    rows = main_rows(result.figures["rows"])
     values = {}
     for row in rows:
-        label = row["method"].replace("vecpipe ", "") + (
-            f"\n{row['variant']}" if "variant" in row else ""
-        )
-        values[label] = row["ndcg@10"]
+        values[row.get("variant") or row["method"]] = row["ndcg@10"]
     naive = next(r for r in rows if r["method"] == "naive")
     charts.bars(
         path,
@@ -256,3 +258,25 @@ def chart(result: Result, path: Path) -> None:
         "nDCG@10",
         reference=("naive", naive["ndcg@10"]),
     )
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows as the Markdown table of bench/README.md §7."""
+    lines = [
+        "| method | lever | MRR@10 | nDCG@10 | Recall@10 | ingest s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = [row["method"], row["lever"], row["mrr@10"], row["ndcg@10"], row["recall@10"]]
+        cells.append(row.get("ingest_seconds", ""))
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the README table from the last results
+    import json
+
+    from bench.common import RESULTS_DIR
+
+    data = json.loads((RESULTS_DIR / f"{NAME}.json").read_text())
+    print(markdown(data["figures"]["rows"]))
