@@ -43,3 +43,7 @@ def test_local_config_checks_the_chunk_options() -> None:
         LocalProviderConfig(chunk_tokens=4)
     with pytest.raises(ValidationError):
         LocalProviderConfig(query_prefix="x" * 65)
+    for lax in ({"chunk_tokens": True}, {"chunk_tokens": "128"}, {"later_chunk_penalty": False}):
+        with pytest.raises(ValidationError):
+            LocalProviderConfig.model_validate(lax)
+    assert LocalProviderConfig.model_validate({"later_chunk_penalty": 0}).later_chunk_penalty == 0

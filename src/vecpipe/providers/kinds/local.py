@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from vecpipe.models import EmbeddingSpace
+from vecpipe.models import JSON_INTEGER, EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.kind import ProviderConfig, ProviderContext, ProviderKind
 from vecpipe.providers.local_model import DEFAULT_MODEL
@@ -16,17 +16,24 @@ from vecpipe.text.formatting import LATER_CHUNK_PENALTY, TextFormat
 PREFIX = Annotated[str, Field(max_length=64)]
 
 
+def _json_number(value: object) -> object:
+    """A JSON number: never `true` or `"0.2"`, which lax validation would read as one."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON number, not a boolean or a string")
+    return value
+
+
 class LocalProviderConfig(ProviderConfig):
     """The model, and how texts become its inputs (text/formatting.py; bench/README.md §7
     and docs/search-quality.md measure each option)."""
 
     kind: Literal["local"] = "local"
     model: str = DEFAULT_MODEL
-    chunk_tokens: int | None = Field(
-        default=None, ge=16, le=8192, description="tokens per chunk; null: the model's limit"
+    chunk_tokens: Annotated[int, Field(ge=16, le=8192), JSON_INTEGER] | None = Field(
+        default=None, description="tokens per chunk; null: the model's limit"
     )
-    chunk_overlap: int | None = Field(
-        default=None, ge=0, description="tokens shared by consecutive chunks; null: the server's"
+    chunk_overlap: Annotated[int, Field(ge=0, le=4096), JSON_INTEGER] | None = Field(
+        default=None, description="tokens shared by consecutive chunks; null: the server's"
     )
     title_field: str | None = Field(
         default=None,
@@ -36,11 +43,11 @@ class LocalProviderConfig(ProviderConfig):
     )
     query_prefix: PREFIX = ""
     document_prefix: PREFIX = ""
-    later_chunk_penalty: float = Field(
-        default=LATER_CHUNK_PENALTY,
-        ge=0.0,
-        le=2.0,
-        description="subtracted from the score of a record's chunks after its first",
+    later_chunk_penalty: Annotated[float, Field(ge=0.0, le=2.0), BeforeValidator(_json_number)] = (
+        Field(
+            default=LATER_CHUNK_PENALTY,
+            description="subtracted from the score of a record's chunks after its first",
+        )
     )
 
     @model_validator(mode="after")
