@@ -9,8 +9,9 @@ model (all-MiniLM-L6-v2) in every dense row:
 - vecpipe: each variant of the tenant's AI config (the levers: chunk size and overlap, a
   title prepended to each chunk, prefixes) ingested through the real pipeline (library API,
   Edge store in a temporary directory, the local model) and searched like a user would.
-  `VECPIPE_MODES` holds the search modes measured on each variant; keyword and hybrid are
-  added when `Pipeline.search` takes a `mode`.
+  `search_modes` lists the modes measured on each variant: keyword and hybrid join dense
+  once `Pipeline.search` takes a `mode` (issue 14). On each variant's stored vectors, the
+  record-score lever `later_chunk_penalty` is also swept at search time (`penalty_rows`).
 
 MRR@10, nDCG@10, Recall@10 and the ingest time of each row. Targets: vecpipe's default
 dense search at least the naive baseline on all three.
