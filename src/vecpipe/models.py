@@ -87,7 +87,7 @@ class EmbeddingSpace:
     two spaces never share an index.
 
     `variant` fingerprints how texts become model inputs when that differs from the model's
-    defaults (chunk size and overlap, a title, prefixes: providers/text_format.py): "" for
+    defaults (chunk size and overlap, a title, prefixes: text/formatting.py): "" for
     the defaults. Changing it is changing space, so it re-embeds through a migration.
     """
 
