@@ -33,6 +33,7 @@ SCENARIOS = (
     "search_latency",
     "search_modes",
     "footprint",
+    "retrieval",
 )
 
 

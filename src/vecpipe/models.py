@@ -107,16 +107,24 @@ class SearchHit(BaseModel):
 
 @dataclass(frozen=True)
 class EmbeddingSpace:
-    """Vectors of one model and one dimension; vectors of two spaces never share an index."""
+    """Vectors of one model and one dimension, made from texts formatted one way; vectors of
+    two spaces never share an index.
+
+    `variant` fingerprints how texts become model inputs when that differs from the model's
+    defaults (chunk size and overlap, a title, prefixes: text/formatting.py): "" for
+    the defaults. Changing it is changing space, so it re-embeds through a migration.
+    """
 
     model: str
     dimension: int
+    variant: str = ""
 
     @property
     def key(self) -> str:
         """A stable, filesystem- and collection-safe name."""
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.model).strip("-").lower()
-        return f"{slug}-{self.dimension}"
+        suffix = f"-{self.variant}" if self.variant else ""
+        return f"{slug}-{self.dimension}{suffix}"
 
     @classmethod
     def from_key(cls, key: str) -> EmbeddingSpace | None:

@@ -25,6 +25,7 @@ from vecpipe.providers.kinds.local import LocalProviderConfig
 from vecpipe.providers.kinds.openai import OpenAIProviderConfig
 from vecpipe.providers.registry import REGISTRY
 from vecpipe.secrets import SecretBox
+from vecpipe.text.formatting import LATER_CHUNK_PENALTY
 
 BOX = SecretBox("operator-key")
 
@@ -128,7 +129,16 @@ def test_an_empty_body_and_a_bare_local_kind_are_the_default_local_model() -> No
         model="x"
     )
     assert default_config("other").model_dump(mode="json") == {
-        "primary": {"kind": "local", "model": "other"},
+        "primary": {
+            "kind": "local",
+            "model": "other",
+            "chunk_tokens": None,
+            "chunk_overlap": None,
+            "title_field": None,
+            "query_prefix": "",
+            "document_prefix": "",
+            "later_chunk_penalty": LATER_CHUNK_PENALTY,
+        },
         "fallbacks": [],
         "ttl_seconds": None,
     }

@@ -67,3 +67,25 @@ async def test_fetching_stops_at_the_cap_or_when_exhausted() -> None:
     assert len(await search_records(small.query, small.chunk_zero, "t", 5)) == 1
     assert small.fetches == [20]
     assert small.chunk_zero_calls == []
+
+
+def test_a_later_chunk_penalty_favours_the_first_chunk_and_reports_its_score() -> None:
+    hits = [hit("long", 3, 0.80), hit("long", 0, 0.60), hit("short", 0, 0.75)]
+    plain = best_per_record(hits, "t")
+    assert [(h.record_id, h.chunk_index, h.score) for h in plain] == [
+        ("long", 3, 0.80),
+        ("short", 0, 0.75),
+    ]
+    penalised = best_per_record(hits, "t", later_chunk_penalty=0.1)
+    assert [(h.record_id, h.chunk_index, round(h.score, 6)) for h in penalised] == [
+        ("short", 0, 0.75),
+        ("long", 3, 0.70),  # still its best chunk, 0.1 lower: one hit per record
+    ]
+
+
+async def test_search_records_passes_the_penalty_on() -> None:
+    backend = FakeBackend([hit("long", 2, 0.9), hit("long", 0, 0.1), hit("short", 0, 0.85)])
+    results = await search_records(
+        backend.query, backend.chunk_zero, "t", 2, later_chunk_penalty=0.2
+    )
+    assert [(r.id, round(r.score, 6)) for r in results] == [("short", 0.85), ("long", 0.7)]

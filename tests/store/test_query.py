@@ -32,3 +32,10 @@ def test_limits_and_vectors_are_checked() -> None:
         SearchQuery("t1").dense_vector(2)
     with pytest.raises(ValidationError, match="non-finite"):
         SearchQuery("t1", [1.0, math.inf]).dense_vector(2)
+
+
+def test_the_later_chunk_penalty_is_bounded() -> None:
+    assert SearchQuery("t", [1.0], later_chunk_penalty=0.05).later_chunk_penalty == 0.05
+    for bad in (-0.1, 2.5):
+        with pytest.raises(ValidationError):
+            SearchQuery("t", [1.0], later_chunk_penalty=bad)

@@ -212,8 +212,14 @@ class Ingestor:
         self, chain: ProviderChain, ops: Sequence[Op]
     ) -> tuple[list[UpsertRecord], dict[RecordKey, Outcome]]:
         """An upsert per record embedded; an outcome per record that failed."""
-        chunks = await chain.chunk([op.record.text for op in ops if op.record])
-        embedded = await self._embed_isolating(chain, chunks)
+        records = [op.record for op in ops if op.record]
+        chunks = await chain.chunk([record.text for record in records])
+        fmt = chain.text_format  # a title and a prefix are embedded, never stored
+        inputs = [
+            [fmt.document(chunk, record.metadata) for chunk in record_chunks]
+            for record, record_chunks in zip(records, chunks, strict=True)
+        ]
+        embedded = await self._embed_isolating(chain, inputs)
         failures: dict[RecordKey, Outcome] = {}
         upserts: list[UpsertRecord] = []
         for op, record_chunks, result in zip(ops, chunks, embedded, strict=True):

@@ -50,11 +50,14 @@ class MigrationFailed(VecpipeError):
 
 
 def space_dict(space: EmbeddingSpace) -> dict[str, Any]:
-    return {"model": space.model, "dimension": space.dimension}
+    data: dict[str, Any] = {"model": space.model, "dimension": space.dimension}
+    if space.variant:
+        data["variant"] = space.variant
+    return data
 
 
 def space_of(data: dict[str, Any]) -> EmbeddingSpace:
-    return EmbeddingSpace(str(data["model"]), int(data["dimension"]))
+    return EmbeddingSpace(str(data["model"]), int(data["dimension"]), str(data.get("variant", "")))
 
 
 class Migrations:

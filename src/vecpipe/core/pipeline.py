@@ -277,11 +277,15 @@ class Pipeline:
         if mode != "dense" and query is None:
             raise ValidationError(f"a {mode} search needs a query text")
         where = parse_filter(filter)  # checked before anything is embedded
+        penalty = 0.0  # a prior on the cosine scale: dense scores only, never BM25 or RRF ones
         if query is not None and mode != "keyword":
             async with self.providers.lease(tenant_id) as chain:
                 # a query: ahead of queued ingest batches at a local model
-                [vector] = await chain.embed([query], purpose="query")
+                fmt = chain.text_format
+                [vector] = await chain.embed([fmt.query(query)], purpose="query")
                 space = chain.space
+                if mode == "dense":
+                    penalty = fmt.later_chunk_penalty
         else:
             space = await self.space_of(tenant_id)
         await self.store.ensure_space(space)
@@ -302,6 +306,7 @@ class Pipeline:
             text=query,
             fusion_k=fusion_k,
             diversity=diversity,
+            later_chunk_penalty=penalty,
         )
         return await self.store.search(space, ask)
 

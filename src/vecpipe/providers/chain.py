@@ -22,6 +22,7 @@ from vecpipe import metrics
 from vecpipe.errors import BadProviderResponse, ProviderError, TransientProviderError
 from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import CountsTokens, EmbeddingProvider, Purpose
+from vecpipe.text.formatting import DEFAULT_FORMAT, TextFormat
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,13 @@ class ProviderChain:
     @property
     def space(self) -> EmbeddingSpace:
         return self.primary.space
+
+    @property
+    def text_format(self) -> TextFormat:
+        """How chunks and queries become model inputs: the primary's (fallbacks share its
+        space, and the space names the format)."""
+        fmt = getattr(self.primary, "text_format", DEFAULT_FORMAT)
+        return fmt if isinstance(fmt, TextFormat) else DEFAULT_FORMAT
 
     @property
     def token_counter(self) -> CountsTokens | None:

@@ -37,6 +37,7 @@ from vecpipe.providers.local_model import (
 )
 from vecpipe.providers.model_gate import Lane, ModelGate
 from vecpipe.text.chunking import CharChunker, Chunker, TokenChunker
+from vecpipe.text.formatting import DEFAULT_FORMAT, TextFormat
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -95,13 +96,15 @@ class LocalProvider(AsyncResource):
         max_tokens: int | None = None,
         torch_threads: int = 0,
         executor: ThreadPoolExecutor | None = None,
+        text_format: TextFormat = DEFAULT_FORMAT,
     ) -> None:
         limit = loaded.max_tokens
         self.max_tokens = limit if max_tokens is None else min(max_tokens, limit)
         _check_options(batch_size, overlap_tokens, self.max_tokens, batch_tokens, torch_threads)
         model_name = canonical_model_name(model)
         self.name = f"local:{model_name}"
-        self.space = EmbeddingSpace(model_name, loaded.dimension)
+        self.space = EmbeddingSpace(model_name, loaded.dimension, text_format.variant)
+        self.text_format = text_format
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.overlap_tokens = overlap_tokens
@@ -127,6 +130,7 @@ class LocalProvider(AsyncResource):
         overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
         max_tokens: int | None = None,
         torch_threads: int = 0,
+        text_format: TextFormat = DEFAULT_FORMAT,
     ) -> LocalProvider:
         """Load `model` (once per process) in the provider's executor; ConfigError if unknown."""
         _check_options(batch_size, overlap_tokens, max_tokens, batch_tokens, torch_threads)
@@ -142,6 +146,7 @@ class LocalProvider(AsyncResource):
                 max_tokens=max_tokens,
                 torch_threads=torch_threads,
                 executor=executor,
+                text_format=text_format,
             )
         except BaseException:
             executor.shutdown(wait=False)  # its one job is over: the thread exits at once

@@ -191,6 +191,11 @@ def _check_one_space(providers: list[EmbeddingProvider]) -> None:
         if provider.space != first:
             raise ValidationError(
                 f"every provider in a chain must produce one embedding space: "
-                f"{providers[0].name} gives {first.model}/{first.dimension}, "
-                f"{provider.name} gives {provider.space.model}/{provider.space.dimension}"
+                f"{providers[0].name} gives {_describe(first)}, "
+                f"{provider.name} gives {_describe(provider.space)}"
             )
+
+
+def _describe(space: EmbeddingSpace) -> str:
+    text = f"{space.model}/{space.dimension}"
+    return f"{text} (text format {space.variant})" if space.variant else text

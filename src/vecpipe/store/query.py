@@ -61,6 +61,8 @@ class SearchQuery:
     text: str | None = None
     fusion_k: int = DEFAULT_FUSION_K
     diversity: float = 0.0
+    # subtracted from the score of a record's chunks after its first (grouping.py)
+    later_chunk_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.diversity <= 1.0:  # NaN fails too
@@ -79,6 +81,8 @@ class SearchQuery:
             raise ValidationError("a query takes a vector or a record to be like, not both")
         if self.score_threshold is not None and not math.isfinite(self.score_threshold):
             raise ValidationError("score_threshold must be a finite number")
+        if not 0.0 <= self.later_chunk_penalty <= 2.0:
+            raise ValidationError("later_chunk_penalty must be between 0 and 2")
 
     def dense_vector(self, dimension: int) -> list[float]:
         """The query vector, checked as every backend checks it (vectors.py)."""

@@ -52,6 +52,7 @@ def search(
         query.offset,
         query.mode,
         query.diversity > 0,
+        later_chunk_penalty=query.later_chunk_penalty,
     )
     return _run_to_completion(hits)
 

@@ -247,6 +247,7 @@ class QdrantStore(AsyncResource):
             query.offset,
             query.mode,
             query.diversity > 0,
+            later_chunk_penalty=query.later_chunk_penalty,
         )
 
     async def count(self, space: EmbeddingSpace, tenant_id: str | None = None) -> int:
