@@ -49,7 +49,12 @@ if TYPE_CHECKING:
     from vecpipe.core.migration import Migrations
     from vecpipe.db.jobs import JobRepo, JobStatus
 
-OUTCOME_TO_JOB = {"upserted": "done", "deleted": "done", "unchanged": "unchanged"}
+OUTCOME_TO_JOB = {
+    "upserted": "done",
+    "deleted": "done",
+    "unchanged": "unchanged",
+    "not_found": "not_found",
+}
 
 
 class Pipeline:
