@@ -179,10 +179,14 @@ def test_examples_run_against_a_real_server(page: Path, tmp_path: Path) -> None:
     work.mkdir()
     (work / ".venv").symlink_to(ROOT / ".venv")
     out = tmp_path / "out.txt"
-    with ServeProcess(tmp_path / "data", log_dir=tmp_path).start(timeout=300) as server:
+    server = ServeProcess(tmp_path / "data", log_dir=tmp_path)
+    try:
+        server.start(timeout=300)
         script = build_script(blocks, server.base_url)
         (tmp_path / "script.sh").write_text(script)
         done = run_script(script, work, out, {"VECPIPE_DATA_DIR": str(server.data_dir)})
+    finally:
+        server.__exit__(None, None, None)  # SIGTERM, then SIGKILL if it hangs
     printed = out.read_text(errors="replace")[-4000:]
     assert done.returncode == 0, (
         f"{page.name}: an example failed (script: {tmp_path / 'script.sh'})\n"
