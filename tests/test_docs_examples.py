@@ -4,7 +4,7 @@ The convention (for whoever writes a page):
 
 - Per file, one fresh data dir and one real `vecpipe serve` (the real local model, no
   VECPIPE_* setting but the data dir and port: the quick-start server). The blocks of the
-  file run **in order, in one bash script** (`set -euo pipefail`), in a scratch working
+  file run **in order, in one bash script** (`set -Eeuo pipefail`), in a scratch working
   directory holding a `.venv` link to the project's, so `.venv/bin/vecpipe` and
   `.venv/bin/python` work as they do from a clone. Variables set by one block are seen by
   the next.
@@ -115,7 +115,7 @@ def _python(block: Block) -> str:
 
 def build_script(blocks: list[Block], url: str) -> str:
     parts = [
-        "set -euo pipefail",
+        "set -Eeuo pipefail",
         "__block=0",
         "trap 'echo \"FAILED: block $__block, script line $LINENO\" >&2' ERR",
         f'__expect() {{ "{sys.executable}" "{EXPECTER}" expect "$__OUT"; }}',
@@ -151,6 +151,15 @@ def test_blocks_are_found_and_no_run_is_honoured(tmp_path: Path) -> None:
     assert [(b.language, b.line) for b in blocks] == [("sh", 1), ("python", 8)]
     done = run_script(build_script(blocks, "http://x"), ROOT, tmp_path / "out.txt", {})
     assert done.returncode == 0, done.stderr
+
+
+def test_a_wrong_expected_output_fails_the_script(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text('```sh\necho \'{"upserted": 1}\'\n# -> {"upserted": 2}\necho after\n```\n')
+    done = run_script(build_script(runnable_blocks(page), "http://x"), ROOT, tmp_path / "o", {})
+    assert done.returncode != 0
+    assert 'expected: {"upserted": 2}' in done.stderr and "FAILED: block 1" in done.stderr
+    assert "after" not in (tmp_path / "o").read_text()
 
 
 def run_script(
