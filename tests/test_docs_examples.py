@@ -17,8 +17,10 @@ The convention (for whoever writes a page):
   at the end of the command's line. It is checked against the output printed since the
   previous check: some line of it must match. EXPECTED that parses as JSON matches a JSON
   line that holds at least its keys with those values (`"..."` matches any value); other
-  text must match the whole line, `...` matching anything. In a ```python block the
-  expectations are checked after the block, in order.
+  text must match the whole line, `...` matching anything. Output need not end with a
+  newline (curl's does not): each check reads only what was printed since the previous
+  one, so put the check right after the command. In a ```python block the expectations
+  are checked after the block, in order.
 - `<!-- no-run: REASON -->` on the line before a fence skips that block (say why: it needs a
   gateway, a broker, PostgreSQL). Other languages (```console for shown sessions,
   ```text for command synopses, ```json) are never run. Do not use `|` to mean "or" in
