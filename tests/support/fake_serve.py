@@ -1,7 +1,7 @@
 """`python -m tests.support.fake_serve serve`: the `vecpipe` command, with fake providers.
 
 With FAKE_SERVE_FAIL_SHUTDOWN set, stopping the in-process worker raises: the application's
-shutdown fails (tests/test_shutdown.py).
+shutdown fails (tests/test_runtime_shutdown.py).
 
 Everything else is the real thing: settings from VECPIPE_*, logging, uvicorn, the lifespan,
 the worker, shutdown on SIGTERM. Only the embedding providers are FakeProviders (like the
