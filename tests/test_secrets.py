@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from vecpipe.errors import ConfigError
-from vecpipe.secrets import PREFIX, SecretBox, derive_fernet_key, is_encrypted
+from vecpipe.secrets import (
+    KEY_FILE_NAME,
+    PREFIX,
+    KeyFileSecretBox,
+    SecretBox,
+    derive_fernet_key,
+    is_encrypted,
+)
 
 KEY = "correct horse battery staple"
 API_KEY = "sk-live-0123456789abcdef"
@@ -109,3 +118,16 @@ def test_repr_hides_keys() -> None:
     assert "old key" not in repr(box)
     assert repr(box) == "SecretBox(keys=2)"
     assert not any(KEY in str(v) for v in vars(box).values())
+
+
+def test_a_key_file_is_made_once_0600_and_shared_by_every_box(tmp_path: Path) -> None:
+    path = tmp_path / "data" / KEY_FILE_NAME
+    first, second = KeyFileSecretBox(path), KeyFileSecretBox(path)
+    with pytest.raises(ConfigError, match="is missing"):
+        first.decrypt(SecretBox("other").encrypt("x"))  # nothing to decrypt with, none made
+    assert not path.exists()
+    sealed = first.encrypt("sk-gateway")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert second.encrypt("other") and second.decrypt(sealed) == "sk-gateway"
+    assert SecretBox(path.read_text().strip()).decrypt(sealed) == "sk-gateway"
+    assert "sk-" not in repr(first) and path.read_text().strip() not in repr(first)

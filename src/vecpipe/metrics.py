@@ -32,7 +32,7 @@ BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 RECORDS = Counter(
     "vecpipe_records",
-    "Record operations applied, by outcome (upserted|unchanged|deleted|failed)",
+    "Record operations applied, by outcome (upserted|unchanged|deleted|not_found|failed)",
     ["tenant", "provider", "outcome"],
 )
 DEAD_LETTERS = Counter(

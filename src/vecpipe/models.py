@@ -178,6 +178,7 @@ class BatchResult:
     upserted: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)  # deletes of ids that were not stored
     failed: dict[str, str] = field(default_factory=dict)
 
 

@@ -29,7 +29,7 @@ from vecpipe.providers.manager import ProviderFactory, ProviderManager
 from vecpipe.providers.registry import REGISTRY
 from vecpipe.providers.url_policy import GatewayUrlPolicy
 from vecpipe.queue.base import MessageQueue
-from vecpipe.secrets import SecretBox
+from vecpipe.secrets import KEY_FILE_NAME, KeyFileSecretBox, SecretBox
 from vecpipe.settings import Settings
 from vecpipe.store.base import VectorStore
 from vecpipe.store.guard import GuardedStore, guard_edge
@@ -155,10 +155,18 @@ def claim_database(settings: Settings) -> AbstractContextManager[datadir.DataDir
 
 
 def secret_box(settings: Settings) -> SecretBox | None:
-    """The box for stored gateway keys: the current key, and old ones during a rotation."""
-    if settings.secret_key is None:
-        return None
-    return SecretBox(settings.secret_key.get_secret_value(), old_keys=settings.old_secret_keys)
+    """The box for stored gateway keys: the current key, and old ones during a rotation.
+
+    Without VECPIPE_SECRET_KEY, the embedded default (the SQLite database in the data dir)
+    keeps a generated key in the data dir (secrets.KeyFileSecretBox); a database other
+    processes share (PostgreSQL) gets none: storing a gateway key there asks for the setting.
+    """
+    old_keys = settings.old_secret_keys
+    if settings.secret_key is not None:
+        return SecretBox(settings.secret_key.get_secret_value(), old_keys=old_keys)
+    if database_in_data_dir(settings):
+        return KeyFileSecretBox(settings.data_dir / KEY_FILE_NAME, old_keys=old_keys)
+    return None
 
 
 @asynccontextmanager

@@ -8,6 +8,12 @@ The operator's secret may be any string: a 32-byte Fernet key is derived from it
 Rotation: construct `SecretBox(new_key, old_keys=[old_key])`. Values encrypted under any of
 the keys decrypt; `encrypt` and `rotate` always use the first (new) key.
 
+The embedded default needs no key setting: `KeyFileSecretBox` keeps a generated key in a
+file of the data dir (`secret.key`, mode 0600), created the first time something is
+encrypted, as n8n and Grafana do. It protects a copy of the database alone, not a copy of
+the whole data dir: where the database is shared (PostgreSQL), the key must be the
+operator's (`VECPIPE_SECRET_KEY`), the same in every process.
+
 No key, derived key or plaintext appears in a message, a repr or a log.
 
 Presented secrets (bearer tokens) are compared with `same_secret`, in constant time.
@@ -16,9 +22,14 @@ Presented secrets (bearer tokens) are compared with `same_secret`, in constant t
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import logging
+import os
+import secrets
 from collections.abc import Sequence
+from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -26,7 +37,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vecpipe.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 PREFIX = "enc:v1:"
+KEY_FILE_NAME = "secret.key"
 _HKDF_SALT = b"vecpipe.secrets"
 _HKDF_INFO = b"vecpipe SecretBox v1 fernet key"
 
@@ -62,25 +76,35 @@ class SecretBox:
     """Encrypts and decrypts short secrets with a key derived from `VECPIPE_SECRET_KEY`."""
 
     def __init__(self, key: str, old_keys: Sequence[str] = ()) -> None:
-        fernets = [Fernet(derive_fernet_key(k)) for k in [key, *old_keys]]
-        self._fernet = MultiFernet(fernets)
-        self._key_count = len(fernets)
+        self._key_count = 1 + len(old_keys)
+        self._old_keys = list(old_keys)
+        self._multi: MultiFernet | None = self._fernets(key)
+
+    def _fernets(self, key: str) -> MultiFernet:
+        return MultiFernet([Fernet(derive_fernet_key(k)) for k in [key, *self._old_keys]])
+
+    def _fernet(self, *, create: bool) -> MultiFernet:
+        """The keys; `create`: a key may be made for this (KeyFileSecretBox)."""
+        del create
+        assert self._multi is not None
+        return self._multi
 
     def __repr__(self) -> str:
-        return f"SecretBox(keys={self._key_count})"
+        return f"{type(self).__name__}(keys={self._key_count})"
 
     @staticmethod
     def is_encrypted(value: str) -> bool:
         return is_encrypted(value)
 
     def encrypt(self, plaintext: str) -> str:
-        token = self._fernet.encrypt(plaintext.encode("utf-8"))
+        token = self._fernet(create=True).encrypt(plaintext.encode("utf-8"))
         return PREFIX + token.decode("ascii")
 
     def decrypt(self, value: str) -> str:
         token = self._token(value)
+        fernet = self._fernet(create=False)
         try:
-            return self._fernet.decrypt(token).decode("utf-8")
+            return fernet.decrypt(token).decode("utf-8")
         except (InvalidToken, UnicodeDecodeError):
             raise ConfigError(
                 "cannot decrypt a stored secret: VECPIPE_SECRET_KEY is not the key it was "
@@ -90,8 +114,9 @@ class SecretBox:
     def rotate(self, value: str) -> str:
         """`value` re-encrypted under the current key (decryptable by any configured key)."""
         token = self._token(value)
+        fernet = self._fernet(create=False)
         try:
-            return PREFIX + self._fernet.rotate(token).decode("ascii")
+            return PREFIX + fernet.rotate(token).decode("ascii")
         except InvalidToken:
             raise ConfigError(
                 "cannot rotate a stored secret: none of the configured keys decrypts it"
@@ -105,3 +130,57 @@ class SecretBox:
             return value[len(PREFIX) :].encode("ascii")
         except UnicodeEncodeError:
             raise ConfigError("an encrypted secret holds non-ASCII characters") from None
+
+
+class KeyFileSecretBox(SecretBox):
+    """A SecretBox whose key is the data dir's `secret.key`, generated on the first encrypt.
+
+    Decrypting without the file is a ConfigError that names it: the values stored under it
+    cannot be read back without it (back it up with the database).
+    """
+
+    def __init__(self, path: Path, old_keys: Sequence[str] = ()) -> None:
+        self.path = path
+        self._key_count = 1 + len(old_keys)
+        self._old_keys = list(old_keys)
+        self._multi = None
+
+    def _fernet(self, *, create: bool) -> MultiFernet:
+        if self._multi is None:
+            key = self._read()
+            if key is None and create:
+                key = self._create()
+            if key is None:
+                raise ConfigError(
+                    f"a stored gateway key cannot be decrypted: VECPIPE_SECRET_KEY is not set "
+                    f"and {self.path} (the key generated for this data dir) is missing"
+                )
+            self._multi = self._fernets(key)
+        return self._multi
+
+    def _read(self) -> str | None:
+        try:
+            key = self.path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        if not key:
+            raise ConfigError(f"{self.path} is empty: restore it, or set VECPIPE_SECRET_KEY")
+        return key
+
+    def _create(self) -> str:
+        key = secrets.token_urlsafe(32)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another opener was first: its key is the key
+            return self._read() or key
+        with contextlib.closing(os.fdopen(fd, "w", encoding="ascii")) as out:
+            out.write(key + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        log.warning(
+            "VECPIPE_SECRET_KEY is not set: generated a key for stored gateway API keys in %s "
+            "(mode 0600); back it up with the data dir, or set VECPIPE_SECRET_KEY",
+            self.path,
+        )
+        return key

@@ -18,11 +18,27 @@ async def test_bulk_upsert_unchanged_delete(client: httpx.AsyncClient) -> None:
     }
     first = await _post(client, body)
     assert first.status_code == 200
-    assert first.json() == {"upserted": 5, "unchanged": 0, "deleted": 0, "failed": []}
+    assert first.json() == {
+        "upserted": 5,
+        "unchanged": 0,
+        "deleted": 0,
+        "not_found": 0,
+        "failed": [],
+    }
     again = await _post(client, body)
     assert again.json()["unchanged"] == 5
     deleted = await _post(client, {"delete": ["r0", "r1"]})
     assert deleted.json()["deleted"] == 2
+
+
+async def test_deleting_unknown_ids_counts_them_not_found(client: httpx.AsyncClient) -> None:
+    await _post(client, {"upsert": [{"id": "kept", "text": "a stored record"}]})
+    answer = await _post(client, {"delete": ["kept", "never-stored"]})
+    assert answer.status_code == 200
+    counts = {key: answer.json()[key] for key in ("deleted", "not_found", "unchanged")}
+    assert counts == {"deleted": 1, "not_found": 1, "unchanged": 0}
+    again = await _post(client, {"delete": ["kept"]})
+    assert (again.json()["deleted"], again.json()["not_found"]) == (0, 1)
 
 
 async def test_get_and_delete_one_record_with_an_awkward_id(client: httpx.AsyncClient) -> None:

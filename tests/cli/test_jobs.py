@@ -131,6 +131,12 @@ def test_rate_and_eta_from_counts_and_age() -> None:
     assert (queued.rate, queued.eta_seconds, queued.elapsed_seconds) == (None, None, 10.0)
     completed = JobResponse.from_status(status("completed", 100), now)
     assert (completed.rate, completed.eta_seconds) == (None, 0.0)
+    finished = status("completed", 100).model_copy(
+        update={"finished_at": created + timedelta(seconds=4)}
+    )
+    done = JobResponse.from_status(finished, now + timedelta(hours=1))
+    # elapsed stops at completion: submission to the last outcome, however late it is read
+    assert (done.elapsed_seconds, done.finished_at) == (4.0, finished.finished_at)
 
 
 async def test_job_ids_in_the_table_are_whole_on_a_narrow_terminal(served: Served) -> None:

@@ -86,7 +86,7 @@ async def test_a_delete_whose_flush_failed_counts_deleted_when_retried(
     assert (await pipeline.delete(TENANT, ["gone"])).failed
     retried = await pipeline.delete(TENANT, ["gone"])
     assert (retried.deleted, retried.unchanged, flushes.done) == (["gone"], [], 1)
-    assert (await pipeline.delete(TENANT, ["gone"])).unchanged == ["gone"]
+    assert (await pipeline.delete(TENANT, ["gone"])).not_found == ["gone"]
 
 
 async def test_a_write_cut_short_between_store_calls_is_completed_by_its_retry(

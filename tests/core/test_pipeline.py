@@ -85,7 +85,7 @@ async def test_tenants_never_see_each_other(resources: Resources) -> None:
     with pytest.raises(NotFound):
         await pipeline.get_record("tenant-b", "same")
     result = await pipeline.delete("tenant-b", ["same"])
-    assert result.unchanged == ["same"]
+    assert result.not_found == ["same"]
     assert (await pipeline.get_record("tenant-a", "same")).text == "secret plans of tenant a"
 
 
@@ -93,7 +93,7 @@ async def test_delete_removes_every_chunk(resources: Resources) -> None:
     pipeline = resources.pipeline
     await pipeline.ingest("acme", [Record(id="a", text=" ".join(["long"] * 20_000))])
     result = await pipeline.delete("acme", ["a", "missing"])
-    assert result.deleted == ["a"] and result.unchanged == ["missing"]
+    assert result.deleted == ["a"] and result.not_found == ["missing"]
     space = await pipeline.space_of("acme")
     assert await resources.store.count(space, "acme") == 0
 

@@ -44,6 +44,22 @@ async def test_status_moves_from_queued_to_completed(db: Database) -> None:
     assert status.created_at.tzinfo is not None
 
 
+async def test_not_found_is_counted_and_completion_is_stamped(db: Database) -> None:
+    job_id = await db.jobs.create("acme", [("a", "delete"), ("b", "delete")])
+    await db.jobs.record_outcomes(job_id, {"a": ("not_found", None)})
+    running = await db.jobs.get("acme", job_id)
+    assert running is not None and running.finished_at is None
+    await db.jobs.record_outcomes(job_id, {"b": ("done", None)})
+    status = await db.jobs.get("acme", job_id)
+    assert status is not None
+    assert (status.status, status.done, status.not_found) == ("completed", 1, 1)
+    assert status.finished_at is not None and status.finished_at >= status.created_at
+    stamped = status.finished_at
+    await db.jobs.record_outcomes(job_id, {"b": ("done", None)})  # a redelivery: no change
+    again = await db.jobs.get("acme", job_id)
+    assert again is not None and again.finished_at == stamped
+
+
 async def test_redelivered_outcomes_count_once_first_wins_but_a_success_heals_a_failure(
     db: Database,
 ) -> None:

@@ -9,6 +9,7 @@ them in clear, and the OpenAPI schema lists the kind. No code in src/ names it.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.support.app import FakeFactory, make_settings
 from tests.support.keyed_kind import KEYED_KIND
 from vecpipe import datadir
 from vecpipe.api.app import create_app
+from vecpipe.errors import ConfigError
 from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.kind import ProviderConfig, ProviderContext, ProviderKind
@@ -31,6 +33,7 @@ from vecpipe.providers.kinds.local import LocalProviderConfig
 from vecpipe.providers.registry import REGISTRY, ProviderRegistry, UnknownKind
 from vecpipe.providers.url_policy import GatewayUrlPolicy
 from vecpipe.resources import default_provider_factory
+from vecpipe.secrets import KEY_FILE_NAME
 from vecpipe.settings import Settings
 
 API_KEY = "kf-APIKEY-5d1e77b09a"
@@ -130,10 +133,7 @@ async def test_the_kind_s_own_check_runs_when_a_config_is_saved(http: httpx.Asyn
     assert keyed.opened_with == []  # refused before anything was opened
 
 
-async def test_a_secret_needs_the_operator_key(
-    tmp_path: Path, keyed_kind: ProviderKind[Any]
-) -> None:
-    settings = make_settings(tmp_path / "data")  # no VECPIPE_SECRET_KEY
+async def _put_keyed(settings: Settings) -> httpx.Response:
     app = create_app(settings, provider_factory=registry_factory(settings, FakeFactory()))
     async with (
         LifespanManager(app) as manager,
@@ -141,8 +141,48 @@ async def test_a_secret_needs_the_operator_key(
     ):
         body = {"primary": {"kind": "keyed-fake", "api_key": API_KEY}}
         response = await c.put("/v1/tenants/acme/ai-config", json=body)
+        await c.post("/v1/tenants/acme/search", json={"query": "opens the provider"})
+        return response
+
+
+async def test_a_shared_database_needs_the_operator_key(
+    tmp_path: Path, keyed_kind: ProviderKind[Any]
+) -> None:
+    shared = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"  # as PostgreSQL: outside the dir
+    response = await _put_keyed(make_settings(tmp_path / "data", database_url=shared))
     assert response.status_code == 422
     assert "VECPIPE_SECRET_KEY must be set" in response.json()["error"]["message"]
+    assert not (tmp_path / "data" / KEY_FILE_NAME).exists()
+
+
+async def test_the_embedded_default_generates_a_key_file_on_first_need(
+    tmp_path: Path, keyed_kind: ProviderKind[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path / "data")  # no VECPIPE_SECRET_KEY, SQLite in the dir
+    key_file = tmp_path / "data" / KEY_FILE_NAME
+    caplog.set_level(logging.INFO)
+    assert (await _put_keyed(settings)).status_code == 200
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = key_file.read_text().strip()
+    assert len(key) >= 40
+    assert f"generated a key for stored gateway API keys in {key_file}" in caplog.text
+    assert key not in caplog.text and API_KEY not in stored_row(settings, "acme")
+    assert "enc:v1:" in stored_row(settings, "acme")
+    keyed.opened_with.clear()
+    caplog.clear()
+    assert (await _put_keyed(settings)).status_code == 200  # a restart: the same key, read
+    assert key_file.read_text().strip() == key and "generated" not in caplog.text
+    assert set(keyed.opened_with) == {(API_KEY, None)}
+
+
+async def test_without_its_key_file_a_stored_key_refuses_to_start(
+    tmp_path: Path, keyed_kind: ProviderKind[Any]
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    assert (await _put_keyed(settings)).status_code == 200
+    (tmp_path / "data" / KEY_FILE_NAME).unlink()
+    with pytest.raises(ConfigError, match=r"secret\.key \(the key generated .*\) is missing"):
+        await _put_keyed(settings)
 
 
 async def test_openapi_lists_every_kind_registered_before_the_app(

@@ -33,7 +33,8 @@ async def test_job_completes_with_every_record_counted_once(resources: Resources
     await _worker(resources).run_until_idle()
     status = await pipeline.job("acme", job_id)
     assert status.status == "completed"
-    assert (status.done, status.unchanged, status.failed) == (150, 1, 0)
+    assert (status.done, status.unchanged, status.not_found, status.failed) == (150, 0, 1, 0)
+    assert status.finished_at is not None  # elapsed_seconds stays put once completed
     assert (await pipeline.get_record("acme", "r42")).text == "text number 42"
 
 

@@ -112,9 +112,12 @@ class FailedRecord(BaseModel):
 
 
 class RecordsResponse(BaseModel):
-    upserted: int
-    unchanged: int
-    deleted: int
+    upserted: int = Field(description="records written (new, or text or metadata changed)")
+    unchanged: int = Field(
+        description="upserts stored as sent already, or superseded by a newer version"
+    )
+    deleted: int = Field(description="deletes that removed a stored record")
+    not_found: int = Field(description="deletes of ids that were not stored: nothing to do")
     failed: list[FailedRecord]
 
 
@@ -215,22 +218,29 @@ class JobResponse(BaseModel):
     job_id: str
     status: Literal["queued", "running", "completed"]
     total: int
-    done: int
-    unchanged: int
+    done: int = Field(description="records this job wrote or deleted")
+    unchanged: int = Field(
+        description="upserts stored as sent before the job, or superseded by a newer version"
+    )
+    not_found: int = Field(description="deletes of ids that were not stored: nothing to do")
     failed: int
     failures: list[FailedRecord]
     tenant_id: str | None = None
     created_at: datetime | None = None
-    # progress: seconds since submission and records/s over them while the job runs (queue
-    # wait included), and the seconds left at that rate; None where they mean nothing
+    finished_at: datetime | None = None
+    # progress: seconds from submission to now (to completion, once completed), records/s
+    # over them while the job runs (queue wait included), and the seconds left at that rate;
+    # None where they mean nothing
     elapsed_seconds: float | None = None
     rate: float | None = None
     eta_seconds: float | None = None
 
     @classmethod
     def from_status(cls, status: JobStatus, now: datetime | None = None) -> JobResponse:
-        counted = status.done + status.unchanged + status.failed
-        elapsed = max(0.0, ((now or datetime.now(UTC)) - status.created_at).total_seconds())
+        counted = status.done + status.unchanged + status.not_found + status.failed
+        until = status.finished_at or now or datetime.now(UTC)
+        elapsed = max(0.0, (until - status.created_at).total_seconds())
+        known = status.status != "completed" or status.finished_at is not None
         rate = eta = None
         if status.status == "running" and elapsed > 0:
             rate = counted / elapsed
@@ -243,11 +253,13 @@ class JobResponse(BaseModel):
             total=status.total,
             done=status.done,
             unchanged=status.unchanged,
+            not_found=status.not_found,
             failed=status.failed,
             failures=[FailedRecord(id=f["id"], error=f["error"] or "") for f in status.failures],
             tenant_id=status.tenant_id,
             created_at=status.created_at,
-            elapsed_seconds=None if status.status == "completed" else round(elapsed, 3),
+            finished_at=status.finished_at,
+            elapsed_seconds=round(elapsed, 3) if known else None,
             rate=None if rate is None else round(rate, 3),
             eta_seconds=None if eta is None else round(eta, 1),
         )

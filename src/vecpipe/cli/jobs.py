@@ -81,12 +81,12 @@ async def follow_job(source: JobSource, job_id: str, interval: float) -> JobResp
     """Poll until the job completes, showing its progress (bar on a terminal, else lines)."""
     job = await source.get(job_id)
     if job.status == "completed":  # nothing to watch: one line, no rate (it would mean nothing)
-        counted = job.done + job.unchanged + job.failed
+        counted = job.done + job.unchanged + job.not_found + job.failed
         typer.echo(f"job {job_id[:8]}: {counted}/{job.total} records (100%), completed", err=True)
         return job
     with progress_reporter(f"job {job_id[:8]}", job.total, resumed=True) as progress:
         while True:
-            progress.update(job.done + job.unchanged + job.failed)
+            progress.update(job.done + job.unchanged + job.not_found + job.failed)
             if job.status == "completed":
                 return job
             await asyncio.sleep(interval)
@@ -122,7 +122,7 @@ def jobs(
 
 
 def _summary(job: JobResponse) -> dict[str, object]:
-    keys = ("job_id", "tenant_id", "status", "total", "done", "unchanged", "failed")
+    keys = ("job_id", "tenant_id", "status", "total", "done", "unchanged", "not_found", "failed")
     summary: dict[str, object] = {key: getattr(job, key) for key in keys}
     summary["failures"] = [f.model_dump() for f in job.failures[:10]]
     return summary
@@ -136,7 +136,7 @@ def render(found: Sequence[JobResponse], out: Console) -> None:
     id_column = Column("job", no_wrap=True, min_width=32, overflow="ignore")
     table = Table(id_column, "tenant", "status", "progress", "unchanged", "failed", "rate", "eta")
     for job in found:
-        counted = job.done + job.unchanged + job.failed
+        counted = job.done + job.unchanged + job.not_found + job.failed
         table.add_row(
             job.job_id,
             Text(job.tenant_id or "-"),

@@ -22,9 +22,11 @@ def serve(
         flags["port"] = ("--port", port)
     settings = load_settings(flags)
     with one_line_errors():
+        from vecpipe.runtime import leave_process
         from vecpipe.runtime import serve as run_serve
 
         run_serve(settings, with_worker=not no_worker)
+    leave_process(0)  # closed cleanly: no interpreter teardown to wait for (runtime.py)
 
 
 def worker(
@@ -42,9 +44,10 @@ def worker(
         flags["worker_metrics_port"] = ("--metrics-port", metrics_port)
     settings = load_settings(flags)
     with one_line_errors():
-        from vecpipe.runtime import run_worker
+        from vecpipe.runtime import leave_process, run_worker
 
         run_worker(settings, once=once)
+    leave_process(0)
 
 
 def register(app: typer.Typer) -> None:

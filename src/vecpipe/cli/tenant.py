@@ -232,7 +232,7 @@ def rotate_secrets() -> None:
     async def main() -> None:
         settings = load_settings()
         box = secret_box(settings)
-        if box is None:
+        if box is None or settings.secret_key is None:
             raise ValidationError("set VECPIPE_SECRET_KEY (the new key) to rotate secrets")
         context = ProviderContext.from_settings(settings)
         with claim_database(settings):

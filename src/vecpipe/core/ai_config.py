@@ -74,7 +74,10 @@ class AIConfigService:
         for provider in config.providers():
             REGISTRY.check(provider, self._context)
         if secret_values(config) and self._box is None:
-            raise ConfigError("VECPIPE_SECRET_KEY must be set to store gateway API keys")
+            raise ConfigError(
+                "VECPIPE_SECRET_KEY must be set to store gateway API keys where the database "
+                "is shared (VECPIPE_DATABASE_URL outside the data dir, e.g. PostgreSQL)"
+            )
 
     async def save(self, tenant_id: str, config: AIConfig) -> None:
         await self._repo.put(tenant_id, self.seal(config))

@@ -36,7 +36,7 @@ from vecpipe.text.hashing import content_hash
 
 log = logging.getLogger(__name__)
 
-Status = Literal["upserted", "unchanged", "deleted", "failed"]
+Status = Literal["upserted", "unchanged", "deleted", "not_found", "failed"]
 
 
 @dataclass
@@ -155,7 +155,7 @@ class Ingestor:
             unconfirmed = self._unconfirmed.version(space, op.key)
             if op.record is None:
                 gone = old is not None or unconfirmed == DELETED  # deleted, or not confirmed
-                outcomes[op.key] = Outcome("deleted" if gone else "unchanged")
+                outcomes[op.key] = Outcome("deleted" if gone else "not_found")
                 if old is not None:
                     writes.append(DeleteRecord(op.tenant_id, op.record_id))
                 confirm |= old is None and gone

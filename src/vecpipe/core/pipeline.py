@@ -60,7 +60,12 @@ MAX_FACETS = 8
 MAX_FACET_TOP = 100
 MAX_SEARCH_OFFSET = 1000
 """Hits a search may skip: a page past it costs an over-fetch of (offset + limit) x 4 chunks."""
-OUTCOME_TO_JOB = {"upserted": "done", "deleted": "done", "unchanged": "unchanged"}
+OUTCOME_TO_JOB = {
+    "upserted": "done",
+    "deleted": "done",
+    "unchanged": "unchanged",
+    "not_found": "not_found",
+}
 
 
 class Pipeline:

@@ -32,7 +32,7 @@ INSERT_CHUNK = 1000  # rows per executemany of job items
 UPDATE_CHUNK = 500  # records per outcome UPDATE: a worker batch in one, binds far under limits
 
 JobState = Literal["queued", "running", "completed"]
-Outcome = Literal["done", "unchanged", "failed"]
+Outcome = Literal["done", "unchanged", "not_found", "failed"]
 T = TypeVar("T")
 
 
@@ -53,6 +53,8 @@ class JobStatus(BaseModel):
     failed: int
     created_at: datetime
     failures: list[JobFailure]
+    not_found: int = 0  # deletes of ids that were not stored
+    finished_at: datetime | None = None  # when the last outcome was recorded
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -143,8 +145,8 @@ class JobRepo:
     ) -> int:
         """Set each record's outcome unless it already has one; returns how many were set.
 
-        `outcomes` maps record_id -> ('done'|'unchanged'|'failed', error or None). Records
-        not in the job are ignored. With `tenant_id`, a job of another tenant is left alone.
+        `outcomes` maps record_id -> (an outcome of OUTCOMES, error or None). Records not in
+        the job are ignored. With `tenant_id`, a job of another tenant is left alone.
         """
         entries = []
         for record_id, (kind, error) in outcomes.items():
@@ -161,6 +163,8 @@ class JobRepo:
         for chunk in _chunks(entries, UPDATE_CHUNK):
             stmt = _outcome_update(job_id, chunk, tenant_id)
             newly_set += await self._db.write_retrying(functools.partial(_rowcount, stmt=stmt))
+        if newly_set:
+            await self._db.write_retrying(functools.partial(_rowcount, stmt=_finish(job_id)))
         return newly_set
 
     async def get(self, tenant_id: str, job_id: str) -> JobStatus | None:
@@ -224,21 +228,35 @@ class JobRepo:
         statuses = []
         for row in job_rows:
             by_kind = counts.get(row.id, {})
-            done, unchanged, failed = (by_kind.get(kind, 0) for kind in OUTCOMES)
+            done, unchanged, not_found, failed = (by_kind.get(kind, 0) for kind in OUTCOMES)
             statuses.append(
                 JobStatus(
                     job_id=row.id,
                     tenant_id=row.tenant_id,
-                    status=_state(row.total, done + unchanged + failed),
+                    status=_state(row.total, done + unchanged + not_found + failed),
                     total=row.total,
                     done=done,
                     unchanged=unchanged,
+                    not_found=not_found,
                     failed=failed,
                     created_at=as_utc(row.created_at),
+                    finished_at=as_utc(row.finished_at) if row.finished_at else None,
                     failures=failures.get(row.id, []),
                 )
             )
         return statuses
+
+
+def _finish(job_id: str) -> sa.Update:
+    """Stamp the job finished once no item lacks an outcome (a no-op before, and after)."""
+    open_items = sa.select(job_items.c.record_id).where(
+        job_items.c.job_id == job_id, job_items.c.outcome.is_(None)
+    )
+    return (
+        sa.update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.finished_at.is_(None), ~open_items.exists())
+        .values(finished_at=utcnow())
+    )
 
 
 async def _rowcount(conn: AsyncConnection, stmt: sa.Update) -> int:

@@ -19,7 +19,7 @@ NAMING_CONVENTION = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
-OUTCOMES = ("done", "unchanged", "failed")
+OUTCOMES = ("done", "unchanged", "not_found", "failed")
 OPS = ("upsert", "delete")
 
 tenant_configs = sa.Table(
@@ -37,6 +37,8 @@ jobs = sa.Table(
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("total", sa.Integer(), nullable=False),
+    # set by the outcome that completes the job (null before, and for jobs older than 0004)
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index(None, "tenant_id", "created_at"),
 )
 
@@ -55,7 +57,8 @@ job_items = sa.Table(
     sa.Column("error", sa.Text(), nullable=True),
     sa.CheckConstraint("op IN ('upsert', 'delete')", name="op"),
     sa.CheckConstraint(
-        "outcome IS NULL OR outcome IN ('done', 'unchanged', 'failed')", name="outcome"
+        "outcome IS NULL OR outcome IN ('done', 'unchanged', 'not_found', 'failed')",
+        name="outcome",
     ),
     sa.Index(None, "job_id", "outcome"),
 )

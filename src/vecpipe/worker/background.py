@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vecpipe.queue.base import MessageQueue
 from vecpipe.resources import Resources
@@ -51,15 +52,45 @@ class RunningWorker:
         return not self.task.done()
 
 
+@dataclass
+class ShutdownClock:
+    """One grace period for the whole process, from the stop signal.
+
+    `vecpipe serve` starts it when uvicorn begins its shutdown: the in-process worker stops
+    taking work at once, beside the HTTP connections draining, and it gets what is left of
+    the same period afterwards, not a second one (SIGTERM to exit within grace + a bound).
+    """
+
+    grace_seconds: float
+    deadline: float | None = None
+    workers: list[VectorizationWorker] = field(default_factory=list)
+
+    def start(self) -> None:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.grace_seconds
+        for worker in self.workers:
+            worker.request_stop()
+
+    def remaining(self) -> float:
+        self.start()
+        assert self.deadline is not None
+        return max(0.0, self.deadline - time.monotonic())
+
+
 @contextlib.asynccontextmanager
-async def in_process_worker(resources: Resources) -> AsyncIterator[RunningWorker]:
-    """Run a worker while the block lasts; stop it (stop_worker) when the block ends."""
+async def in_process_worker(
+    resources: Resources, clock: ShutdownClock | None = None
+) -> AsyncIterator[RunningWorker]:
+    """Run a worker while the block lasts; stop it (stop_worker) when the block ends,
+    within what `clock` leaves of the grace period (all of it without one)."""
     worker = worker_for(resources)
+    clock = clock or ShutdownClock(resources.settings.shutdown_grace_seconds)
+    clock.workers.append(worker)
     task = asyncio.create_task(worker.run(), name="vecpipe-worker")
     try:
         yield RunningWorker(worker, task)
     finally:
-        await stop_worker(worker, task, resources.settings.shutdown_grace_seconds)
+        await stop_worker(worker, task, clock.remaining())
 
 
 async def stop_worker(

@@ -56,7 +56,7 @@ def parse_message(body: bytes, limits: Limits) -> ParsedMessage:
         raise PoisonMessage(exc.message) from None
     if isinstance(message, UpsertMessage):
         # a message published without a version is versioned when it is read (again on
-        # each redelivery: see the README's queue message schema)
+        # each redelivery: see docs/api.md's queue message schema)
         record = with_version(message.record, new_version())
         op = Op(message.tenant_id, record.id, record)
     else:

@@ -65,6 +65,7 @@ async def bulk_records(
         upserted=len(result.upserted),
         unchanged=len(result.unchanged),
         deleted=len(result.deleted),
+        not_found=len(result.not_found),
         failed=[FailedRecord(id=i, error=e) for i, e in result.failed.items()],
     )
 
