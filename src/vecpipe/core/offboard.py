@@ -11,7 +11,8 @@ Order matters, and every step is idempotent, so a crash anywhere is cured by cal
 6. The store once more: a batch the worker had taken before step 1 may have landed since.
 7. Compaction: SQLite's WAL is checkpointed and truncated (deleted rows are overwritten in
    place: secure_delete); stores that keep deleted bytes in their segments until they are
-   rewritten (`compact_tenant_data`, Edge) rewrite the spaces the tenant was in.
+   rewritten (`compact_tenant_data`, Edge) rewrite the spaces the tenant was in (every
+   space, when a crash cut the previous call short after its points were deleted).
 8. The tombstone turns `deleted` with the report of what went.
 
 The report counts, it never names a record.
@@ -40,6 +41,8 @@ async def offboard_tenant(pipeline: Pipeline, database: Database, tenant_id: str
     """Delete everything of the tenant (see the module docstring); what was removed."""
     check_tenant_id(tenant_id)
     store = pipeline.store
+    before = await database.tombstones.get(tenant_id)
+    resumed = before is not None and before.state == "deleting"  # a crash cut the last call
     await database.tombstones.begin(tenant_id)
     migration = await database.migrations.get(tenant_id)
     await database.migrations.forget(tenant_id)
@@ -50,7 +53,9 @@ async def offboard_tenant(pipeline: Pipeline, database: Database, tenant_id: str
     config = await database.configs.delete(tenant_id)
     pipeline.providers.forget(tenant_id)
     late_records, late_points, late_touched = await delete_tenant_points(pipeline.store, tenant_id)
-    compacted = await _compact(store, touched | late_touched)
+    # A resumed call may find the points gone already, their bytes not: compact everywhere.
+    to_compact = set(await store.spaces()) if resumed else touched | late_touched
+    compacted = await _compact(store, to_compact)
     await database.checkpoint()
     removed: dict[str, Any] = {
         "records": records + late_records,
