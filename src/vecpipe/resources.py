@@ -20,8 +20,8 @@ from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.embed_cache import EmbeddingCache
 from vecpipe.core.expiry import ExpirySweeper
 from vecpipe.core.ingest import Ingestor
-from vecpipe.core.migration import MigrationRunner, Migrations
 from vecpipe.core.pipeline import Pipeline
+from vecpipe.core.reindex import Reindexes, ReindexRunner
 from vecpipe.db.engine import Database, open_database
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.kind import ProviderConfig, ProviderContext
@@ -66,12 +66,12 @@ async def open_resources(
         store = await stack.enter_async_context(open_store(settings))
         factory = provider_factory or default_provider_factory(settings, context.url_policy)
         configs = AIConfigService(database.configs, context, box, settings.default_model)
-        await configs.check_startup(database.migrations)
-        migrations = Migrations(database.migrations, configs, store)
+        await configs.check_startup(database.reindexes)
+        reindexes = Reindexes(database.reindexes, configs, store)
         providers = await stack.enter_async_context(
             ProviderManager(
                 factory,
-                migrations.active_config,
+                reindexes.active_config,
                 default=configs.default,
                 breaker_cooldown=settings.breaker_cooldown_seconds,
                 declare_space=REGISTRY.declared_space if provider_factory is None else None,
@@ -88,11 +88,11 @@ async def open_resources(
             jobs=database.jobs,
             queue=queue,
             ingestor=ingestor,
-            migrations=migrations,
+            reindexes=reindexes,
         )
         await stack.enter_async_context(
-            MigrationRunner(
-                migrations,
+            ReindexRunner(
+                reindexes,
                 providers,
                 ingestor,
                 grace_seconds=settings.migration_grace_seconds,

@@ -9,9 +9,9 @@ from pathlib import Path
 from tests.store.contract import record_points
 from tests.support.app import FAKE_DIMENSION, FakeFactory, make_settings
 from vecpipe.core.ingest import Op
-from vecpipe.core.migration import space_dict
 from vecpipe.core.offboard import offboard_tenant
 from vecpipe.core.pipeline import message_for
+from vecpipe.core.reindex import space_dict
 from vecpipe.db.tokens import hash_token
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.providers.config import AIConfig
@@ -72,7 +72,7 @@ async def queue_a_job(resources: Resources, tenant: str, marks: Marks) -> None:
 
 async def start_migration(resources: Resources, tenant: str) -> None:
     current = await resources.pipeline.space_of(tenant)
-    await resources.database.migrations.start(
+    await resources.database.reindexes.start(
         tenant,
         from_config=await resources.pipeline.configs.stored(tenant),
         to_config=resources.pipeline.configs.seal(AIConfig.model_validate(LOCAL)),
@@ -109,7 +109,7 @@ async def reachable(resources: Resources, tenant: str) -> dict[str, int]:
         "config": int(await db.configs.get(tenant) is not None),
         "tokens": len(await db.tokens.list(tenant)),
         "jobs": len(await db.jobs.list(tenant)),
-        "migration": int(await db.migrations.get(tenant) is not None),
+        "migration": int(await db.reindexes.get(tenant) is not None),
         "queued": sum(tenant.encode() in d.body for d in queued),
         "dead": sum(tenant.encode() in d.body for d in dead),
     }

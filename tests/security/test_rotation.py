@@ -121,21 +121,21 @@ async def test_rotation_reaches_the_configs_a_migration_keeps(tmp_path: Path) ->
     async with open_database(old.resolved_database_url) as db:
         service = _service(db.configs, old)
         before, target = service.seal(_config(KEYS["acme"])), service.seal(_config("sk-NEXT-77"))
-        await db.migrations.start(
+        await db.reindexes.start(
             "acme", from_config=before, to_config=target, from_space=space, to_space=space, total=1
         )
     both = _settings(data, NEW, old=OLD)
     async with open_database(both.resolved_database_url) as db:
-        assert await _service(db.configs, both).rotate_secrets(db.migrations) == 1
+        assert await _service(db.configs, both).rotate_secrets(db.reindexes) == 1
     new = _settings(data, NEW)
     async with open_database(new.resolved_database_url) as db:
         service = _service(db.configs, new)
-        await service.check_startup(db.migrations)  # the new key alone reads every copy
-        kept = [service.unseal(c).primary for c in await db.migrations.stored_configs()]
+        await service.check_startup(db.reindexes)  # the new key alone reads every copy
+        kept = [service.unseal(c).primary for c in await db.reindexes.stored_configs()]
         assert [_key_of(p) for p in kept] == [KEYS["acme"], "sk-NEXT-77"]
-        cancelled = await db.migrations.cancel("acme")  # back to the rotated previous config
+        cancelled = await db.reindexes.cancel("acme")  # back to the rotated previous config
         assert cancelled is not None
         assert _key_of((await service.load("acme")).primary) == KEYS["acme"]
     async with open_database(old.resolved_database_url) as db:
         with pytest.raises(ConfigError):
-            await _service(db.configs, old).check_startup(db.migrations)
+            await _service(db.configs, old).check_startup(db.reindexes)

@@ -118,7 +118,7 @@ def migrate_status(tenant: str, url: UrlOption = None) -> None:
     """Print the tenant's latest model migration: state, spaces, progress (or null)."""
 
     async def main() -> None:
-        from vecpipe.core.migration import describe
+        from vecpipe.core.reindex import describe
 
         settings = load_settings()
         if url:
@@ -130,7 +130,7 @@ def migrate_status(tenant: str, url: UrlOption = None) -> None:
             async with open_database(
                 settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
             ) as db:
-                row = await db.migrations.get(_tenant(tenant))
+                row = await db.reindexes.get(_tenant(tenant))
         shown = describe(row) if row is not None else None
         typer.echo(json.dumps({"tenant_id": tenant, "migration": shown}))
 
@@ -240,7 +240,7 @@ def rotate_secrets() -> None:
                 settings.resolved_database_url, min_free_bytes=settings.min_free_bytes
             ) as db:
                 service = AIConfigService(db.configs, context, box, settings.default_model)
-                rotated = await service.rotate_secrets(db.migrations)
+                rotated = await service.rotate_secrets(db.reindexes)
         typer.echo(json.dumps({"rotated": rotated}))
 
     run(main())

@@ -85,19 +85,19 @@ class AIConfigService:
     async def delete(self, tenant_id: str) -> bool:
         return await self._repo.delete(tenant_id)
 
-    async def check_startup(self, migrations: KeptConfigs | None = None) -> None:
+    async def check_startup(self, reindexes: KeptConfigs | None = None) -> None:
         """Fail at startup, clearly, when stored keys cannot be decrypted."""
         stored = [await self._repo.get(t) for t in await self._repo.list_tenants()]
-        kept = await migrations.stored_configs() if migrations is not None else []
+        kept = await reindexes.stored_configs() if reindexes is not None else []
         for config in [AIConfig.model_validate(c or {}) for c in [*stored, *kept]]:
             for value in secret_values(config):
                 self._require_box().decrypt(value)
 
-    async def rotate_secrets(self, migrations: KeptConfigs | None = None) -> int:
+    async def rotate_secrets(self, reindexes: KeptConfigs | None = None) -> int:
         """Re-encrypt every stored gateway key under the current VECPIPE_SECRET_KEY.
 
         The box must also hold the old keys (VECPIPE_SECRET_KEY_OLD) that values were
-        encrypted with. Migration rows keep configs too (to resume or cancel back to): they
+        encrypted with. Reindex rows keep configs too (to resume or cancel back to): they
         are rewritten as well, so no ciphertext under the old key is left behind. Returns how
         many tenant-config keys were re-encrypted; plaintexts never change.
         """
@@ -110,8 +110,8 @@ class AIConfigService:
             if keys:
                 await self._repo.put(tenant_id, resealed)
                 rotated += keys
-        if migrations is not None:
-            await migrations.reseal_configs(lambda stored: self._rotated(stored)[0])
+        if reindexes is not None:
+            await reindexes.reseal_configs(lambda stored: self._rotated(stored)[0])
         return rotated
 
     def _rotated(self, stored: dict[str, Any]) -> tuple[dict[str, Any], int]:

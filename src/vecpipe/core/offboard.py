@@ -44,8 +44,8 @@ async def offboard_tenant(pipeline: Pipeline, database: Database, tenant_id: str
     before = await database.tombstones.get(tenant_id)
     resumed = before is not None and before.state == "deleting"  # a crash cut the last call
     await database.tombstones.begin(tenant_id)
-    migration = await database.migrations.get(tenant_id)
-    await database.migrations.forget(tenant_id)
+    migration = await database.reindexes.get(tenant_id)
+    await database.reindexes.forget(tenant_id)
     purged = await pipeline.queue.purge_tenant(tenant_id)
     records, points, touched = await delete_tenant_points(pipeline.store, tenant_id)
     tokens = await database.tokens.delete_tenant(tenant_id)

@@ -51,7 +51,7 @@ from vecpipe.store.query import Mode, SearchQuery
 from vecpipe.store.sparse import DEFAULT_FUSION_K
 
 if TYPE_CHECKING:
-    from vecpipe.core.migration import Migrations
+    from vecpipe.core.reindex import Reindexes
     from vecpipe.db.jobs import JobRepo, JobStatus
 
 MAX_LEARNED_INDEXES = 32
@@ -79,9 +79,9 @@ class Pipeline:
         jobs: JobRepo,
         queue: MessageQueue,
         ingestor: Ingestor,
-        migrations: Migrations | None = None,
+        reindexes: Reindexes | None = None,
     ) -> None:
-        self.migrations = migrations
+        self.reindexes = reindexes
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -101,11 +101,11 @@ class Pipeline:
         parsed = config if isinstance(config, AIConfig) else AIConfig.model_validate(config)
         self.configs.check(parsed)
         space = await self.providers.validate(parsed)
-        if self.migrations is not None:
+        if self.reindexes is not None:
             self.providers.forget(tenant_id)  # the current space, freshly loaded
             current_space = await self._current_space(tenant_id)
-            if await self.migrations.begin(tenant_id, parsed, space, current_space):
-                self.providers.forget(tenant_id)  # a migration started: see core/migration.py
+            if await self.reindexes.begin(tenant_id, parsed, space, current_space):
+                self.providers.forget(tenant_id)  # a migration started: see core/reindex.py
                 return space
         await self.configs.save(tenant_id, parsed)
         self.providers.forget(tenant_id)
@@ -113,17 +113,17 @@ class Pipeline:
 
     async def cancel_migration(self, tenant_id: str) -> None:
         """Stop the tenant's migration: the old config stays, the partial new space goes."""
-        if self.migrations is None or await self.migrations.cancel(tenant_id) is None:
+        if self.reindexes is None or await self.reindexes.cancel(tenant_id) is None:
             raise NotFound(f"tenant {tenant_id} has no migration in progress")
         self.providers.forget(tenant_id)
 
     async def migration_status(self, tenant_id: str) -> dict[str, Any] | None:
         """The tenant's latest migration (state, spaces, progress), None when it had none."""
-        return None if self.migrations is None else await self.migrations.status(tenant_id)
+        return None if self.reindexes is None else await self.reindexes.status(tenant_id)
 
     async def delete_ai_config(self, tenant_id: str) -> bool:
-        if self.migrations is not None:
-            await self.migrations.cancel(tenant_id)  # else its switch would store the target
+        if self.reindexes is not None:
+            await self.reindexes.cancel(tenant_id)  # else its switch would store the target
         deleted = await self.configs.delete(tenant_id)
         self.providers.forget(tenant_id)
         return deleted
@@ -131,8 +131,8 @@ class Pipeline:
     async def _current_space(self, tenant_id: str) -> EmbeddingSpace:
         """The tenant's space now; from its config's files when they tell (a tenant on the
         default local model need not load it to learn that its config changes)."""
-        assert self.migrations is not None
-        config = await self.migrations.active_config(tenant_id)
+        assert self.reindexes is not None
+        config = await self.reindexes.active_config(tenant_id)
         return await self.providers.declared_space(config) or await self.space_of(tenant_id)
 
     async def space_of(self, tenant_id: str) -> EmbeddingSpace:
@@ -202,7 +202,7 @@ class Pipeline:
         await self.ingestor.flush(spaces)
 
     async def _write_chains(self, stack: AsyncExitStack, tenant_id: str) -> list[Any]:
-        configs = await self.migrations.write_configs(tenant_id) if self.migrations else None
+        configs = await self.reindexes.write_configs(tenant_id) if self.reindexes else None
         if configs is None:
             return [await stack.enter_async_context(self.providers.lease(tenant_id))]
         return [

@@ -7,7 +7,7 @@ out is opaque (base64 of a version tag and the store's own offset), so a caller 
 forge a position in another tenant's data: the offset only ever starts a scan that is
 filtered by the caller's tenant.
 
-A tenant that is migrating to another model (core/migration.py) is read from its current
+A tenant that is migrating to another model (core/reindex.py) is read from its current
 space; a delete by filter applies to the migration's target space too, else the copy would
 bring the deleted records back.
 """
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from vecpipe import metrics
 from vecpipe.core.filters import parse_filter
-from vecpipe.core.migration import space_of
+from vecpipe.core.reindex import space_of
 from vecpipe.errors import ValidationError
 from vecpipe.models import EmbeddingSpace, StoredRecord
 
@@ -128,9 +128,9 @@ async def _write_spaces(
     pipeline: Pipeline, tenant_id: str, current: EmbeddingSpace
 ) -> list[EmbeddingSpace]:
     spaces = [current]
-    migrations = pipeline.migrations
-    if migrations is not None:
-        row = await migrations.repo.get(tenant_id)
+    reindexes = pipeline.reindexes
+    if reindexes is not None:
+        row = await reindexes.repo.get(tenant_id)
         if row is not None and row.state == "running":
             target = space_of(row.to_space)
             if target != current:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from vecpipe.db.configs import ConfigRepo
 from vecpipe.db.handle import SQLITE_BEGIN_OPTION, DatabaseHandle, checkpoint
 from vecpipe.db.jobs import JobRepo
-from vecpipe.db.migrations_repo import MigrationRepo
+from vecpipe.db.reindex_repo import ReindexRepo
 from vecpipe.db.tokens import TokenRepo
 from vecpipe.db.tombstones import TombstoneRepo
 from vecpipe.diskspace import FreeSpaceFloor
@@ -59,7 +59,7 @@ class Database:
     jobs: JobRepo
     tokens: TokenRepo
     _handle: DatabaseHandle
-    migrations: MigrationRepo
+    reindexes: ReindexRepo
     tombstones: TombstoneRepo
 
     @property
@@ -195,7 +195,7 @@ async def open_database(url: str, *, min_free_bytes: int = 0) -> AsyncIterator[D
             JobRepo(handle),
             TokenRepo(handle),
             handle,
-            MigrationRepo(handle),
+            ReindexRepo(handle),
             TombstoneRepo(handle),
         )
     finally:

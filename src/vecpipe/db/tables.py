@@ -92,7 +92,7 @@ tenant_tombstones = sa.Table(
 
 MIGRATION_STATES = ("running", "switched", "done", "cancelled")
 
-migrations = sa.Table(
+reindexes = sa.Table(
     "migrations",
     metadata,
     sa.Column("tenant_id", sa.String(64), primary_key=True),

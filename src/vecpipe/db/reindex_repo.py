@@ -1,7 +1,7 @@
-"""Per-tenant embedding-model migrations (one row per tenant, the latest one).
+"""Per-tenant embedding-model reindexes (one row per tenant, the latest one).
 
 Each state change that also changes which config is active is one transaction touching
-both `migrations` and `tenant_configs`, so the switch (and a cancel) is atomic:
+both `reindexes` and `tenant_configs`, so the switch (and a cancel) is atomic:
 
     start   row running, stored config := target
     switch  running -> switched (target active; old points await deletion)
@@ -23,19 +23,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vecpipe.db.handle import DatabaseHandle, as_utc, utcnow
-from vecpipe.db.tables import migrations, tenant_configs
+from vecpipe.db.tables import reindexes, tenant_configs
 
-MigrationState = Literal["running", "switched", "done", "cancelled"]
+ReindexState = Literal["running", "switched", "done", "cancelled"]
 
 
 @dataclass(frozen=True)
-class Migration:
+class Reindex:
     tenant_id: str
     from_config: dict[str, Any] | None
     to_config: dict[str, Any]
     from_space: dict[str, Any]
     to_space: dict[str, Any]
-    state: MigrationState
+    state: ReindexState
     total: int
     done: int
     error: str | None
@@ -44,20 +44,20 @@ class Migration:
     delete_old_after: datetime | None
 
 
-class MigrationRepo:
+class ReindexRepo:
     def __init__(self, handle: DatabaseHandle) -> None:
         self._db = handle
 
-    async def get(self, tenant_id: str) -> Migration | None:
-        query = sa.select(migrations).where(migrations.c.tenant_id == tenant_id)
+    async def get(self, tenant_id: str) -> Reindex | None:
+        query = sa.select(reindexes).where(reindexes.c.tenant_id == tenant_id)
         async with self._db.read() as conn:
             row = (await conn.execute(query)).one_or_none()
         return None if row is None else _migration(row)
 
-    async def in_states(self, *states: MigrationState) -> list[Migration]:
-        query = sa.select(migrations).order_by(migrations.c.tenant_id)
+    async def in_states(self, *states: ReindexState) -> list[Reindex]:
+        query = sa.select(reindexes).order_by(reindexes.c.tenant_id)
         if states:
-            query = query.where(migrations.c.state.in_(states))
+            query = query.where(reindexes.c.state.in_(states))
         async with self._db.read() as conn:
             return [_migration(row) for row in await conn.execute(query)]
 
@@ -87,14 +87,14 @@ class MigrationRepo:
             "delete_old_after": None,
         }
         async with self._db.write() as conn:
-            await conn.execute(sa.delete(migrations).where(migrations.c.tenant_id == tenant_id))
-            await conn.execute(sa.insert(migrations).values(**values))
+            await conn.execute(sa.delete(reindexes).where(reindexes.c.tenant_id == tenant_id))
+            await conn.execute(sa.insert(reindexes).values(**values))
             await self._put_config(conn, tenant_id, to_config)
 
     async def progress(self, tenant_id: str, done: int, error: str | None = None) -> None:
         stmt = (
-            sa.update(migrations)
-            .where(migrations.c.tenant_id == tenant_id, migrations.c.state == "running")
+            sa.update(reindexes)
+            .where(reindexes.c.tenant_id == tenant_id, reindexes.c.state == "running")
             .values(done=done, error=error)
         )
         async with self._db.write() as conn:
@@ -108,8 +108,8 @@ class MigrationRepo:
             if row is None:
                 return False
             stmt = (
-                sa.update(migrations)
-                .where(migrations.c.tenant_id == tenant_id, migrations.c.state == "running")
+                sa.update(reindexes)
+                .where(reindexes.c.tenant_id == tenant_id, reindexes.c.state == "running")
                 .values(state="switched", finished_at=now, delete_old_after=now + grace)
             )
             await conn.execute(stmt)
@@ -118,22 +118,22 @@ class MigrationRepo:
 
     async def finish(self, tenant_id: str) -> None:
         stmt = (
-            sa.update(migrations)
-            .where(migrations.c.tenant_id == tenant_id, migrations.c.state == "switched")
+            sa.update(reindexes)
+            .where(reindexes.c.tenant_id == tenant_id, reindexes.c.state == "switched")
             .values(state="done")
         )
         async with self._db.write() as conn:
             await conn.execute(stmt)
 
-    async def cancel(self, tenant_id: str) -> Migration | None:
+    async def cancel(self, tenant_id: str) -> Reindex | None:
         """running -> cancelled and the previous config restored; None when none ran."""
         async with self._db.write() as conn:
             row = await self._running(conn, tenant_id)
             if row is None:
                 return None
             stmt = (
-                sa.update(migrations)
-                .where(migrations.c.tenant_id == tenant_id)
+                sa.update(reindexes)
+                .where(reindexes.c.tenant_id == tenant_id)
                 .values(state="cancelled", finished_at=utcnow())
             )
             await conn.execute(stmt)
@@ -147,7 +147,7 @@ class MigrationRepo:
     async def forget(self, tenant_id: str) -> None:
         """Drop the tenant's row (its config was replaced without a migration)."""
         async with self._db.write() as conn:
-            await conn.execute(sa.delete(migrations).where(migrations.c.tenant_id == tenant_id))
+            await conn.execute(sa.delete(reindexes).where(reindexes.c.tenant_id == tenant_id))
 
     async def stored_configs(self) -> list[dict[str, Any]]:
         """Every config a row keeps, as stored (gateway keys encrypted)."""
@@ -166,7 +166,7 @@ class MigrationRepo:
         """
         rewritten = 0
         async with self._db.write() as conn:
-            for row in (await conn.execute(sa.select(migrations))).all():
+            for row in (await conn.execute(sa.select(reindexes))).all():
                 before = (row.from_config, row.to_config)
                 after = (
                     None if row.from_config is None else reseal(dict(row.from_config)),
@@ -175,8 +175,8 @@ class MigrationRepo:
                 if after == before:
                     continue
                 stmt = (
-                    sa.update(migrations)
-                    .where(migrations.c.tenant_id == row.tenant_id)
+                    sa.update(reindexes)
+                    .where(reindexes.c.tenant_id == row.tenant_id)
                     .values(from_config=after[0], to_config=after[1])
                 )
                 await conn.execute(stmt)
@@ -184,8 +184,8 @@ class MigrationRepo:
         return rewritten
 
     async def _running(self, conn: AsyncConnection, tenant_id: str) -> Any:
-        query = sa.select(migrations).where(
-            migrations.c.tenant_id == tenant_id, migrations.c.state == "running"
+        query = sa.select(reindexes).where(
+            reindexes.c.tenant_id == tenant_id, reindexes.c.state == "running"
         )
         return (await conn.execute(query)).one_or_none()
 
@@ -203,8 +203,8 @@ class MigrationRepo:
         await conn.execute(stmt)
 
 
-def _migration(row: Any) -> Migration:
-    return Migration(
+def _migration(row: Any) -> Reindex:
+    return Reindex(
         tenant_id=row.tenant_id,
         from_config=dict(row.from_config) if row.from_config is not None else None,
         to_config=dict(row.to_config),

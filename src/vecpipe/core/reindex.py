@@ -1,12 +1,15 @@
-"""Moving a tenant to another embedding space without a moment of broken search.
+"""Reindexing: moving a tenant to another embedding space without a moment of broken search.
+
+(The HTTP routes and the CLI call it a model migration: `/ai-config/migration`, `vecpipe
+tenant migrate`; in code "migration" is kept for the Alembic schema migrations of db/.)
 
 Saving a config of another space, while the tenant has points in its current one, starts a
-migration instead of switching (see `MigrationRepo` for the states):
+reindex instead of switching (see `ReindexRepo` for the states):
 
 - reads (search, get) keep the old config: `active_config` is the loader of the provider
   manager, so the tenant's chain stays the old one until the switch;
 - writes go to both spaces, the old one first (`write_configs`);
-- `MigrationRunner` re-embeds every record of the tenant from the text kept on its chunk 0,
+- `ReindexRunner` re-embeds every record of the tenant from the text kept on its chunk 0,
   with its stored version (so a newer write is never overwritten), then switches in one
   database update, and deletes the tenant's old points once the grace period has passed.
 
@@ -27,7 +30,7 @@ from typing import Any
 
 from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.ingest import Ingestor, Op
-from vecpipe.db.migrations_repo import Migration, MigrationRepo
+from vecpipe.db.reindex_repo import Reindex, ReindexRepo
 from vecpipe.errors import ValidationError, VecpipeError
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace, Record, StoredRecord
@@ -43,7 +46,7 @@ PAGE_SIZE = 128
 STOP_TIMEOUT = 5.0  # seconds a closing runner waits for its page before cancelling it
 
 
-class MigrationFailed(VecpipeError):
+class ReindexFailed(VecpipeError):
     """Some records could not be copied; the runner tries again on its next round."""
 
     retryable = True
@@ -60,10 +63,10 @@ def space_of(data: dict[str, Any]) -> EmbeddingSpace:
     return EmbeddingSpace(str(data["model"]), int(data["dimension"]), str(data.get("variant", "")))
 
 
-class Migrations:
-    """Starts and cancels migrations; tells which config a tenant reads and writes with."""
+class Reindexes:
+    """Starts and cancels reindexes; tells which config a tenant reads and writes with."""
 
-    def __init__(self, repo: MigrationRepo, configs: AIConfigService, store: VectorStore) -> None:
+    def __init__(self, repo: ReindexRepo, configs: AIConfigService, store: VectorStore) -> None:
         self.repo = repo
         self.configs = configs
         self.store = store
@@ -114,7 +117,7 @@ class Migrations:
         self.started.set()
         return True
 
-    async def cancel(self, tenant_id: str) -> Migration | None:
+    async def cancel(self, tenant_id: str) -> Reindex | None:
         """Back to the old config; the partial new points of the tenant are removed."""
         row = await self.repo.cancel(tenant_id)
         if row is not None:
@@ -126,7 +129,7 @@ class Migrations:
         return None if row is None else describe(row)
 
 
-def describe(row: Migration) -> dict[str, Any]:
+def describe(row: Reindex) -> dict[str, Any]:
     """What callers see of a migration: no configs (they may hold encrypted keys)."""
 
     def when(value: datetime | None) -> str | None:
@@ -152,13 +155,13 @@ async def remove_tenant(store: VectorStore, space: EmbeddingSpace, tenant_id: st
     await store.flush(space)
 
 
-async def drop_old_points(store: VectorStore, repo: MigrationRepo, row: Migration) -> None:
+async def drop_old_points(store: VectorStore, repo: ReindexRepo, row: Reindex) -> None:
     await remove_tenant(store, space_of(row.from_space), row.tenant_id)
     await repo.finish(row.tenant_id)
 
 
-class MigrationRunner(AsyncResource):
-    """An owned task that carries running migrations through and cleans up after them.
+class ReindexRunner(AsyncResource):
+    """An owned task that carries running reindexes through and cleans up after them.
 
     Runs while it is open (`async with`: lifecycle.AsyncResource).
 
@@ -168,7 +171,7 @@ class MigrationRunner(AsyncResource):
 
     def __init__(
         self,
-        migrations: Migrations,
+        reindexes: Reindexes,
         providers: ProviderManager,
         ingestor: Ingestor,
         *,
@@ -176,7 +179,7 @@ class MigrationRunner(AsyncResource):
         poll_seconds: float = 5.0,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        self.migrations = migrations
+        self.reindexes = reindexes
         self.providers = providers
         self.ingestor = ingestor
         self.grace = timedelta(seconds=grace_seconds)
@@ -193,7 +196,7 @@ class MigrationRunner(AsyncResource):
         if task is None:
             return
         self._stopping = True  # stop between pages: a copy resumes after a restart
-        self.migrations.started.set()
+        self.reindexes.started.set()
         await asyncio.wait([task], timeout=STOP_TIMEOUT)
         if not task.done():
             task.cancel()
@@ -201,20 +204,20 @@ class MigrationRunner(AsyncResource):
 
     async def run_once(self) -> None:
         """One round: every running migration to its switch, every due cleanup."""
-        repo = self.migrations.repo
+        repo = self.reindexes.repo
         for row in await repo.in_states("running", "switched"):
             try:
                 if row.state == "running":
                     await self.migrate(row)
                 elif row.delete_old_after is None or row.delete_old_after <= datetime.now(UTC):
-                    await drop_old_points(self.migrations.store, repo, row)
+                    await drop_old_points(self.reindexes.store, repo, row)
             except VecpipeError as exc:
                 log.warning("migration of tenant %s: %s", row.tenant_id, exc.message)
                 await repo.progress(row.tenant_id, row.done, exc.message[:500])
 
-    async def migrate(self, row: Migration) -> None:
-        config = self.migrations.configs.unseal(row.to_config)
-        repo = self.migrations.repo
+    async def migrate(self, row: Reindex) -> None:
+        config = self.reindexes.configs.unseal(row.to_config)
+        repo = self.reindexes.repo
         async with self.providers.lease_config(config) as chain:
             if await self._copy(row, chain) and await repo.switch(row.tenant_id, self.grace):
                 self.providers.forget(row.tenant_id)
@@ -223,11 +226,11 @@ class MigrationRunner(AsyncResource):
         now = await repo.get(row.tenant_id)
         if now is not None and now.state == "cancelled" and now.started_at == row.started_at:
             # a page copied while the cancel ran may have landed after its cleanup
-            await remove_tenant(self.migrations.store, space_of(row.to_space), row.tenant_id)
+            await remove_tenant(self.reindexes.store, space_of(row.to_space), row.tenant_id)
 
-    async def _copy(self, row: Migration, chain: ProviderChain) -> bool:
+    async def _copy(self, row: Reindex, chain: ProviderChain) -> bool:
         """Copy every page; False when the migration was cancelled or replaced meanwhile."""
-        store, repo = self.migrations.store, self.migrations.repo
+        store, repo = self.reindexes.store, self.reindexes.repo
         old = space_of(row.from_space)
         await store.ensure_space(old)
         cursor: str | None = None
@@ -255,20 +258,20 @@ class MigrationRunner(AsyncResource):
         outcomes = (await self.ingestor.apply(chain, ops)).outcomes
         failed = [o.error for o in outcomes if o.status == "failed"]
         if failed:
-            raise MigrationFailed(f"{len(failed)} records not copied: {failed[0]}")
+            raise ReindexFailed(f"{len(failed)} records not copied: {failed[0]}")
         ids = [r.record_id for r in page]
-        still = await self.migrations.store.stored_records(old, tenant_id, ids)
+        still = await self.reindexes.store.stored_records(old, tenant_id, ids)
         gone = [record_id for record_id in ids if record_id not in still]
         if gone:  # deleted while being copied
-            await self.migrations.store.write(chain.space, WriteBatch.deletes(tenant_id, gone))
-            await self.migrations.store.flush(chain.space)
+            await self.reindexes.store.write(chain.space, WriteBatch.deletes(tenant_id, gone))
+            await self.reindexes.store.flush(chain.space)
 
-    async def _still_running(self, row: Migration) -> bool:
-        now = await self.migrations.repo.get(row.tenant_id)
+    async def _still_running(self, row: Reindex) -> bool:
+        now = await self.reindexes.repo.get(row.tenant_id)
         return now is not None and now.state == "running" and now.started_at == row.started_at
 
     async def _loop(self) -> None:
-        started = self.migrations.started
+        started = self.reindexes.started
         while not self._stopping:
             try:
                 await self.run_once()

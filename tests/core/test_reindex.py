@@ -284,7 +284,7 @@ async def test_a_restarted_runner_resumes_the_migration(
         await factory.gate.waiting.wait()
         factory.gate.release.set()  # the runner is stopping before it reads the next page
     async with open_database(migration_settings.resolved_database_url) as db:
-        row = await db.migrations.get(TENANT)
+        row = await db.reindexes.get(TENANT)
         assert row is not None and row.state == "running" and 0 < row.done < 300
     async with open_resources(migration_settings, provider_factory=factory) as resources:
         status = await wait_for_state(resources, "done")
