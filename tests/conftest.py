@@ -21,6 +21,8 @@ pytest_plugins = ["tests.support.app", "tests.support.gateway"]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# LiteLLM fetches a price list from GitHub at import: tests reach no network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 class _ErrorCollector(logging.Handler):
