@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -148,55 +150,78 @@ def tiktoken_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield folder
 
 
-def langchain(server: ServeProcess, **options: object) -> Callable[[list[str]], list[list[float]]]:
+# Each client gets an HTTP client of ours, closed after the test: left to themselves LangChain
+# and LiteLLM keep module-level cached clients whose loopback sockets outlive the session.
+Embed = Callable[[list[str]], list[list[float]]]
+
+
+def _http_client(stack: ExitStack) -> httpx.Client:
+    return stack.enter_context(httpx.Client(timeout=60))
+
+
+def langchain(server: ServeProcess, stack: ExitStack, **options: object) -> Embed:
     from langchain_openai import OpenAIEmbeddings
 
     client = OpenAIEmbeddings(
         model=MODEL,
         base_url=f"{server.base_url}/v1",
         api_key=SecretStr("unused"),
+        http_client=_http_client(stack),
         **options,  # type: ignore[arg-type]
     )
     return client.embed_documents
 
 
-def llama_index(server: ServeProcess) -> Callable[[list[str]], list[list[float]]]:
+def llama_index(server: ServeProcess, stack: ExitStack) -> Embed:
     from llama_index.embeddings.openai_like import OpenAILikeEmbedding
 
     client = OpenAILikeEmbedding(
-        model_name=MODEL, api_base=f"{server.base_url}/v1", api_key="unused", max_retries=0
+        model_name=MODEL,
+        api_base=f"{server.base_url}/v1",
+        api_key="unused",
+        max_retries=0,
+        http_client=_http_client(stack),
     )
     return client.get_text_embedding_batch
 
 
-def litellm_embed(server: ServeProcess) -> Callable[[list[str]], list[list[float]]]:
+def litellm_embed(server: ServeProcess, stack: ExitStack) -> Embed:
     import litellm
+
+    base_url = f"{server.base_url}/v1"
+    openai_client = stack.enter_context(
+        openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    )
 
     def embed(texts: list[str]) -> list[list[float]]:
         response = litellm.embedding(
             model=f"openai/{MODEL}",
             input=texts,
-            api_base=f"{server.base_url}/v1",
+            api_base=base_url,
             api_key="unused",
             num_retries=0,
+            client=openai_client,
         )
         return [item["embedding"] for item in response.data]
 
     return embed
 
 
-def official(server: ServeProcess) -> Callable[[list[str]], list[list[float]]]:
+def official(server: ServeProcess, stack: ExitStack) -> Embed:
+    client = stack.enter_context(openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused"))
+
     def embed(texts: list[str]) -> list[list[float]]:
-        with openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused") as client:
-            return [d.embedding for d in client.embeddings.create(input=texts, model=MODEL).data]
+        return [d.embedding for d in client.embeddings.create(input=texts, model=MODEL).data]
 
     return embed
 
 
-CLIENTS = {
+CLIENTS: dict[str, Callable[[ServeProcess, ExitStack], Embed]] = {
     "openai": official,
-    "langchain-default": lambda server: langchain(server),
-    "langchain-text": lambda server: langchain(server, check_embedding_ctx_length=False),
+    "langchain-default": lambda server, stack: langchain(server, stack),
+    "langchain-text": lambda server, stack: langchain(
+        server, stack, check_embedding_ctx_length=False
+    ),
     "llama-index": llama_index,
     "litellm": litellm_embed,
 }
@@ -210,7 +235,11 @@ def test_each_client_gets_the_models_vectors_and_its_own_errors(
     name: str,
 ) -> None:
     texts, expected = reference
-    embed = CLIENTS[name](served)
+    with ExitStack() as stack:
+        _check_client(CLIENTS[name](served, stack), texts, expected, name)
+
+
+def _check_client(embed: Embed, texts: list[str], expected: np.ndarray, name: str) -> None:
     got = np.array(embed(texts[:8]))
     assert got.shape == expected[:8].shape
     assert _cosines(got, expected[:8]).min() >= 0.999
