@@ -20,7 +20,6 @@ def test_vectors_are_checked() -> None:
         checked_vector([1.0, math.nan], 2)
 
 
-
 def _outcome(check: Callable[[Sequence[float], int], object], vector: list[Any]) -> object:
     try:
         check(vector, 2)
