@@ -28,6 +28,7 @@ from bench.common import (
 SCENARIOS = (
     "local_throughput",
     "gateway_mode",
+    "gateway_serve",
     "reingest",
     "embed_cache",
     "search_latency",

@@ -138,11 +138,11 @@ async def _worker_run(
                 before = gateway.stats()
                 timer.reset()
                 records = [Record(id=f"r{i}", text=t) for i, t in enumerate(texts)]
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 job_id = await pipeline.submit_job("gw", upserts=records)
                 submitted = time.perf_counter()
                 status = await _until_done(pipeline, job_id)
-                finished = time.perf_counter()
+                finished, cpu = time.perf_counter(), time.process_time() - cpu_started
             finally:
                 worker.request_stop()
                 await task
@@ -160,6 +160,8 @@ async def _worker_run(
         "submit_seconds": round(submitted - started, 3),
         "records_per_s": round(len(texts) / seconds, 1),
         "records_per_s_after_submit": round(len(texts) / (finished - submitted), 1),
+        # every thread of this process (loop, Edge, SQLite), the gateway's child excluded
+        "cpu_us_per_record": round(cpu / len(texts) * 1e6, 1),
         "gateway_requests": requests,
         "texts_per_request": round(len(texts) / max(1, requests), 1),
         "max_in_flight": after["max_in_flight"],
@@ -210,6 +212,7 @@ def _result(size: str, params: Params, seed: float, runs: list[dict[str, Any]]) 
         "worker_defaults_records_per_s": default["records_per_s"],
         "worker_best_records_per_s": best["records_per_s"],
         "worker_best_config": best["config"],
+        "worker_defaults_cpu_us_per_record": default["cpu_us_per_record"],
         "defaults_vs_seed": round(default["records_per_s"] / seed, 1),
         "best_vs_seed": round(best["records_per_s"] / seed, 1),
         "best_fraction_of_bound": round(best["records_per_s"] / best["bound_records_per_s"], 3),

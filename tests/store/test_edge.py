@@ -261,6 +261,29 @@ async def test_flushes_are_shared_and_skipped_when_clean(
     assert ops.count("flush") == 2
 
 
+async def test_a_flush_covers_writes_queued_before_it_not_yet_done(
+    store: EdgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers (the worker's two loops): the second one's write, queued on the write
+    thread before the first one's flush, is covered by that flush; no second flush runs."""
+    ops: list[str] = []
+    run = EdgeStore._run
+
+    async def spy(self: EdgeStore, op: str, *args: Any) -> Any:
+        ops.append(op)
+        return await run(self, op, *args)
+
+    await store.ensure_space(SPACE)
+    monkeypatch.setattr(EdgeStore, "_run", spy)
+    first = asyncio.create_task(store.upsert_chunks(SPACE, record_points("t1", "r1", [vec(a=1)])))
+    second = asyncio.create_task(store.upsert_chunks(SPACE, record_points("t1", "r2", [vec(b=1)])))
+    await first
+    await store.flush(SPACE)  # queued after both writes
+    await second
+    await store.flush(SPACE)
+    assert ops == ["upsert", "upsert", "flush"]
+
+
 async def test_a_cancelled_caller_does_not_orphan_an_open_shard(store: EdgeStore) -> None:
     caller = asyncio.create_task(store.ensure_space(SPACE))
     await asyncio.sleep(0)  # the open is under way on the Edge thread

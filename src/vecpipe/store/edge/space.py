@@ -69,7 +69,7 @@ class OpenSpace:
     path: Path  # the live shard's directory (generations.py)
     handle: ShardHandle
     mirror: Mirror | None = None  # while an online optimize runs: its copy's journal
-    writes: int = 0  # write calls made so far
+    writes: int = 0  # write calls queued so far (to the write thread, in order)
     flushed: int = 0  # write calls a finished flush covers
     writes_in_flight: int = 0
     # points written, deleted or updated since the live shard was optimized (edge_maintenance)

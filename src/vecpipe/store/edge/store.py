@@ -56,7 +56,7 @@ from vecpipe.store.payload import TENANT_ID, belongs_to, chunk_payload, stored_r
 from vecpipe.store.point_ids import point_id_of
 from vecpipe.store.query import NO_KEYWORD_INDEX, SearchQuery
 from vecpipe.store.readiness import probe_data_dir
-from vecpipe.store.vectors import checked_vector
+from vecpipe.store.vectors import check_vector
 from vecpipe.store.versioned import VersionedWriter
 from vecpipe.store.writes import WriteBatch, WriteResult
 
@@ -258,7 +258,7 @@ class EdgeStore(AsyncResource):
     async def upsert_chunks(self, space: EmbeddingSpace, points: Sequence[ChunkPoint]) -> None:
         self._check_open()
         for point in points:  # every vector checked before anything is written
-            checked_vector(point.vector, space.dimension)
+            check_vector(point.vector, space.dimension)
         if not points:
             return
         target = await self._space(space)
@@ -300,6 +300,8 @@ class EdgeStore(AsyncResource):
         async with target.flush_lock:
             if target.flushed >= needed:
                 return
+            # Counted when queued: the write thread runs jobs in order, so this flush covers
+            # every write queued before it, finished yet or not (another loop's, say).
             covered = target.writes
             await self._call(target, "flush", edge_rebuild.flush, target.mirror)
             target.flushed = max(target.flushed, covered)
@@ -474,13 +476,15 @@ class EdgeStore(AsyncResource):
     ) -> None:
         target.writes_in_flight += 1
         target.changed_points += weight  # before queueing: in order with an optimize's copy
+        # Before queueing too (a failed write may have been applied in part: it is flushed all
+        # the same): a flush queued after this job covers it (`flush`).
+        target.writes += 1
         try:
             # No await between reading `target.mirror` and queueing the job (in `_run`): the
             # job order on the write thread is then the order the mirror was seen in.
             await self._call(target, op, edge_rebuild.write, target.mirror, make_op, weight)
-        finally:  # a failed write may have been applied in part: flush it all the same
+        finally:
             target.writes_in_flight -= 1
-            target.writes += 1
 
     async def _call(self, target: OpenSpace, op: str, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(shard, *args)` on an Edge thread; the shard stays open until it returns."""
