@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from vecpipe import metrics
 from vecpipe.api.deps import PipelineDep, QuotasDep, TenantDep, WritableTenantDep
+from vecpipe.api.job_status import with_sync
 from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_records_request
 from vecpipe.api.responses import BODY, OFFBOARDING, QUOTA, STORE, TENANT, WRITES, errors
@@ -34,7 +35,8 @@ async def submit_job(
 
 @router.get("/{job_id}", response_model=JobResponse, responses=errors(*TENANT, *STORE))
 async def get_job(tenant_id: TenantDep, job_id: str, pipeline: PipelineDep) -> JobResponse:
-    return JobResponse.from_status(await pipeline.job(tenant_id, job_id))
+    """A job's progress; a sync job's also its drift (`sync`)."""
+    return await with_sync(pipeline, JobResponse.from_status(await pipeline.job(tenant_id, job_id)))
 
 
 @router.get("", response_model=list[JobResponse], responses=errors(*TENANT, *STORE))
