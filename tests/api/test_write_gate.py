@@ -116,7 +116,7 @@ async def test_a_tombstone_left_deleting_by_a_crash_refuses_writes_until_repeate
 async def test_an_offboarding_waits_for_writes_in_flight_then_deletes_them(
     app: tuple[httpx.AsyncClient, Resources], fake_factory: FakeFactory
 ) -> None:
-    http, resources = app
+    http, _ = app
     await _seed(http, A)
     fake_factory.built[-1].delay = 0.5  # the next write embeds slowly
     body = {"upsert": [{"id": f"slow{i}", "text": f"slow {i}"} for i in range(5)]}
