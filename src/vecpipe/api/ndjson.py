@@ -86,6 +86,8 @@ def _line(raw: bytes, number: int, sink: Sink, max_line: int) -> None:
         raise ValidationError(f"{where}: not valid UTF-8 (byte {exc.start + 1})") from None
     try:
         data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{where}: not valid JSON: {exc.msg} at column {exc.colno}") from None
     except (ValueError, RecursionError) as exc:
         raise ValidationError(f"{where}: not valid JSON: {_short(exc)}") from None
     if not isinstance(data, dict):
