@@ -136,3 +136,19 @@ async def test_a_job_whose_queuing_was_cut_short_is_reported_interrupted(
     assert sync_progress(row)["state"] == "publishing"  # type: ignore[index]
     later = time.time() + STALE_SECONDS + 1
     assert sync_progress(row, now=later)["state"] == "interrupted"  # type: ignore[index]
+
+
+async def test_offboarding_removes_a_sync_jobs_drift_report(resources: Resources) -> None:
+    """The report names record ids (its samples): it goes with the tenant's jobs."""
+    from vecpipe.core.offboard import offboard_tenant
+
+    pipeline = resources.pipeline
+    await pipeline.ingest(T, records(range(5)))
+    with SyncSet(pipeline.settings.limits) as sset:
+        for record in records(range(3, 8)):
+            sset.add(record)
+        accepted = await submit_sync_job(pipeline, T, sset)
+    assert await sync_jobs(pipeline).get(accepted["job_id"]) is not None
+    removed = await offboard_tenant(pipeline, resources.database, T)
+    assert removed["jobs"] == 1
+    assert await sync_jobs(pipeline).get(accepted["job_id"]) is None

@@ -39,6 +39,7 @@ DRAIN_SECONDS = 30.0
 
 
 def refusal(tenant_id: str) -> TenantOffboarding:
+    log.info("write refused for tenant %s: it is being offboarded", tenant_id)
     return TenantOffboarding(
         f"tenant {tenant_id} is being offboarded (DELETE /v1/tenants/{tenant_id}): writes are "
         "refused until it has finished; a call cut short by a crash is finished by repeating it"

@@ -24,6 +24,7 @@ characters), plus one batch of records; never all texts at once.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from vecpipe.record_checks import check_record
 from vecpipe.settings import Limits
 from vecpipe.store.conditions import Condition
 from vecpipe.text.hashing import content_hash
+
+log = logging.getLogger(__name__)
 
 BATCH = 256
 PAGE = 1000
@@ -189,6 +192,13 @@ async def sync_set(
             failed.update(result.failed)
         metrics.count_lifecycle(tenant_id, "synced_deleted", drift.counts["extra"])
     metrics.count_lifecycle(tenant_id, "synced_dry_run" if dry_run else "synced", len(sset))
+    log.info(
+        "tenant %s %s: %d missing, %d changed, %d unchanged, %d extra, %d failed",
+        tenant_id,
+        "sync dry run" if dry_run else "synced",
+        *(drift.counts[kind] for kind in KINDS),
+        len(failed),
+    )
     return drift.report(dry_run, failed)
 
 

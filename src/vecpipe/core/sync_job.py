@@ -22,15 +22,25 @@ drift afresh and does only what is left.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from vecpipe import metrics
-from vecpipe.core.full_sync import BATCH, Admit, SyncSet, check_sync_request, compute_drift
+from vecpipe.core.full_sync import (
+    BATCH,
+    KINDS,
+    Admit,
+    SyncSet,
+    check_sync_request,
+    compute_drift,
+)
 from vecpipe.core.ingest import Op
 from vecpipe.core.pipeline import Pipeline, check_tenant_id, message_for, new_version, with_version
 from vecpipe.db.sync_jobs import SyncJobRepo, SyncJobRow
+
+log = logging.getLogger(__name__)
 
 STALE_SECONDS = 120.0  # a `publishing` job not heard of for this long has lost its publisher
 HEARTBEAT_SECONDS = 5.0
@@ -76,6 +86,11 @@ async def submit_sync_job(
     await repo.touch(job_id, published=True)
     metrics.JOBS_SUBMITTED.labels(metrics.tenant_label(tenant_id)).inc()
     metrics.count_lifecycle(tenant_id, "synced_as_job", len(sset))
+    log.info(
+        "tenant %s sync queued as a job: %d missing, %d changed, %d unchanged, %d extra",
+        tenant_id,
+        *(drift.counts[kind] for kind in KINDS),
+    )
     return {
         "job_id": job_id,
         "total": len(items),

@@ -35,9 +35,11 @@ from vecpipe.errors import ValidationError
 
 SCOPE_QUERY_MAX = 16 * 1024
 NDJSON_BODY = {
-    "description": "one record per line ({id, text, metadata?, version?, expires_at?}); "
-    "scope, dry_run and sample as query parameters",
-    "schema": {"type": "string"},
+    "schema": {
+        "type": "string",
+        "description": "one record per line ({id, text, metadata?, version?, expires_at?}); "
+        "scope, dry_run and sample as query parameters",
+    }
 }
 
 
