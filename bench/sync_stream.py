@@ -7,7 +7,8 @@
   reads records by id and scrolls), the baseline's `sync_records` and this tree's, rounds
   alternating so that the box's load hits both alike.
 
-    .venv/bin/python -m bench.sync_stream [--records N] [--baseline OLD_full_sync.py]
+    .venv/bin/python -m bench.sync_stream [--records N] [--timing-records M]
+        [--baseline OLD_full_sync.py]
 
 `--baseline` is a copy of an older core/full_sync.py (`git show REV:src/vecpipe/core/
 full_sync.py > /tmp/old_full_sync.py`); without it only this tree is measured. Not a
@@ -122,11 +123,14 @@ def _load(path: str | None) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--timing-records", type=int, default=None, help="default: --records")
     parser.add_argument("--baseline", default=None)
     args = parser.parse_args()
+    timed = args.timing_records or args.records
     figures: dict[str, Any] = {"records": args.records, **memory(args.records)}
+    figures["timing_records"] = timed
     with tempfile.TemporaryDirectory() as tmp:
-        figures |= asyncio.run(timing(args.records, Path(tmp) / "data", _load(args.baseline)))
+        figures |= asyncio.run(timing(timed, Path(tmp) / "data", _load(args.baseline)))
     print(json.dumps(figures, indent=2))
     out = Path(__file__).parent / "results" / "sync_stream.json"
     out.write_text(json.dumps(figures, indent=2) + "\n")

@@ -129,3 +129,35 @@ async def test_an_offboarding_waits_for_writes_in_flight_then_deletes_them(
     fake_factory.built[-1].delay = 0.0
     assert removed.status_code == 200 and removed.json()["records"] == 8
     assert await _count(http, A) == 0
+
+
+async def test_a_sync_streaming_when_an_offboarding_starts_is_refused_before_it_writes(
+    app: tuple[httpx.AsyncClient, Resources],
+) -> None:
+    http, _ = app
+    await _seed(http, A)
+    first_line_sent, go_on = asyncio.Event(), asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"id": "s1", "text": "streamed one"}\n'
+        first_line_sent.set()
+        await go_on.wait()
+        yield b'{"id": "s2", "text": "streamed two"}\n'
+
+    syncing = asyncio.create_task(
+        http.post(
+            f"/v1/tenants/{A}/sync",
+            content=body(),
+            headers={"content-type": "application/x-ndjson"},
+            params={"scope": '{"src": "none"}'},
+        )
+    )
+    await asyncio.wait_for(first_line_sent.wait(), 10)
+    offboarding = asyncio.create_task(http.delete(f"/v1/tenants/{A}"))
+    await asyncio.sleep(0.2)  # the offboarding has closed the gate, waits for the sync
+    assert not offboarding.done()
+    go_on.set()
+    refused = await syncing
+    assert refused.status_code == 409, refused.text
+    assert (await offboarding).json()["records"] == 3
+    assert await _count(http, A) == 0

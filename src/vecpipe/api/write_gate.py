@@ -73,6 +73,12 @@ class WriteGate:
                 async with self._changed:
                     self._changed.notify_all()
 
+    def check_open(self, tenant_id: str) -> None:
+        """Refuse now if an offboarding of the tenant started here meanwhile: a long write
+        (a sync streaming its set) calls it again just before it writes anything."""
+        if tenant_id in self._closed:
+            raise refusal(tenant_id)
+
     def in_flight(self, tenant_id: str) -> int:
         return self._in_flight[tenant_id]
 

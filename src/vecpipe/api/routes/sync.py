@@ -22,11 +22,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from vecpipe.api.deps import PipelineDep, QuotasDep, WritableTenantDep
+from vecpipe.api.deps import PipelineDep, QuotasDep, WritableTenantDep, get_state
 from vecpipe.api.json_body import JSONBodyRequest, JSONBodyRoute
 from vecpipe.api.ndjson import MEDIA_TYPES, is_ndjson, read_records
 from vecpipe.api.responses import BODY, EMBEDS, OFFBOARDING, QUOTA, TENANT, WRITES, errors
 from vecpipe.api.schemas import SyncJobAccepted, SyncRequest, SyncResponse
+from vecpipe.api.write_gate import WriteGate
 from vecpipe.core.full_sync import DEFAULT_SAMPLE, Drift, SyncSet, sync_set
 from vecpipe.core.pipeline import Pipeline
 from vecpipe.core.quotas import QuotaService
@@ -127,7 +128,7 @@ async def sync(
             where, dry, shown = body.scope, body.dry_run, body.sample
             for index, record in enumerate(body.records):
                 sset.add(record, f"records[{index}]")
-        admit = _admit(quotas, pipeline, tenant_id)
+        admit = _admit(quotas, pipeline, tenant_id, get_state(request).writes)
         if job:
             if dry:
                 raise ValidationError("a dry run changes nothing: it is not run as a job")
@@ -150,8 +151,12 @@ def _scope_query(scope: str | None) -> Any:
         raise ValidationError("scope: not JSON (a filter, as in searches)") from None
 
 
-def _admit(quotas: QuotaService, pipeline: Pipeline, tenant_id: str) -> Any:
+def _admit(quotas: QuotaService, pipeline: Pipeline, tenant_id: str, gate: WriteGate) -> Any:
+    """Called with the drift, before anything is written: an offboarding that began while
+    the set streamed in refuses it (409), then the quotas judge what it would write."""
+
     async def admit(drift: Drift) -> None:
+        gate.check_open(tenant_id)
         counts = drift.counts
         await quotas.admit_sync(
             pipeline,
