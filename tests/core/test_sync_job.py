@@ -152,3 +152,39 @@ async def test_offboarding_removes_a_sync_jobs_drift_report(resources: Resources
     removed = await offboard_tenant(pipeline, resources.database, T)
     assert removed["jobs"] == 1
     assert await sync_jobs(pipeline).get(accepted["job_id"]) is None
+
+
+async def test_a_sync_job_resumes_after_a_restart_with_exact_counts(
+    settings: Settings, fake_factory: FakeFactory
+) -> None:
+    """After the 202 every message is queued durably: a restart mid-job loses nothing and
+    counts each record once."""
+    from vecpipe.worker.background import worker_for
+
+    small = settings.model_copy(update={"worker_batch_size": 8})
+    wanted = records(range(50, 150), "v2") + records(range(150, 250))
+    async with open_resources(small, provider_factory=fake_factory) as first:
+        await first.pipeline.ingest(T, records(range(200)))
+        fake_factory.built[-1].delay = 0.05  # batches of 8 take a while: the stop lands mid-job
+        with SyncSet(first.pipeline.settings.limits) as sset:
+            for record in wanted:
+                sset.add(record)
+            accepted = await submit_sync_job(first.pipeline, T, sset)
+        assert accepted["total"] == 200  # 100 changed, 50 missing, 50 extra (50 unchanged)
+        worker = worker_for(first)
+        task = asyncio.create_task(worker.run())
+
+        async def started() -> bool:
+            return (await first.pipeline.job(T, accepted["job_id"])).done >= 16
+
+        await eventually(started, "part of the job done", 60)
+        worker.request_stop()
+        await task
+        part = await first.pipeline.job(T, accepted["job_id"])
+        assert part.status == "running" and part.done < 200
+    async with open_resources(small, provider_factory=fake_factory) as second:
+        for provider in fake_factory.built:
+            provider.delay = 0.0
+        status = await _run_worker_until_done(second, accepted["job_id"])
+        assert (status["total"], status["done"], status["failed"]) == (200, 200, 0)
+        assert await stored_ids(second) == {r.id for r in wanted}
