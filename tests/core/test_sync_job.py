@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.core.test_full_sync import records, stored_ids
+from tests.db.conftest import database_url  # noqa: F401
 from tests.queue.conftest import delete_topology, rabbitmq_url  # noqa: F401
 from tests.support.app import FakeFactory, make_settings
 from tests.support.processes import eventually
@@ -138,10 +139,20 @@ async def test_a_job_whose_queuing_was_cut_short_is_reported_interrupted(
     assert sync_progress(row, now=later)["state"] == "interrupted"  # type: ignore[index]
 
 
-async def test_offboarding_removes_a_sync_jobs_drift_report(resources: Resources) -> None:
+async def test_offboarding_removes_a_sync_jobs_drift_report(
+    settings: Settings,
+    fake_factory: FakeFactory,
+    database_url: str,  # noqa: F811 (SQLite and PostgreSQL)
+) -> None:
     """The report names record ids (its samples): it goes with the tenant's jobs."""
     from vecpipe.core.offboard import offboard_tenant
 
+    on_db = settings.model_copy(update={"database_url": database_url})
+    async with open_resources(on_db, provider_factory=fake_factory) as resources:
+        await _offboard_a_sync_job(resources, offboard_tenant)
+
+
+async def _offboard_a_sync_job(resources: Resources, offboard_tenant: Any) -> None:
     pipeline = resources.pipeline
     await pipeline.ingest(T, records(range(5)))
     with SyncSet(pipeline.settings.limits) as sset:
