@@ -7,6 +7,8 @@
     │       ├── QuotaExceeded    a tenant's quota is used up for now (HTTP 429, Retry-After)
     │       └── ContextLengthExceeded  an input over the model's token limit (limit, count)
     ├── NotFound                 a tenant, record or job that does not exist (HTTP 404)
+    ├── Conflict                 conflicts with the current state (HTTP 409)
+    │   └── TenantOffboarding    a write for a tenant whose offboarding runs (HTTP 409)
     ├── AuthError                missing or invalid token (HTTP 401)
     │   └── Forbidden            authenticated, but the route needs the admin token (HTTP 403)
     ├── ProviderError            an embedding provider failed
@@ -79,6 +81,17 @@ class ContextLengthExceeded(LimitExceeded):
 
 class NotFound(VecpipeError):
     code = "not_found"
+
+
+class Conflict(VecpipeError):
+    code = "conflict"
+
+
+class TenantOffboarding(Conflict):
+    """A write for a tenant being offboarded (DELETE /v1/tenants/{t} running, or cut short
+    by a crash and not yet repeated): refused, nothing written."""
+
+    code = "tenant_offboarding"
 
 
 class AuthError(VecpipeError):

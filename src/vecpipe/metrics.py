@@ -78,7 +78,7 @@ JOBS_SUBMITTED = Counter("vecpipe_jobs_submitted", "Jobs submitted over HTTP", [
 LIFECYCLE = Counter(
     "vecpipe_lifecycle_records",
     "Records touched by lifecycle operations (listed|deleted_by_filter|offboarded|expired|"
-    "synced_deleted|dropped_after_offboarding)",
+    "synced|synced_dry_run|synced_as_job|synced_deleted|dropped_after_offboarding)",
     ["tenant", "op"],
 )
 SEARCHES = Counter("vecpipe_searches", "Searches served", ["tenant"])

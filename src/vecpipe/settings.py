@@ -47,6 +47,9 @@ class Limits(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     # all request bodies received and not yet answered; past it, 503 with Retry-After
     max_inflight_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # a JSON-lines sync body (POST /v1/tenants/{t}/sync, application/x-ndjson): streamed to a
+    # temporary file as it arrives, never held in memory whole (api/ndjson.py)
+    max_sync_stream_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     max_records_per_batch: int = Field(default=1000, ge=1)
     max_text_bytes: int = Field(default=1024 * 1024, ge=1)
     max_id_length: int = Field(default=512, ge=1)

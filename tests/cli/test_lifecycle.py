@@ -72,3 +72,55 @@ def test_sync_dry_run_then_for_real(fake_cli: dict[str, str], tmp_path: Path) ->
     assert sorted(ids) == sorted(r["id"] for r in new)
     bad = invoke(["sync", str(file), "-t", "acme", "--scope", "{not json"], fake_cli)
     assert bad.exit_code != 0
+
+
+def _sync_case(tmp_path: Path) -> tuple[list[dict[str, Any]], Path]:
+    old = [{"id": f"r{i}", "text": f"text {i}"} for i in range(300)]
+    new = [*old[30:270], *({"id": f"r{i}", "text": f"changed {i}"} for i in range(270, 300))]
+    new += [{"id": f"n{i}", "text": f"new {i}"} for i in range(30)]
+    return old, write(tmp_path / "new.jsonl", new)
+
+
+EXPECTED = {"missing": 30, "changed": 30, "unchanged": 240, "extra": 30}
+
+
+def test_sync_as_a_job_here_runs_a_worker_and_reports(
+    fake_cli: dict[str, str], tmp_path: Path
+) -> None:
+    old, file = _sync_case(tmp_path)
+    ingested = invoke(["ingest", str(write(tmp_path / "old.jsonl", old)), "-t", "acme"], fake_cli)
+    assert ingested.exit_code == 0, ingested.output
+    done = invoke(["sync", str(file), "-t", "acme", "--job"], fake_cli)
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["counts"] == EXPECTED and report["status"] == "completed"
+    assert report["done"] == 90 and report["failed_count"] == 0
+    exported = invoke(["export", "-t", "acme"], fake_cli).stdout.splitlines()
+    assert len(exported) == 300 and not any('"r0"' in line for line in exported)
+
+
+def test_sync_streams_the_file_to_a_server_in_both_forms(served: Any, tmp_path: Path) -> None:
+    old, file = _sync_case(tmp_path)
+    env = {"VECPIPE_LOG_LEVEL": "WARNING"}
+    url = ["--url", served.url]
+    ingested = invoke(["ingest", str(write(tmp_path / "old.jsonl", old)), "-t", "acme", *url], env)
+    assert ingested.exit_code == 0, ingested.output
+    dry = invoke(["sync", str(file), "-t", "acme", "--dry-run", *url], env)
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["counts"] == EXPECTED
+    embedded = served.factory.texts_embedded
+    done = invoke(["sync", str(file), "-t", "acme", "--job", *url], env)
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["status"] == "completed" and report["done"] == 90
+    assert served.factory.texts_embedded - embedded == 60  # the new and changed texts only
+    again = invoke(["sync", str(file), "-t", "acme", "--dry-run", *url], env)
+    assert json.loads(again.stdout)["counts"] == {
+        "missing": 0,
+        "changed": 0,
+        "unchanged": 300,
+        "extra": 0,
+    }
+    bad = write(tmp_path / "bad.jsonl", [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}])
+    refused = invoke(["sync", str(bad), "-t", "acme", *url], env)
+    assert refused.exit_code != 0 and "line 2" in refused.output

@@ -32,7 +32,7 @@ async def test_migrations_reach_head_and_rerun_as_no_op(database_url: str) -> No
         await run_migrations(db.engine)  # again, explicitly: nothing to do
     async with open_database(database_url) as db:
         assert await db.configs.get("acme") == {"primary": {"kind": "local"}}
-        assert await _scalar(db, "SELECT version_num FROM alembic_version") == "0004"
+        assert await _scalar(db, "SELECT version_num FROM alembic_version") == "0005"
         assert await _scalar(db, "SELECT count(*) FROM alembic_version") == 1
 
 

@@ -59,6 +59,13 @@ ROUTES = [
     Route("GET", f"{T}/records/{{record_id}}", "/v1/tenants/{t}/records/{r}"),
     Route("DELETE", f"{T}/records/{{record_id}}", "/v1/tenants/{t}/records/{r}", own_status=204),
     Route("POST", f"{T}/sync", "/v1/tenants/{t}/sync", {"records": [], "dry_run": True}),
+    Route(
+        "POST",
+        f"{T}/sync",
+        "/v1/tenants/{t}/sync?job=true",  # the job form: 202, nothing in the scope to delete
+        {"records": [], "scope": {"nothing": "matches"}},
+        own_status=202,
+    ),
     Route("POST", f"{T}/jobs", "/v1/tenants/{t}/jobs", RECORDS, own_status=202),
     Route("GET", f"{T}/jobs", "/v1/tenants/{t}/jobs"),
     Route("GET", f"{T}/jobs/{{job_id}}", "/v1/tenants/{t}/jobs/{j}"),

@@ -127,3 +127,28 @@ def test_an_oversized_batch_is_a_413_not_a_429() -> None:
     with pytest.raises(LimitExceeded, match="ingest burst is 2") as info:
         service.take_rate("acme", service.limits("acme"), 3)
     assert info.type is LimitExceeded
+
+
+async def test_a_sync_counts_its_drift_against_the_quotas_in_both_forms(tmp_path: Path) -> None:
+    """Only what a sync writes counts: unchanged records are free, extras make room; a
+    refused sync writes nothing, as a job neither."""
+    quotas = Quotas(max_records=3)
+    async with open_client(make_settings(tmp_path / "data", quotas=quotas)) as http:
+        assert (await _post(http, "acme", _records(["a", "b", "c"]))).status_code == 200
+        same = {"records": _records(["a", "b", "c"])["upsert"]}
+        assert (await _post(http, "acme", same, "sync")).status_code == 200  # unchanged
+        four = {"records": _records(["a", "b", "c", "d"])["upsert"]}
+        assert _assert_429(await _post(http, "acme", four, "sync")) == STORAGE_RETRY_AFTER
+        assert _assert_429(await _post(http, "acme", four, "sync?job=true"))
+        lines = "".join(f'{{"id": "{i}", "text": "text of {i}"}}\n' for i in "abcd")
+        streamed = await http.post(
+            "/v1/tenants/acme/sync",
+            content=lines.encode(),
+            headers={"content-type": "application/x-ndjson"},
+        )
+        _assert_429(streamed)
+        jobs = (await http.get("/v1/tenants/acme/jobs")).json()
+        assert jobs == [] and (await http.get("/v1/tenants/acme/records/d")).status_code == 404
+        swap = {"records": _records(["b", "c", "d"])["upsert"]}  # "a" goes, "d" comes
+        assert (await _post(http, "acme", swap, "sync")).status_code == 200
+        assert (await http.get("/v1/tenants/acme/records/d")).status_code == 200

@@ -9,6 +9,10 @@ Three limits, each answered with the API's JSON error before the body is read an
   took the server from 574 to 3,805 MiB and stalled /healthz for 10 s (issue 12);
 - a JSON string longer than any field accepts (body_scan.py): 413 once it has streamed in.
 
+A JSON-lines body on a route that streams it (ndjson.py: the sync route) is read line by
+line, never held whole: it has its own size limit (`max_sync_stream_bytes`) and reserves
+none of the in-flight budget.
+
 The limits' errors are VecpipeErrors raised from `receive`: the route that is reading the
 body answers them through the app's error handlers. When no route is reading yet (a
 Content-Length over a limit), the middleware answers itself, in the same JSON shape.
@@ -22,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vecpipe.api.body_scan import LongStringScan
 from vecpipe.api.errors import error_body, openai_status, speaks_openai
+from vecpipe.api.ndjson import is_streamed_body
 from vecpipe.errors import LimitExceeded, Overloaded, VecpipeError
 from vecpipe.settings import Limits
 
@@ -43,6 +48,7 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, limits: Limits) -> None:
         self.app = app
         self.max_bytes = limits.max_body_bytes
+        self.max_stream_bytes = limits.max_sync_stream_bytes
         self.budget = limits.max_inflight_body_bytes
         self.max_string = longest_accepted_string(limits)
         self.max_text = limits.max_text_bytes
@@ -53,13 +59,17 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await _refuse(scope, send, self.too_large())
+        streamed = is_streamed_body(scope)
+        largest = self.max_stream_bytes if streamed else self.max_bytes
+        if declared is not None and declared > largest:
+            await _refuse(scope, send, self.too_large(largest))
             return
-        if declared is not None and not self.fits(declared):
+        if streamed:
+            declared = None  # read as it streams, never held whole: nothing to reserve
+        elif declared is not None and not self.fits(declared):
             await _refuse(scope, send, self.busy())
             return
-        body = _Body(self, reserved=declared or 0)
+        body = _Body(self, reserved=declared or 0, streamed=streamed)
         self.in_flight += body.reserved
 
         async def bounded_receive() -> Message:
@@ -84,8 +94,9 @@ class BodyLimitMiddleware:
     def fits(self, size: int) -> bool:
         return self.in_flight + size <= self.budget
 
-    def too_large(self) -> LimitExceeded:
-        return LimitExceeded(f"request body larger than {self.max_bytes} bytes")
+    def too_large(self, largest: int | None = None) -> LimitExceeded:
+        limit = self.max_bytes if largest is None else largest
+        return LimitExceeded(f"request body larger than {limit} bytes")
 
     def busy(self) -> Overloaded:
         return Overloaded(
@@ -102,8 +113,10 @@ class BodyLimitMiddleware:
 class _Body:
     """One request's body as it arrives: its share of the budget and its scan."""
 
-    def __init__(self, limits: BodyLimitMiddleware, reserved: int) -> None:
+    def __init__(self, limits: BodyLimitMiddleware, reserved: int, streamed: bool) -> None:
         self.limits = limits
+        self.streamed = streamed  # a JSON-lines body read as it arrives (ndjson.py)
+        self.max_bytes = limits.max_stream_bytes if streamed else limits.max_bytes
         self.reserved = reserved  # a Content-Length's worth, or what a chunked body sent
         self.received = 0
         self.scan = LongStringScan(limits.max_string)
@@ -113,9 +126,10 @@ class _Body:
     def arrived(self, chunk: bytes) -> None:
         """Account for a chunk; raise the refusal when it breaks a limit."""
         self.received += len(chunk)
-        grows = self.received - self.reserved  # > 0 only for a body without Content-Length
-        if self.received > self.limits.max_bytes:
-            self.refusal = self.limits.too_large()
+        # > 0 only for a body without Content-Length; a streamed body is never held whole
+        grows = 0 if self.streamed else self.received - self.reserved
+        if self.received > self.max_bytes:
+            self.refusal = self.limits.too_large(self.max_bytes)
         elif grows > 0 and not self.limits.fits(grows):
             self.refusal = self.limits.busy()
         elif self.scan.feed(chunk):

@@ -17,6 +17,7 @@ tenant's token on its own path with 403.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import unquote, unquote_to_bytes
@@ -143,6 +144,25 @@ async def admin_tenant(tenant_id: str, principal: PrincipalDep) -> str:
 
 TenantDep = Annotated[str, Depends(tenant_access)]
 AdminTenantDep = Annotated[str, Depends(admin_tenant)]
+
+
+async def writable_tenant(request: Request, tenant_id: TenantDep) -> AsyncIterator[str]:
+    """The path's tenant, for a route that writes: 409 while it is being offboarded
+    (api/write_gate.py), held until the route has written."""
+    state = get_state(request)
+    async with state.writes.write(tenant_id, state.resources.database.tombstones):
+        yield tenant_id
+
+
+async def writable_admin_tenant(request: Request, tenant_id: AdminTenantDep) -> AsyncIterator[str]:
+    """`writable_tenant` on a route only the admin may use."""
+    state = get_state(request)
+    async with state.writes.write(tenant_id, state.resources.database.tombstones):
+        yield tenant_id
+
+
+WritableTenantDep = Annotated[str, Depends(writable_tenant)]
+WritableAdminTenantDep = Annotated[str, Depends(writable_admin_tenant)]
 
 
 async def embeddings_tenant(

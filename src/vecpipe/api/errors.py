@@ -32,6 +32,7 @@ STATUS = {
     errors.LimitExceeded: 413,
     errors.ValidationError: 422,
     errors.NotFound: 404,
+    errors.Conflict: 409,
     errors.Forbidden: 403,
     errors.AuthError: 401,
     errors.ConfigError: 422,

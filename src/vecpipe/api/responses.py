@@ -66,6 +66,7 @@ EMBEDS = (502, 503)  # calls a provider (and the store)
 STORE = (503,)  # reads the store or database
 WRITES = (503, 507)  # writes: the store may be down or the disk full
 QUOTA = (429,)  # a tenant's ingest quota
+OFFBOARDING = (409,)  # writes for a tenant whose offboarding runs (api/write_gate.py)
 
 
 def errors(*statuses: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:

@@ -214,9 +214,31 @@ class JobAccepted(BaseModel):
     total: int
 
 
+class SyncJobAccepted(BaseModel):
+    """A sync queued as a job (`job=true`): its drift, and the writes it queued."""
+
+    job_id: str
+    total: int = Field(description="records queued: missing + changed (upserts) + extra")
+    counts: DriftCounts
+    sample: DriftSample
+
+
+class SyncJobProgress(BaseModel):
+    """A sync job's drift, and whether all its messages were queued (core/sync_job.py)."""
+
+    state: Literal["publishing", "published", "interrupted"] = Field(
+        description="interrupted: the call that queued it died before its last message; "
+        "what was queued is applied, run the sync again for the rest"
+    )
+    counts: DriftCounts
+    sample: DriftSample
+
+
 class JobResponse(BaseModel):
     job_id: str
-    status: Literal["queued", "running", "completed"]
+    status: Literal["queued", "running", "completed", "failed"] = Field(
+        description="failed: a sync job whose queuing was interrupted (`sync.state`)"
+    )
     total: int
     done: int = Field(description="records this job wrote or deleted")
     unchanged: int = Field(
@@ -234,6 +256,9 @@ class JobResponse(BaseModel):
     elapsed_seconds: float | None = None
     rate: float | None = None
     eta_seconds: float | None = None
+    sync: SyncJobProgress | None = Field(
+        default=None, description="a sync job's drift (GET of one job; None for other jobs)"
+    )
 
     @classmethod
     def from_status(cls, status: JobStatus, now: datetime | None = None) -> JobResponse:

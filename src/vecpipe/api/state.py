@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from vecpipe.api.write_gate import WriteGate
 from vecpipe.core.quotas import QuotaService
 from vecpipe.resources import Resources
 
@@ -35,6 +36,7 @@ class AppState:
     resources: Resources
     quotas: QuotaService  # per-tenant buckets: plain in-process state, one per app
     background: Background | None = None
+    writes: WriteGate = field(default_factory=WriteGate)  # api/write_gate.py
 
     def as_lifespan_state(self) -> dict[str, AppState]:
         return {STATE_KEY: self}

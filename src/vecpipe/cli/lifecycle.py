@@ -16,8 +16,8 @@ from urllib.parse import quote
 import typer
 
 from vecpipe.cli.common import load_settings, run
-from vecpipe.cli.records import _read_jsonl
-from vecpipe.cli.remote import UrlOption, remote_client, remote_get, remote_post
+from vecpipe.cli.remote import UrlOption, remote_client, remote_get
+from vecpipe.cli.sync_file import JOB_LINES, count_lines, sync_here, sync_remote
 from vecpipe.models import Record
 
 ScopeOption = Annotated[
@@ -45,34 +45,34 @@ def sync(
     scope: ScopeOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="report the drift only")] = False,
     sample: Annotated[int, typer.Option(min=0, max=1000)] = 10,
+    job: Annotated[
+        bool | None,
+        typer.Option(
+            "--job/--no-job",
+            help=f"queue the writes as a job and follow its progress (default: above "
+            f"{JOB_LINES:,} lines)",
+        ),
+    ] = None,
     url: UrlOption = None,
 ) -> None:
     """Make the tenant's records equal to FILE: upsert what is missing or changed, delete
-    what is stored (in --scope) but not in FILE. Prints counts and sample ids as JSON."""
+    what is stored (in --scope) but not in FILE. Prints counts and sample ids as JSON.
+    FILE is streamed, never loaded whole; a large one runs as a job, with progress."""
     settings = load_settings()
-    records = list(_read_jsonl(file))
     where = _json_option(scope, "--scope")
+    as_job = not dry_run and (count_lines(file) > JOB_LINES if job is None else job)
 
     async def main() -> None:
         if url:
-            body = {
-                "records": [r.model_dump(mode="json", exclude_none=True) for r in records],
-                "scope": where,
-                "dry_run": dry_run,
-                "sample": sample,
-            }
-            async with remote_client(url, settings) as client:
-                report = await remote_post(client, _path(tenant, "sync"), body)
+            report = await sync_remote(
+                url, settings, file, tenant, where, dry_run=dry_run, sample=sample, job=as_job
+            )
         else:
-            from vecpipe.core.full_sync import sync_records
-            from vecpipe.resources import open_pipeline
-
-            async with open_pipeline(settings) as pipeline:
-                report = await sync_records(
-                    pipeline, tenant, records, scope=where, dry_run=dry_run, sample=sample
-                )
+            report = await sync_here(
+                settings, file, tenant, where, dry_run=dry_run, sample=sample, job=as_job
+            )
         typer.echo(json.dumps(report))
-        if report["failed_count"]:
+        if report["failed_count"] or report.get("status") == "failed":
             raise typer.Exit(1)
 
     run(main())

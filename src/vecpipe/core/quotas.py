@@ -110,6 +110,30 @@ class QuotaService:
                 self._buckets[tenant_id].give_back(ops)
             raise
 
+    async def admit_sync(
+        self, pipeline: Pipeline, tenant_id: str, new: int, upserts: int, deletes: int
+    ) -> None:
+        """A full sync's writes (core/full_sync.py): `upserts` (of which `new` records are
+        not stored yet) and `deletes`; unchanged records of the set cost nothing."""
+        limits = self.limits(tenant_id)
+        ops = upserts + deletes
+        taken = self.take_rate(tenant_id, limits, ops)
+        try:
+            if limits.max_records and new:
+                space = await pipeline.space_of(tenant_id)
+                await pipeline.store.ensure_space(space)
+                current = await pipeline.store.count_records(space, tenant_id)
+                if current + new - deletes > limits.max_records:
+                    raise QuotaExceeded(
+                        f"record quota of {limits.max_records} exceeded: {current} stored, "
+                        f"{new} new and {deletes} to delete in this sync",
+                        retry_after=STORAGE_RETRY_AFTER,
+                    )
+        except QuotaExceeded:
+            if taken:
+                self._buckets[tenant_id].give_back(ops)
+            raise
+
     def take_rate(self, tenant_id: str, limits: TenantLimits, ops: int) -> bool:
         """Take `ops` tokens from the tenant's bucket; False when no rate is set."""
         if not limits.ingest_rate:

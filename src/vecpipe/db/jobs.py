@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from vecpipe.db.handle import DatabaseHandle, as_utc, utcnow
-from vecpipe.db.tables import OPS, OUTCOMES, job_items, jobs
+from vecpipe.db.tables import OPS, OUTCOMES, job_items, jobs, sync_jobs
 from vecpipe.errors import ValidationError
 
 MAX_FAILURES_REPORTED = 100
@@ -120,6 +120,10 @@ def _outcome_update(
 class JobRepo:
     def __init__(self, handle: DatabaseHandle) -> None:
         self._db = handle
+
+    @property
+    def handle(self) -> DatabaseHandle:
+        return self._db
 
     async def create(self, tenant_id: str, items: Sequence[tuple[str, str]]) -> str:
         """Store a job and its (record_id, op) items in one transaction; returns the job id.
@@ -302,5 +306,6 @@ async def delete_tenant_jobs(handle: DatabaseHandle, tenant_id: str) -> int:
     """Delete every job of the tenant with its items (offboarding); how many jobs."""
     async with handle.write() as conn:
         owned = sa.select(jobs.c.id).where(jobs.c.tenant_id == tenant_id)
+        await conn.execute(sa.delete(sync_jobs).where(sync_jobs.c.tenant_id == tenant_id))
         await conn.execute(sa.delete(job_items).where(job_items.c.job_id.in_(owned)))
         return (await conn.execute(sa.delete(jobs).where(jobs.c.tenant_id == tenant_id))).rowcount

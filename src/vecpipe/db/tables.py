@@ -63,6 +63,27 @@ job_items = sa.Table(
     sa.Index(None, "job_id", "outcome"),
 )
 
+SYNC_JOB_STATES = ("publishing", "published")
+
+# A full sync run as a job (core/sync_job.py): the drift it found, and whether every message
+# of the job was published ("publishing" until then: a job left so by a crash is failed).
+sync_jobs = sa.Table(
+    "sync_jobs",
+    metadata,
+    sa.Column(
+        "job_id",
+        sa.String(32),
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("report", sa.JSON(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('publishing', 'published')", name="state"),
+    sa.Index(None, "tenant_id"),
+)
+
 api_tokens = sa.Table(
     "api_tokens",
     metadata,

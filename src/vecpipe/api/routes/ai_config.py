@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from vecpipe.api.deps import PipelineDep, TenantDep
+from vecpipe.api.deps import PipelineDep, TenantDep, WritableTenantDep
 from vecpipe.api.json_body import JSONBodyRoute
-from vecpipe.api.responses import BODY, EMBEDS, TENANT, WRITES, errors
+from vecpipe.api.responses import BODY, EMBEDS, OFFBOARDING, TENANT, WRITES, errors
 from vecpipe.api.schemas import AIConfigResponse
 from vecpipe.errors import NotFound
 from vecpipe.providers.config import AIConfig
@@ -16,9 +16,13 @@ router = APIRouter(
 )
 
 
-@router.put("", response_model=AIConfigResponse, responses=errors(*TENANT, *BODY, *EMBEDS, *WRITES))
+@router.put(
+    "",
+    response_model=AIConfigResponse,
+    responses=errors(*TENANT, *BODY, *EMBEDS, *WRITES, *OFFBOARDING),
+)
 async def put_ai_config(
-    tenant_id: TenantDep, body: AIConfig, pipeline: PipelineDep
+    tenant_id: WritableTenantDep, body: AIConfig, pipeline: PipelineDep
 ) -> AIConfigResponse:
     space = await pipeline.set_ai_config(tenant_id, body)
     config, _ = await pipeline.configs.show(tenant_id)
@@ -46,15 +50,15 @@ async def get_ai_config(tenant_id: TenantDep, pipeline: PipelineDep) -> AIConfig
     )
 
 
-@router.delete("/migration", status_code=204, responses=errors(*TENANT, *WRITES))
-async def cancel_migration(tenant_id: TenantDep, pipeline: PipelineDep) -> Response:
+@router.delete("/migration", status_code=204, responses=errors(*TENANT, *WRITES, *OFFBOARDING))
+async def cancel_migration(tenant_id: WritableTenantDep, pipeline: PipelineDep) -> Response:
     """Cancel a running migration: the old model stays active, the partial new space goes."""
     await pipeline.cancel_migration(tenant_id)
     return Response(status_code=204)
 
 
-@router.delete("", status_code=204, responses=errors(*TENANT, *WRITES))
-async def delete_ai_config(tenant_id: TenantDep, pipeline: PipelineDep) -> Response:
+@router.delete("", status_code=204, responses=errors(*TENANT, *WRITES, *OFFBOARDING))
+async def delete_ai_config(tenant_id: WritableTenantDep, pipeline: PipelineDep) -> Response:
     if not await pipeline.delete_ai_config(tenant_id):
         raise NotFound(f"tenant {tenant_id} has no stored AI config")
     return Response(status_code=204)

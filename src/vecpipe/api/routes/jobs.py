@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from vecpipe import metrics
-from vecpipe.api.deps import PipelineDep, QuotasDep, TenantDep
+from vecpipe.api.deps import PipelineDep, QuotasDep, TenantDep, WritableTenantDep
+from vecpipe.api.job_status import with_sync
 from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_records_request
-from vecpipe.api.responses import BODY, QUOTA, STORE, TENANT, WRITES, errors
+from vecpipe.api.responses import BODY, OFFBOARDING, QUOTA, STORE, TENANT, WRITES, errors
 from vecpipe.api.schemas import JobAccepted, JobResponse, RecordsRequest
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/jobs", tags=["jobs"], route_class=JSONBodyRoute)
@@ -20,10 +21,10 @@ router = APIRouter(prefix="/v1/tenants/{tenant_id}/jobs", tags=["jobs"], route_c
     "",
     response_model=JobAccepted,
     status_code=202,
-    responses=errors(*TENANT, *BODY, *QUOTA, *WRITES),
+    responses=errors(*TENANT, *BODY, *QUOTA, *WRITES, *OFFBOARDING),
 )
 async def submit_job(
-    tenant_id: TenantDep, body: RecordsRequest, pipeline: PipelineDep, quotas: QuotasDep
+    tenant_id: WritableTenantDep, body: RecordsRequest, pipeline: PipelineDep, quotas: QuotasDep
 ) -> JobAccepted:
     check_records_request(body, pipeline.settings.limits)
     await quotas.admit(pipeline, tenant_id, body.upsert, body.delete)
@@ -34,7 +35,8 @@ async def submit_job(
 
 @router.get("/{job_id}", response_model=JobResponse, responses=errors(*TENANT, *STORE))
 async def get_job(tenant_id: TenantDep, job_id: str, pipeline: PipelineDep) -> JobResponse:
-    return JobResponse.from_status(await pipeline.job(tenant_id, job_id))
+    """A job's progress; a sync job's also its drift (`sync`)."""
+    return await with_sync(pipeline, JobResponse.from_status(await pipeline.job(tenant_id, job_id)))
 
 
 @router.get("", response_model=list[JobResponse], responses=errors(*TENANT, *STORE))

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Response
 from starlette.routing import Match
 from starlette.types import Scope
 
-from vecpipe.api.deps import PipelineDep, QuotasDep, RecordIdDep, TenantDep
+from vecpipe.api.deps import PipelineDep, QuotasDep, RecordIdDep, TenantDep, WritableTenantDep
 from vecpipe.api.json_body import JSONBodyRoute
 from vecpipe.api.limits import check_records_request
-from vecpipe.api.responses import BODY, EMBEDS, QUOTA, TENANT, WRITES, errors
+from vecpipe.api.responses import BODY, EMBEDS, OFFBOARDING, QUOTA, TENANT, WRITES, errors
 from vecpipe.api.schemas import (
     CountRequest,
     CountResponse,
@@ -53,10 +53,12 @@ router = APIRouter(
 
 
 @router.post(
-    "", response_model=RecordsResponse, responses=errors(*TENANT, *BODY, *QUOTA, *EMBEDS, *WRITES)
+    "",
+    response_model=RecordsResponse,
+    responses=errors(*TENANT, *BODY, *QUOTA, *EMBEDS, *WRITES, *OFFBOARDING),
 )
 async def bulk_records(
-    tenant_id: TenantDep, body: RecordsRequest, pipeline: PipelineDep, quotas: QuotasDep
+    tenant_id: WritableTenantDep, body: RecordsRequest, pipeline: PipelineDep, quotas: QuotasDep
 ) -> RecordsResponse:
     check_records_request(body, pipeline.settings.limits)
     await quotas.admit(pipeline, tenant_id, body.upsert, body.delete)
@@ -108,10 +110,10 @@ async def count_records(
 @router.post(
     "/delete",
     response_model=DeleteByFilterResponse,
-    responses=errors(*TENANT, *BODY, *EMBEDS, *WRITES),
+    responses=errors(*TENANT, *BODY, *EMBEDS, *WRITES, *OFFBOARDING),
 )
 async def delete_by_filter(
-    tenant_id: TenantDep, body: DeleteByFilterRequest, pipeline: PipelineDep
+    tenant_id: WritableTenantDep, body: DeleteByFilterRequest, pipeline: PipelineDep
 ) -> DeleteByFilterResponse:
     deleted = await pipeline.delete_records(tenant_id, body.filter, dry_run=body.dry_run)
     return DeleteByFilterResponse(deleted=deleted, dry_run=body.dry_run)
@@ -134,9 +136,13 @@ async def get_record(
     )
 
 
-@router.delete("/{record_id:anypath}", status_code=204, responses=errors(*TENANT, *EMBEDS, *WRITES))
+@router.delete(
+    "/{record_id:anypath}",
+    status_code=204,
+    responses=errors(*TENANT, *EMBEDS, *WRITES, *OFFBOARDING),
+)
 async def delete_record(
-    tenant_id: TenantDep, record_id: RecordIdDep, pipeline: PipelineDep
+    tenant_id: WritableTenantDep, record_id: RecordIdDep, pipeline: PipelineDep
 ) -> Response:
     _valid_id(record_id, pipeline.settings.limits.max_id_length)
     await pipeline.get_record(tenant_id, record_id)  # 404 when absent

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from vecpipe.api.deps import PipelineDep, PrincipalDep, get_resources
+from vecpipe.api.job_status import with_sync
 from vecpipe.api.responses import ADMIN, STORE, errors
 from vecpipe.api.schemas import JobResponse
 from vecpipe.errors import Forbidden, NotFound
@@ -56,4 +57,4 @@ async def get_job(request: Request, job_id: str, pipeline: PipelineDep) -> JobRe
     tenant_id = await get_resources(request).database.jobs.tenant_of(job_id)
     if tenant_id is None:
         raise NotFound("job not found")
-    return JobResponse.from_status(await pipeline.job(tenant_id, job_id))
+    return await with_sync(pipeline, JobResponse.from_status(await pipeline.job(tenant_id, job_id)))

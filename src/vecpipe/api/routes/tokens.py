@@ -7,8 +7,8 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from vecpipe.api.deps import AdminTenantDep, get_resources
-from vecpipe.api.responses import ADMIN, STORE, TENANT, errors
+from vecpipe.api.deps import AdminTenantDep, WritableAdminTenantDep, get_resources
+from vecpipe.api.responses import ADMIN, OFFBOARDING, STORE, TENANT, errors
 from vecpipe.errors import NotFound
 
 router = APIRouter(
@@ -35,9 +35,9 @@ class TokenList(BaseModel):
     tokens: list[TokenEntry]
 
 
-@router.post("", response_model=TokenIssued, status_code=201)
+@router.post("", response_model=TokenIssued, status_code=201, responses=errors(*OFFBOARDING))
 async def create_token(
-    tenant_id: AdminTenantDep, request: Request, response: Response
+    tenant_id: WritableAdminTenantDep, request: Request, response: Response
 ) -> TokenIssued:
     info, token = await get_resources(request).database.tokens.create(tenant_id)
     response.headers["Cache-Control"] = "no-store"
