@@ -73,7 +73,9 @@ async def _ids(app: App) -> set[str]:
     ids: set[str] = set()
     cursor = None
     while True:
-        params = {"limit": 1000, "text": "false", **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"limit": 1000, "text": "false"}
+        if cursor:
+            params["cursor"] = cursor
         page = (await app.http.get(R, params=params)).json()
         ids |= {r["id"] for r in page["records"]}
         cursor = page["next_cursor"]
