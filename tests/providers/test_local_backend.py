@@ -16,6 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from vecpipe.errors import ConfigError
+from vecpipe.models import EmbeddingSpace
 from vecpipe.providers import local_backend
 from vecpipe.providers.config import AIConfig
 from vecpipe.providers.kinds.local import LocalProviderConfig, declared_local_space
@@ -94,15 +95,15 @@ def test_only_int8_changes_the_space() -> None:
 
 
 def test_declared_spaces_per_backend() -> None:
-    def space(**options: object) -> object:
-        return declared_local_space(LocalProviderConfig(model=MODEL, **options))
+    def space(**options: object) -> EmbeddingSpace | None:
+        return declared_local_space(LocalProviderConfig.model_validate({"model": MODEL, **options}))
 
     torch = space()
-    assert torch is not None and torch.variant == ""  # type: ignore[attr-defined]
+    assert torch is not None and torch.variant == ""
     assert space(backend="torch") == torch
     assert space(backend="onnx") == torch  # the same vectors: the same space
     int8 = space(backend="onnx-int8")
-    assert int8 != torch and int8.variant  # type: ignore[attr-defined]
+    assert int8 is not None and int8 != torch and int8.variant
     # with a text format too: a space of its own, unlike either alone
     both = space(backend="onnx-int8", chunk_tokens=128)
     assert both not in (int8, space(chunk_tokens=128))
