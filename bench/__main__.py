@@ -34,6 +34,7 @@ SCENARIOS = (
     "search_modes",
     "footprint",
     "retrieval",
+    "local_backends",
 )
 
 
