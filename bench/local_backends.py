@@ -1,12 +1,12 @@
-"""Scenario 8: the local inference backends (issue 18) through the bulk API, side by side.
+"""Scenario 10: the local inference backends (issue 18) through the bulk API, side by side.
 
 One app (API on a loopback port, as `vecpipe serve` runs it) and one data dir; one tenant per
 backend and round, each configured `{"kind": "local", "backend": ...}` over the API. Every
-round posts the same real text (docstrings, tests/support/corpus.py; each round's own tag,
-so nothing hits the embedding cache) to each backend's tenant in a rotating order, with the
-same threads (VECPIPE_TORCH_THREADS: torch's intra-op threads, ONNX Runtime's too). The
-first use of an ONNX backend exports the packaged model into the data dir's model cache:
-that is timed apart (`*_first_use_s`), before the rounds.
+round posts the same real text (docstrings, tests/support/corpus.py; each round and
+backend its own tag, so nothing hits the embedding cache) to each backend's tenant in a
+rotating order, with the same threads (VECPIPE_TORCH_THREADS: torch's intra-op threads,
+ONNX Runtime's too). The first use of an ONNX backend exports the packaged model into the
+data dir's model cache: that is timed apart (`*_first_use_s`), before the rounds.
 
 Then, on the same texts, each backend's vectors against torch's: cosine mean and minimum,
 the rule for sharing torch's space being a minimum of at least 0.9999.
@@ -69,7 +69,9 @@ async def _main(params: Params, size: str) -> Result:
             for round_no in range(params.rounds):
                 shift = round_no % len(BACKENDS)
                 for backend in BACKENDS[shift:] + BACKENDS[:shift]:
-                    texts = [f"t{round_no}: {p}" for p in paragraphs]
+                    # each backend its own texts: onnx shares torch's space, so the same
+                    # texts would hit the embedding cache torch filled
+                    texts = [f"t{round_no}{backend}: {p}" for p in paragraphs]
                     clock = Stopwatch()
                     await _ingest(http, backend, f"r{round_no}", texts, params)
                     runs[backend].append(len(texts) / clock.elapsed)

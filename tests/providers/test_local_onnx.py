@@ -52,7 +52,7 @@ async def test_onnx_gives_the_torch_vectors_and_space(
     vectors = {b: np.array(await p.embed(TEXTS)) for b, p in providers.items()}
     queries = {b: np.array(await p.embed(TEXTS[:2], purpose="query")) for b, p in providers.items()}
     onnx = (vectors["onnx"] * vectors["torch"]).sum(axis=1)
-    assert onnx.min() >= 0.9999  # the rule for sharing a space (bench/README.md §8)
+    assert onnx.min() >= 0.9999  # the rule for sharing a space (bench/README.md §10)
     assert providers["onnx"].space == providers["torch"].space
     int8 = (vectors["onnx-int8"] * vectors["torch"]).sum(axis=1)
     assert 0.95 < int8.min() < 0.9999  # close, but not the same vectors...

@@ -9,7 +9,7 @@ never at import time. The export is written to a temporary directory beside it a
 into place, so a reader finds a complete export or none; it runs under an exclusive flock
 on the cache (datadir.py's kind of lock), so two processes sharing a cache export once.
 
-Spaces (bench/README.md §8 measures both): ONNX fp32 computes the same function as torch
+Spaces (bench/README.md §10 measures both): ONNX fp32 computes the same function as torch
 (cosine to torch >= 0.9999 on real text), so "onnx" shares torch's embedding space and a
 tenant may switch between them without re-embedding. int8 vectors are not the fp32 model's,
 so "onnx-int8" is a space of its own, and its quantization config (chosen for this CPU: the
@@ -116,6 +116,9 @@ def _session_options(threads: int) -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads  # 0: ONNX Runtime's default, one per core
     options.inter_op_num_threads = 1
+    # idle pool threads sleep instead of spinning: on a box shared with other work (and
+    # with this process' own chunking and event loop) a spinning thread steals a core
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
