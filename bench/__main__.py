@@ -35,6 +35,7 @@ SCENARIOS = (
     "search_modes",
     "footprint",
     "retrieval",
+    "local_backends",
 )
 
 

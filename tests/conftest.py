@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.support.app", "tests.support.gateway"]
+pytest_plugins = ["tests.support.app", "tests.support.gateway", "tests.support.onnx_models"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -31,3 +31,11 @@ async def test_gateway_url_policy_rejects_internal_addresses(client: httpx.Async
     body = {"primary": {"kind": "openai", "base_url": "http://169.254.169.254/v1", "model": "m"}}
     response = await client.put("/v1/tenants/acme/ai-config", json=body)
     assert response.status_code == 422
+
+
+async def test_an_unknown_local_backend_is_a_validation_error(client: httpx.AsyncClient) -> None:
+    body = {"primary": {"kind": "local", "backend": "cuda"}}
+    response = await client.put("/v1/tenants/acme/ai-config", json=body)
+    assert response.status_code == 422, response.text
+    message = response.text
+    assert "backend" in message and "onnx-int8" in message  # what is allowed, by name

@@ -132,6 +132,7 @@ def test_an_empty_body_and_a_bare_local_kind_are_the_default_local_model() -> No
         "primary": {
             "kind": "local",
             "model": "other",
+            "backend": "torch",
             "chunk_tokens": None,
             "chunk_overlap": None,
             "title_field": None,

@@ -19,6 +19,7 @@ import types
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -66,6 +67,7 @@ class ProviderContext:
 
     url_policy: GatewayUrlPolicy  # where a tenant-supplied URL may point
     batch: BatchOptions
+    models_dir: Path | None = None  # exported local models (<data dir>/models); None: none
 
     @classmethod
     def from_settings(
@@ -79,6 +81,7 @@ class ProviderContext:
                 overlap_tokens=settings.chunk_overlap_tokens,
                 torch_threads=settings.torch_threads,
             ),
+            models_dir=settings.data_dir / "models",
         )
 
 

@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -28,6 +29,7 @@ from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.base import Purpose
 from vecpipe.providers.batching import TokenCounter, plan_batches
+from vecpipe.providers.local_backend import DEFAULT_BACKEND, backend_options
 from vecpipe.providers.local_model import (
     DEFAULT_MODEL,
     LoadedModel,
@@ -103,7 +105,8 @@ class LocalProvider(AsyncResource):
         _check_options(batch_size, overlap_tokens, self.max_tokens, batch_tokens, torch_threads)
         model_name = canonical_model_name(model)
         self.name = f"local:{model_name}"
-        self.space = EmbeddingSpace(model_name, loaded.dimension, text_format.variant)
+        variant = text_format.space_variant(backend_options(loaded.backend))
+        self.space = EmbeddingSpace(model_name, loaded.dimension, variant)
         self.text_format = text_format
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
@@ -131,12 +134,19 @@ class LocalProvider(AsyncResource):
         max_tokens: int | None = None,
         torch_threads: int = 0,
         text_format: TextFormat = DEFAULT_FORMAT,
+        backend: str = DEFAULT_BACKEND,
+        models_dir: Path | None = None,
     ) -> LocalProvider:
-        """Load `model` (once per process) in the provider's executor; ConfigError if unknown."""
+        """Load `model` (once per process and backend) in the provider's executor;
+        ConfigError if unknown. An ONNX `backend` exports the model into `models_dir` on its
+        first use there (providers/local_backend.py)."""
         _check_options(batch_size, overlap_tokens, max_tokens, batch_tokens, torch_threads)
         executor = _new_executor("ingest")
+        load = functools.partial(
+            load_model, model, backend, cache_dir=models_dir, threads=torch_threads
+        )
         try:
-            loaded = await asyncio.get_running_loop().run_in_executor(executor, load_model, model)
+            loaded = await asyncio.get_running_loop().run_in_executor(executor, load)
             return cls(
                 model,
                 loaded,
@@ -209,7 +219,8 @@ class LocalProvider(AsyncResource):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<LocalProvider {self.space.model} dim={self.space.dimension} {state}>"
+        backend = self._loaded.backend
+        return f"<LocalProvider {self.space.model} {backend} dim={self.space.dimension} {state}>"
 
     # ------------------------------------------------------------------ executor side
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from vecpipe.errors import ConfigError
 from vecpipe.models import EmbeddingSpace
+from vecpipe.providers.local_backend import DEFAULT_BACKEND, exported
 from vecpipe.providers.model_gate import ModelGate
 
 __all__ = [
@@ -44,10 +45,11 @@ class LoadedModel:
     max_tokens: int  # content tokens per input: the model's limit minus [CLS]/[SEP]
     sequence_tokens: int  # tokens per input, special tokens included: the model's limit
     default_threads: int  # torch's intra-op threads when the model was loaded
+    backend: str = DEFAULT_BACKEND  # providers/local_backend.py
     gate: ModelGate = field(default_factory=ModelGate)
 
 
-_models: dict[str, LoadedModel] = {}
+_models: dict[tuple[str, str], LoadedModel] = {}  # by (model path, backend)
 _models_lock = threading.Lock()
 
 
@@ -111,7 +113,7 @@ def declared_space(model: str) -> EmbeddingSpace | None:
         path = resolve_model_path(model)
     except ConfigError:
         return None
-    loaded = _models.get(str(path))
+    loaded = next((m for (p, _), m in _models.items() if p == str(path)), None)
     dimension = loaded.dimension if loaded is not None else declared_dimension(path)
     return None if dimension is None else EmbeddingSpace(canonical_model_name(model), dimension)
 
@@ -151,22 +153,31 @@ def declared_dimension(path: Path) -> int | None:
         return None
 
 
-def load_model(model: str) -> LoadedModel:
+def load_model(
+    model: str,
+    backend: str = DEFAULT_BACKEND,
+    *,
+    cache_dir: Path | None = None,
+    threads: int = 0,
+) -> LoadedModel:
     """Load (or return the already loaded) model; blocking, so call it off the event loop.
 
-    Loads hold one process-wide lock: a second caller of the same model waits for the first
-    load instead of loading it twice.
+    Loads hold one process-wide lock: a second caller of the same model and backend waits
+    for the first load instead of loading it twice. An ONNX backend loads the model's export
+    in `cache_dir`, exporting it first if it is not there (providers/local_backend.py), with
+    `threads` ONNX Runtime threads (0: one per core); the first load's count stays.
     """
     path = resolve_model_path(model)
-    key = str(path)
+    key = (str(path), backend)
     with _models_lock:
         loaded = _models.get(key)
         if loaded is None:
-            loaded = _models[key] = _load(path)
+            name = canonical_model_name(model)
+            loaded = _models[key] = _load(path, name, backend, cache_dir, threads)
         return loaded
 
 
-def _load(path: Path) -> LoadedModel:
+def _load(path: Path, name: str, backend: str, cache_dir: Path | None, threads: int) -> LoadedModel:
     _offline_environment()
     import torch
     from sentence_transformers import SentenceTransformer
@@ -175,7 +186,13 @@ def _load(path: Path) -> LoadedModel:
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no tqdm bar on stderr for every process start
     try:
-        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        location, options = str(path), {}
+        if backend != DEFAULT_BACKEND:
+            export = exported(path, name, backend, cache_dir)
+            location, options = str(export.directory), export.load_kwargs(threads)
+        model = SentenceTransformer(location, device="cpu", local_files_only=True, **options)
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(f"cannot load local model from {path}: {type(exc).__name__}") from exc
     finally:
@@ -184,10 +201,12 @@ def _load(path: Path) -> LoadedModel:
     dimension = model.get_embedding_dimension()
     if not dimension:
         raise ConfigError(f"local model at {path} does not declare its embedding dimension")
-    logger.info("loaded local model %s (%d dimensions)", path.name, dimension)
+    logger.info("loaded local model %s (%d dimensions, %s)", path.name, dimension, backend)
     sequence, content = _token_limits(model)
-    threads = torch.get_num_threads()
-    return LoadedModel(str(path), model, int(dimension), content, sequence, threads)
+    default_threads = torch.get_num_threads()
+    return LoadedModel(
+        str(path), model, int(dimension), content, sequence, default_threads, backend
+    )
 
 
 def _token_limits(model: Any) -> tuple[int, int]:

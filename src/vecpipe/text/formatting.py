@@ -36,8 +36,14 @@ class TextFormat:
     def variant(self) -> str:
         """The empty string for the default format, else a short fingerprint of what
         differs from it (search-time options aside: they leave the vectors alone)."""
+        return self.space_variant()
+
+    def space_variant(self, model_options: Mapping[str, str] | None = None) -> str:
+        """`variant`, with what else changes the vectors besides the text: the model's own
+        non-default options (a local inference backend: providers/local_backend.py)."""
         options = {k: v for k, v in asdict(self).items() if k not in SEARCH_ONLY}
         changed = {k: v for k, v in options.items() if v not in (None, "")}
+        changed |= dict(model_options or {})
         return fingerprint(changed)[:12] if changed else ""
 
     def document(self, chunk: str, metadata: Mapping[str, Any]) -> str:
