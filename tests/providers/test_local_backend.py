@@ -7,6 +7,7 @@ The real export runs in test_local_onnx.py.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -194,3 +195,20 @@ def test_onnx_needs_a_cache_dir(source: Path, fake: FakeExport) -> None:
     with pytest.raises(ValueError, match="torch"):
         exported(source, MODEL, "torch", Path("/nonexistent"))
     assert fake.calls == 0
+
+
+def test_the_quantizers_per_node_lines_are_dropped_during_an_export_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    quantizer = "/site-packages/onnxruntime/quantization/operators/matmul.py"
+
+    def log_from(pathname: str) -> None:
+        record = logging.LogRecord("root", logging.INFO, pathname, 1, "Quantizing %s", ("n",), None)
+        logging.getLogger().handle(record)
+
+    with caplog.at_level(logging.INFO):
+        with local_backend._quiet_quantizer():
+            log_from(quantizer)
+            log_from("/srv/app/other.py")
+        log_from(quantizer)
+    assert [r.pathname for r in caplog.records] == ["/srv/app/other.py", quantizer]

@@ -205,7 +205,8 @@ def _export(source: Path, work: Path, backend: str, config: str, file_name: str)
         )
         model.save(str(work))  # the model's config, tokenizer and onnx/model.onnx
         if backend == "onnx-int8":
-            export_dynamic_quantized_onnx_model(model, config, str(work))
+            with _quiet_quantizer():
+                export_dynamic_quantized_onnx_model(model, config, str(work))
             (work / "onnx" / "model.onnx").unlink()  # the fp32 file is not needed here
     except Exception as exc:
         raise ConfigError(
@@ -216,6 +217,22 @@ def _export(source: Path, work: Path, backend: str, config: str, file_name: str)
         _remove_export_tempdir(model)
     if not (work / file_name).is_file():
         raise ConfigError(f"exporting {source.name} for {backend} did not write {file_name}")
+
+
+def _from_quantizer(record: logging.LogRecord) -> bool:
+    return "onnxruntime" not in record.pathname or "quantization" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs a line per node on the root logger (hundreds of INFO
+    lines in the operator's log for one export): dropped while it runs."""
+    root = logging.getLogger()
+    root.addFilter(_from_quantizer)
+    try:
+        yield
+    finally:
+        root.removeFilter(_from_quantizer)
 
 
 def _remove_export_tempdir(model: Any) -> None:
