@@ -13,6 +13,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -84,9 +85,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+_worker_errors: list[str] = []  # under pytest-xdist: what the workers logged after their last test
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook, in its controller: a worker is done
+def pytest_testnodedown(node: Any, error: object) -> None:
+    _worker_errors.extend(getattr(node, "workeroutput", {}).get("asyncio_errors", []))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     gc.collect()
     errors = asyncio_error_messages()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its exit status is not the run's, so
+        workeroutput["asyncio_errors"] = errors  # the controller reports them (above)
+        return
+    errors += _worker_errors
     if errors:
         print("\nasyncio logged errors after the last test:\n" + "\n".join(errors))
         session.exitstatus = 1
