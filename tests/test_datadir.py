@@ -55,6 +55,7 @@ def test_a_second_opener_in_this_process_is_refused_and_told_who_holds_it(
         pass
 
 
+@pytest.mark.serial  # "at once": under a second
 def test_another_process_holds_it_until_it_is_killed(tmp_path: Path) -> None:
     child = hold_in_child(tmp_path / "data")
     try:

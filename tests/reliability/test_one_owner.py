@@ -41,7 +41,11 @@ from vecpipe.sync import SyncPipeline
 # that loses nothing) and the accumulation across restarts; more rounds only repeat them.
 ROUNDS = int(os.environ.get("VECPIPE_TEST_ONE_OWNER_ROUNDS", "3"))
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120 + 90 * ROUNDS)]  # a restart per round
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.serial,  # four commands start at once, each timed against FAIL_FAST_SECONDS
+    pytest.mark.timeout(120 + 90 * ROUNDS),  # a serve restart per round
+]
 RECORDS_PER_ROUND = 1000
 BATCH = 250
 TENANT = "owned"
