@@ -29,7 +29,8 @@ from vecpipe.models import Record
 from vecpipe.resources import open_resources
 from vecpipe.store.query import SearchQuery
 
-pytestmark = pytest.mark.slow
+# one worker under pytest-xdist: the module shares one real server (and a reference model)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("api-embeddings-served")]
 MODEL = "all-MiniLM-L6-v2"
 
 
