@@ -29,8 +29,7 @@ from vecpipe.models import Record
 from vecpipe.resources import open_resources
 from vecpipe.store.query import SearchQuery
 
-# one worker under pytest-xdist: the module shares one real server (and a reference model)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("api-embeddings-served")]
+pytestmark = pytest.mark.slow
 MODEL = "all-MiniLM-L6-v2"
 
 
