@@ -13,6 +13,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -63,13 +64,25 @@ def _logging_restored() -> Iterator[None]:
             logger.setLevel(level_then)  # setLevel, not .level: it clears the level caches
 
 
+_frozen_after: list[str] = []  # the module (or class) whose tests' survivors are frozen
+
+
 @pytest.fixture(autouse=True)
-def _no_asyncio_errors() -> Iterator[None]:
+def _no_asyncio_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     _asyncio_errors.records.clear()
     yield
+    # The collection below sees what this test made: what survived the tests before it is
+    # frozen (gc.freeze), or each collection would walk the loaded model, the lazily imported
+    # transformers and the rest again (0.5-2 s a test). Survivors become collectable again
+    # at the first test of the next module or class, after its scoped fixtures let go.
+    parent = request.node.parent.nodeid if request.node.parent is not None else ""
+    if _frozen_after != [parent]:
+        gc.unfreeze()
+        _frozen_after[:] = [parent]
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
         gc.collect()
+    gc.freeze()
     errors = asyncio_error_messages()
     _asyncio_errors.records.clear()
     if errors:
@@ -84,9 +97,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+_worker_errors: list[str] = []  # under pytest-xdist: what the workers logged after their last test
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook, in its controller: a worker is done
+def pytest_testnodedown(node: Any, error: object) -> None:
+    _worker_errors.extend(getattr(node, "workeroutput", {}).get("asyncio_errors", []))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    gc.unfreeze()
     gc.collect()
     errors = asyncio_error_messages()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its exit status is not the run's, so
+        workeroutput["asyncio_errors"] = errors  # the controller reports them (above)
+        return
+    errors += _worker_errors
     if errors:
         print("\nasyncio logged errors after the last test:\n" + "\n".join(errors))
         session.exitstatus = 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.app import FAKE_DIMENSION, make_settings
+from tests.support.processes import THIS_COMMAND
 from vecpipe import datadir
 from vecpipe.errors import ConfigError, StoreLocked
 from vecpipe.models import EmbeddingSpace
@@ -48,13 +49,14 @@ def test_a_second_opener_in_this_process_is_refused_and_told_who_holds_it(
         assert f"process {os.getpid()}" in message and "--url http://127.0.0.1:9999" in message
         assert "VECPIPE_URL" in message and "stop it" in message and "\n" not in message
         assert datadir.holder_of(tmp_path / "data") == datadir.Holder(
-            os.getpid(), "pytest", "http://127.0.0.1:9999"
+            os.getpid(), THIS_COMMAND, "http://127.0.0.1:9999"
         )
     assert datadir.holder_of(tmp_path / "data") is None
     with datadir.held(tmp_path / "data"):  # released: free again
         pass
 
 
+@pytest.mark.serial  # "at once": under a second
 def test_another_process_holds_it_until_it_is_killed(tmp_path: Path) -> None:
     child = hold_in_child(tmp_path / "data")
     try:

@@ -59,6 +59,7 @@ async def _sigterm_under_load(server: ServeProcess) -> float:
     return elapsed
 
 
+@pytest.mark.serial  # a bound in seconds: the load must be the test's own, not other tests'
 def test_sigterm_under_load_exits_within_grace_plus_a_bound(tmp_path: Path) -> None:
     env = {"VECPIPE_SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS)}
     server = ServeProcess(tmp_path / "data", extra_env=env).start(timeout=180)

@@ -247,6 +247,7 @@ HEALTHZ_MAX_MS = 1000  # loose for a loaded box; quiet figures: 25-40 ms plain, 
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # /healthz latency under the burst: alone on the box, not beside other tests
 def test_fifty_concurrent_15_mib_bodies_on_a_real_server(tmp_path: Path) -> None:
     """`vecpipe serve` (the real model) takes 50 x 15 MiB at once while /healthz is polled:
     every body is answered 413 or 503 (with Retry-After), memory stays bounded, /healthz

@@ -119,6 +119,7 @@ def test_utf16_json_is_left_alone() -> None:
     assert scan(body) is None
 
 
+@pytest.mark.serial  # compares two timings of this process
 def test_adversarial_bodies_cost_little() -> None:
     """Bodies of escaped quotes, or of millions of tiny strings: far below a parse's cost."""
     many_escapes = b'{"upsert": [{"id": "r", "text": "' + b'\\"' * (4 * 1024 * 1024) + b'"}]}'

@@ -11,6 +11,7 @@ import httpx
 from typer.testing import CliRunner, Result
 
 from tests.cli.conftest import serving
+from tests.support.processes import THIS_COMMAND
 from vecpipe.cli import app
 from vecpipe.models import Record
 from vecpipe.resources import open_resources
@@ -80,7 +81,7 @@ async def test_status_explains_a_store_held_by_another_process(fake_cli: dict[st
         shown = await asyncio.to_thread(invoke, ["status"], fake_cli)
     assert shown.exit_code == 2
     said = " ".join(shown.stderr.split())
-    assert f"is in use by process {os.getpid()} (pytest)" in said  # who, then what to do
+    assert f"is in use by process {os.getpid()} ({THIS_COMMAND})" in said  # who, then what to do
     assert "stop it first" in said and "--url" in said and "VECPIPE_URL" in said
 
 

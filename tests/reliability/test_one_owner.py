@@ -1,9 +1,11 @@
 """One owner per data dir, against a real `vecpipe serve` (issue 12, finding 1).
 
-Ten rounds, each: while `vecpipe serve` runs, `vecpipe search`, `status` and `ingest` without
-`--url`, a second `vecpipe serve` and a `SyncPipeline` on the same data dir each fail at once
-with the typed error (exit 2 and the one-line message naming serve's pid and URL for the
-CLI), touching nothing; the running server then writes and flushes 1,000 more records over
+ROUNDS rounds (3 in the suite: records acknowledged two restarts ago are still checked; set
+VECPIPE_TEST_ONE_OWNER_ROUNDS=10 for the ten rounds of the issue's report), each: while
+`vecpipe serve` runs, `vecpipe search`, `status` and `ingest` without `--url`, a second
+`vecpipe serve` and a `SyncPipeline` on the same data dir each fail at once with the typed
+error (exit 2 and the one-line message naming serve's pid and URL for the CLI), touching
+nothing; the running server then writes and flushes 1,000 more records over
 HTTP; it is restarted, and every record it acknowledged, this round and before, is there.
 
 Before the lock, these openers reached the live shard (`EdgeShard.load` touches segment
@@ -35,9 +37,15 @@ from tests.support.server import ServeProcess, free_port
 from vecpipe.errors import StoreLocked
 from vecpipe.sync import SyncPipeline
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # ten server restarts
+# The suite's default keeps every step (all second openers refused, 1,000 writes, a restart
+# that loses nothing) and the accumulation across restarts; more rounds only repeat them.
+ROUNDS = int(os.environ.get("VECPIPE_TEST_ONE_OWNER_ROUNDS", "3"))
 
-ROUNDS = 10
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.serial,  # four commands start at once, each timed against FAIL_FAST_SECONDS
+    pytest.mark.timeout(120 + 90 * ROUNDS),  # a serve restart per round
+]
 RECORDS_PER_ROUND = 1000
 BATCH = 250
 TENANT = "owned"

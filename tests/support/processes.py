@@ -38,6 +38,10 @@ from vecpipe.settings import Settings
 
 STOP_TIMEOUT = 20.0
 
+# How the data dir's lock note names this test process (datadir.py: the script's name, or
+# "python" for `python -c`): "pytest", or "python" in a pytest-xdist worker.
+THIS_COMMAND = "python" if sys.argv[0] in ("", "-c") else Path(sys.argv[0]).name
+
 
 class WorkerProcess:
     """One `vecpipe worker` subprocess; `env` overrides the inherited environment."""
