@@ -16,6 +16,7 @@ from tests.support.app import FakeFactory, make_settings
 from vecpipe import secrets as vp_secrets
 from vecpipe.api import deps
 from vecpipe.api.app import create_app
+from vecpipe.api.ndjson import has_lone_surrogate
 from vecpipe.errors import ValidationError
 
 
@@ -125,7 +126,7 @@ def test_the_record_id_is_read_raw_from_the_path(
     ],
 )
 def test_lone_surrogates_are_found_anywhere(value: Any, lone: bool) -> None:
-    assert deps._has_lone_surrogate(value) is lone
+    assert has_lone_surrogate(value) is lone
 
 
 @pytest.mark.parametrize(

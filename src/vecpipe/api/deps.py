@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import unquote, unquote_to_bytes
 
 from fastapi import Depends, Header, Request
@@ -27,6 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.convertors import PathConvertor, register_url_convertor
 
 from vecpipe import observe
+from vecpipe.api.ndjson import has_lone_surrogate
 from vecpipe.api.state import AppState
 from vecpipe.core.pipeline import Pipeline
 from vecpipe.core.quotas import QuotaService
@@ -39,7 +40,6 @@ from vecpipe.secrets import bearer_token, same_secret
 MAX_TOKEN_LENGTH = 256
 TENANT_ID_RULE = "tenant ids are 1-64 of A-Z a-z 0-9 . _ - and start with a letter or digit"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 
 
@@ -233,23 +233,8 @@ async def check_body_unicode(request: Request) -> None:
         data = await request.json()
     except ValueError:
         return  # not JSON: the body's own validation answers
-    if _has_lone_surrogate(data):
+    if has_lone_surrogate(data):
         raise ValidationError("the body holds a lone UTF-16 surrogate: not valid Unicode text")
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def is_valid_tenant_id(value: str) -> bool:

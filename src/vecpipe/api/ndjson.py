@@ -92,7 +92,7 @@ def _line(raw: bytes, number: int, sink: Sink, max_line: int) -> None:
         raise ValidationError(f"{where}: not valid JSON: {_short(exc)}") from None
     if not isinstance(data, dict):
         raise ValidationError(f"{where}: a record is a JSON object {{id, text, metadata?}}")
-    if _has_lone_surrogate(data):
+    if has_lone_surrogate(data):
         raise ValidationError(f"{where}: holds a lone UTF-16 surrogate: not valid Unicode text")
     try:
         record = Record.model_validate(data)
@@ -109,7 +109,8 @@ def _short(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
-def _has_lone_surrogate(value: Any) -> bool:
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a lone UTF-16 surrogate (JSON allows `\\ud800`)."""
     stack = [value]
     while stack:
         item = stack.pop()
