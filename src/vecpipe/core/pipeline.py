@@ -153,7 +153,7 @@ class Pipeline:
         upserts: Sequence[Record] = (),
         deletes: Sequence[str] = (),
     ) -> BatchResult:
-        ops = await self._expiring(
+        ops = await self.with_tenant_ttl(
             tenant_id, _ops(tenant_id, upserts, deletes, self.settings.limits)
         )
         await check_writable(self.store)  # a full disk: 507 before anything is embedded
@@ -394,7 +394,7 @@ class Pipeline:
         self, tenant_id: str, upserts: Sequence[Record] = (), deletes: Sequence[str] = ()
     ) -> str:
         """Record the job, then publish one message per record; returns the job id."""
-        ops = await self._expiring(
+        ops = await self.with_tenant_ttl(
             tenant_id, _ops(tenant_id, upserts, deletes, self.settings.limits)
         )
         items = [(op.record_id, "upsert" if op.record else "delete") for op in ops]
@@ -402,7 +402,7 @@ class Pipeline:
         await self.queue.publish([message_for(op, job_id) for op in ops])
         return job_id
 
-    async def _expiring(self, tenant_id: str, ops: list[Op]) -> list[Op]:
+    async def with_tenant_ttl(self, tenant_id: str, ops: list[Op]) -> list[Op]:
         """With the tenant's `ttl_seconds`, records sent without an expiry get one: the time
         they were accepted plus the TTL."""
         if not any(op.record is not None and op.record.expires_at is None for op in ops):

@@ -75,7 +75,7 @@ async def submit_sync_job(
         ops = [Op(tenant_id, r.id, with_version(r, version)) for r in batch if r.id in drift.upsert]
         if ops:
             # the tenant's ttl_seconds, as any write gets it
-            ops = await pipeline._expiring(tenant_id, ops)
+            ops = await pipeline.with_tenant_ttl(tenant_id, ops)
             await pipeline.queue.publish([message_for(op, job_id) for op in ops])
         if time.monotonic() - beat > HEARTBEAT_SECONDS:
             await repo.touch(job_id)
