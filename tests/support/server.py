@@ -59,13 +59,22 @@ class ServeProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        try:
+            self._wait_until(until, timeout)
+        except BaseException:  # never leave a server running behind a failed start
+            self.kill()
+            raise
+        return self
+
+    def _wait_until(self, until: str, timeout: float) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"serve exited early:\n{self.log()}")
             try:
                 if httpx.get(f"{self.base_url}{until}", timeout=1).status_code == 200:
-                    return self
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
