@@ -151,9 +151,10 @@ class Settings(BaseSettings):
     edge_optimize_poll_seconds: float = Field(default=30.0, gt=0)
     limits: Limits = Field(default_factory=Limits)
     quotas: Quotas = Field(default_factory=Quotas)
-    # local model: padded tokens per forward pass (with local_batch_size texts at most), and
-    # torch intra-op threads for ingest encodes (0: torch's default, one per core; queries use 1)
-    local_batch_tokens: int = Field(default=512, ge=1)
+    # local model: padded tokens per forward pass (with local_batch_size texts at most; None:
+    # the backend's own, providers/local_backend.py), and torch intra-op threads for ingest
+    # encodes (0: torch's default, one per core; queries use 1)
+    local_batch_tokens: int | None = Field(default=None, ge=1)
     torch_threads: int = Field(default=0, ge=0)
     # below this much free space under the data dir, writes are refused (507) rather than
     # risk Edge's SIGBUS on a full disk; how 128 MiB was sized: vecpipe/diskspace.py

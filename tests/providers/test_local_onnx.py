@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,8 +11,11 @@ import pytest
 
 from vecpipe.errors import ConfigError
 from vecpipe.providers import local_backend, local_model
+from vecpipe.providers.kind import ProviderContext
+from vecpipe.providers.kinds.local import LocalProviderConfig, open_local
 from vecpipe.providers.local import LocalProvider
 from vecpipe.providers.local_model import load_model
+from vecpipe.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -85,3 +89,25 @@ def test_no_cache_dir_no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_model, "_models", {})
     with pytest.raises(ConfigError, match="cache directory"):
         load_model("all-MiniLM-L6-v2", "onnx")
+
+
+@pytest.mark.parametrize(
+    ("backend", "setting", "expected"),
+    [
+        ("onnx-int8", None, 2048),
+        ("onnx", None, 2048),
+        ("torch", None, 512),
+        ("onnx-int8", 300, 300),
+    ],
+)
+async def test_each_backend_batches_by_its_own_budget_unless_the_operator_sets_one(
+    onnx_models: Path, tmp_path: Path, backend: str, setting: int | None, expected: int
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", local_batch_tokens=setting)
+    context = dataclasses.replace(ProviderContext.from_settings(settings), models_dir=onnx_models)
+    provider = await open_local(LocalProviderConfig(backend=backend), context)  # type: ignore[arg-type]
+    try:
+        assert isinstance(provider, LocalProvider)
+        assert provider.batch_tokens == expected
+    finally:
+        await provider.aclose()

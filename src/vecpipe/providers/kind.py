@@ -56,7 +56,7 @@ class BatchOptions:
     that run a model in this process."""
 
     batch_size: int
-    batch_tokens: int
+    batch_tokens: int | None  # None: the backend's own (local_backend.default_batch_tokens)
     overlap_tokens: int
     torch_threads: int
 

@@ -42,6 +42,7 @@ __all__ = [
     "Backend",
     "OnnxExport",
     "backend_options",
+    "default_batch_tokens",
     "exported",
     "quantization_config",
 ]
@@ -54,6 +55,20 @@ DEFAULT_BACKEND: Backend = "torch"
 QUANTIZATION_CONFIGS = ("arm64", "avx2", "avx512", "avx512_vnni")  # sentence-transformers'
 _COMPLETE = "vecpipe-export.json"  # written last, before the rename: its presence = complete
 _LOCK = ".export.lock"
+
+
+# Padded tokens per forward pass when VECPIPE_LOCAL_BATCH_TOKENS is not set. ONNX Runtime's
+# per-call cost weighs more than torch's: through the bulk API on a quiet box (bench/README.md
+# §10) onnx-int8 ingested 175.5 records/s at 512 and 254 at 2048 (torch 105.6 / 107.5), onnx
+# fp32 110.9 / 131.1. torch keeps 512: its rate does not move, and a search waits behind at
+# most one batch.
+_BATCH_TOKENS: dict[str, int] = {"torch": 512, "onnx": 2048, "onnx-int8": 2048}
+
+
+def default_batch_tokens(backend: str) -> int:
+    """The padded-token budget of one forward pass for `backend` (see `_BATCH_TOKENS`)."""
+    _check(backend)
+    return _BATCH_TOKENS[backend]
 
 
 @cache

@@ -10,7 +10,12 @@ from pydantic import BeforeValidator, Field, model_validator
 from vecpipe.models import JSON_INTEGER, EmbeddingSpace
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.kind import ProviderConfig, ProviderContext, ProviderKind
-from vecpipe.providers.local_backend import DEFAULT_BACKEND, Backend, backend_options
+from vecpipe.providers.local_backend import (
+    DEFAULT_BACKEND,
+    Backend,
+    backend_options,
+    default_batch_tokens,
+)
 from vecpipe.providers.local_model import DEFAULT_MODEL
 from vecpipe.text.formatting import LATER_CHUNK_PENALTY, TextFormat
 
@@ -89,7 +94,7 @@ async def open_local(config: LocalProviderConfig, context: ProviderContext) -> E
     return await LocalProvider.open(
         config.model,
         batch_size=context.batch.batch_size,
-        batch_tokens=context.batch.batch_tokens,
+        batch_tokens=context.batch.batch_tokens or default_batch_tokens(config.backend),
         overlap_tokens=overlap,
         max_tokens=config.chunk_tokens,
         torch_threads=context.batch.torch_threads,
