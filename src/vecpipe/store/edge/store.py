@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,6 +52,7 @@ from vecpipe.store.edge.maintenance import EdgeMaintenance
 from vecpipe.store.edge.optimize import OptimizeReport
 from vecpipe.store.edge.space import IndexStatus, OpenSpace, ShardHandle
 from vecpipe.store.edge.threads import EdgeThreads
+from vecpipe.store.facets import facet_counts
 from vecpipe.store.payload import TENANT_ID, belongs_to, chunk_payload, stored_record
 from vecpipe.store.point_ids import point_id_of
 from vecpipe.store.query import NO_KEYWORD_INDEX, SearchQuery
@@ -218,20 +219,18 @@ class EdgeStore(AsyncResource):
         top: int = 10,
     ) -> dict[str, list[tuple[str, int]]]:
         self._check_open()
-        fields = [meta(key) for key in keys]
         flt = compile_filter(facet_scope(tenant_id, where))
         target = await self._space(space)
-        found: dict[str, list[tuple[str, int]]] = {}
-        for key, field in zip(keys, fields, strict=True):
+
+        async def keyword_indexed(key: str, path: str) -> bool:
             await self.ensure_payload_index(space, key, "keyword")
-            if target.indexed.get(field.path) != "keyword":
-                found[key] = []  # a float index: its key holds numbers, and facets count strings
-                continue
-            counts = await self._call(
-                target, "facet", edge_shard.facet_counts, field.path, flt, top
-            )
-            found[key] = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        return found
+            return target.indexed.get(path) == "keyword"
+
+        async def count_values(path: str) -> Iterable[tuple[str, int]]:
+            counts = await self._call(target, "facet", edge_shard.facet_counts, path, flt, top)
+            return counts.items()
+
+        return await facet_counts(keys, keyword_indexed, count_values)
 
     async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
         """A keyword index on a metadata key, created once through the write path (an

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,7 @@ from vecpipe.store.conditions import (
     record_heads,
     visible,
 )
+from vecpipe.store.facets import facet_counts
 from vecpipe.store.grouping import ChunkHit, search_records
 from vecpipe.store.payload import (
     RECORD_ID,
@@ -296,22 +297,19 @@ class QdrantStore(AsyncResource):
         top: int = 10,
     ) -> dict[str, list[tuple[str, int]]]:
         self._check_open()
-        fields = [meta(key) for key in keys]
         flt = compile_filter(facet_scope(tenant_id, where))
         name = await self._collection(space)
-        found: dict[str, list[tuple[str, int]]] = {}
-        for key, field in zip(keys, fields, strict=True):
+
+        async def keyword_indexed(key: str, path: str) -> bool:
             await self.ensure_payload_index(space, key, "keyword")
-            if self._indexed.get((name, field.path)) != "keyword":
-                found[key] = []  # a float index: its key holds numbers, and facets count strings
-                continue
+            return self._indexed.get((name, path)) == "keyword"
+
+        async def count_values(path: str) -> Iterable[tuple[str, int]]:
             async with self._using("facet", name) as client:
-                response = await client.facet(
-                    name, field.path, facet_filter=flt, limit=top, exact=True
-                )
-            counts = [(str(hit.value), hit.count) for hit in response.hits]
-            found[key] = sorted(counts, key=lambda item: (-item[1], item[0]))
-        return found
+                response = await client.facet(name, path, facet_filter=flt, limit=top, exact=True)
+            return [(str(hit.value), hit.count) for hit in response.hits]
+
+        return await facet_counts(keys, keyword_indexed, count_values)
 
     async def ensure_payload_index(self, space: EmbeddingSpace, key: str, kind: str) -> None:
         self._check_open()
