@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vecpipe.errors import LimitExceeded, ValidationError
-from vecpipe.models import Record
+from vecpipe.models import Record, is_valid_tenant_id
 from vecpipe.models import check_record_id as _check_id_text
 from vecpipe.settings import Limits
 
@@ -190,3 +190,11 @@ def _path(path: tuple[str | int, ...]) -> str:
         f"[{part}]" if isinstance(part, int) else f".{part}" for part in path
     )
     return text if len(text) <= _WHERE_CHARS else text[: _WHERE_CHARS - 1] + "…"
+
+
+def check_tenant_id(tenant_id: str) -> str:
+    if not is_valid_tenant_id(tenant_id):
+        raise ValidationError(
+            "tenant ids are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return tenant_id

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
+from vecpipe.core.search import MAX_FACET_TOP, MAX_FACETS, MAX_SEARCH_OFFSET
 from vecpipe.models import JSON_INTEGER, Record
 
 if TYPE_CHECKING:
@@ -291,7 +292,6 @@ class JobResponse(BaseModel):
 
 
 SEARCH_FIELDS = ("text", "metadata", "chunk")
-MAX_FACETS = 8
 FacetKey = Annotated[str, Field(pattern=FILTER_KEY, max_length=256)]
 MAX_QUERY_DIMENSION = 8192
 
@@ -317,7 +317,7 @@ class SearchRequest(BaseModel):
     vector: list[float] | None = Field(default=None, min_length=1, max_length=MAX_QUERY_DIMENSION)
     like: LikeRecord | None = None
     limit: Annotated[int, Field(ge=1, le=100), JSON_INTEGER] = 10
-    offset: Annotated[int, Field(ge=0, le=1000), JSON_INTEGER] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_SEARCH_OFFSET), JSON_INTEGER] = 0
     # dense: the query's embedding; keyword: BM25 over the texts; hybrid: both, fused by RRF
     mode: Literal["dense", "keyword", "hybrid"] = "dense"
     # RRF's k (score: sum of 1 / (k + rank)); higher lets each list's tail count more
@@ -326,7 +326,7 @@ class SearchRequest(BaseModel):
     diversity: float = Field(default=0.0, ge=0.0, le=1.0)
     # metadata keys to count records per (string) value of, under the same filter: top N each
     facets: list[FacetKey] | None = Field(default=None, min_length=1, max_length=MAX_FACETS)
-    facet_top: Annotated[int, Field(ge=1, le=100), JSON_INTEGER] = 10
+    facet_top: Annotated[int, Field(ge=1, le=MAX_FACET_TOP), JSON_INTEGER] = 10
     score_threshold: float | None = None
     # which of a hit's text, metadata and chunk to return (id, score, chunk_index, mode always)
     fields: list[Literal["text", "metadata", "chunk"]] | None = Field(
