@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.store.contract import (
 from vecpipe.errors import ClosedError, ConfigError, StoreError, StoreLocked, ValidationError
 from vecpipe.store.base import VectorStore
 from vecpipe.store.edge import EdgeStore
+from vecpipe.store.edge import rebuild as edge_rebuild
 from vecpipe.store.edge import shard as edge_shard
 from vecpipe.store.point_ids import point_id
 from vecpipe.store.query import SearchQuery
@@ -282,6 +284,70 @@ async def test_a_flush_covers_writes_queued_before_it_not_yet_done(
     await second
     await store.flush(SPACE)
     assert ops == ["upsert", "upsert", "flush"]
+
+
+async def test_a_flush_syncs_the_wal_and_runs_edge_flush_on_its_timer_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edge's flush holds the GIL for 40-300 ms: an ack waits for a WAL fsync instead, and
+    Edge flushes once `full_flush_seconds` have passed since its last flush."""
+    calls: list[str] = []
+    for name in ("flush", "sync_wal"):
+        real = getattr(edge_rebuild, name)
+
+        def spy(*args: Any, real: Any = real, name: str = name) -> Any:
+            calls.append(name)
+            return real(*args)
+
+        monkeypatch.setattr(edge_rebuild, name, spy)
+    async with EdgeStore(tmp_path / "data", full_flush_seconds=3600) as store:
+        for record in ("r1", "r2"):
+            await put(store, record_points("t1", record, [vec(a=1)]))
+        assert calls == ["sync_wal", "sync_wal"]
+    async with EdgeStore(tmp_path / "data", full_flush_seconds=0) as store:
+        await put(store, record_points("t1", "r3", [vec(a=1)]))
+        assert calls[2:] == ["flush"]
+        assert await store.count(SPACE, "t1") == 3
+
+
+async def test_a_wal_sync_fsyncs_every_file_of_the_wal(
+    store: EdgeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.ensure_space(SPACE)
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr("vecpipe.durable.os.fsync", spy)
+    await put(store, record_points("t1", "r1", [vec(a=1)]))
+    wal = shard_dir(tmp_path / "data") / edge_shard.WAL_DIR
+    assert {str(p) for p in wal.iterdir()} <= set(synced)
+    assert synced[-1] == str(wal)
+
+
+async def test_writes_acked_through_the_wal_are_there_after_a_kill(tmp_path: Path) -> None:
+    """Written and synced (not Edge-flushed), then SIGKILL: the next open replays the WAL."""
+    script = f"""
+import asyncio, os, signal
+from tests.store.contract import SPACE, put, record_points, vec
+from vecpipe.store.edge import EdgeStore
+
+async def main():
+    store = EdgeStore({str(tmp_path / "data")!r}, full_flush_seconds=3600)
+    await store.__aenter__()
+    for i in range(3):
+        await put(store, record_points("t1", f"r{{i}}", [vec(a=1), vec(b=1)]))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
+    assert await child.wait() == -9
+    async with EdgeStore(tmp_path / "data") as store:
+        assert await store.count(SPACE, "t1") == 6
 
 
 async def test_a_cancelled_caller_does_not_orphan_an_open_shard(store: EdgeStore) -> None:

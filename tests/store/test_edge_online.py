@@ -126,7 +126,7 @@ async def test_a_publish_that_fails_after_the_rename_still_swaps(
     def failing_fsync(path: Path) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(edge_generations, "_fsync_dir", failing_fsync)
+    monkeypatch.setattr(edge_generations, "fsync_path", failing_fsync)
     with pytest.raises(StoreError, match="publish failed"):
         await store.optimize(SPACE)
     assert space_dirs(tmp_path / "data") == [f"{SPACE.key}@1"]

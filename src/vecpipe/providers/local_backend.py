@@ -33,6 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from vecpipe.durable import fsync_path, fsync_tree
 from vecpipe.errors import ConfigError
 from vecpipe.text.hashing import fingerprint
 
@@ -168,9 +169,9 @@ def exported(source: Path, name: str, backend: str, cache_dir: Path | None) -> O
             (work / _COMPLETE).write_text(
                 json.dumps({"source": str(source), "backend": backend, "config": config})
             )
-            _sync_tree(work)
+            fsync_tree(work)
             os.rename(work, target)
-            _sync(cache_dir)
+            fsync_path(cache_dir)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -259,23 +260,3 @@ def _remove_export_tempdir(model: Any) -> None:
         return
     if tempdir is not None:
         tempdir.cleanup()
-
-
-def _sync_tree(root: Path) -> None:
-    """The files on disk before the rename makes them visible (a crash leaves no torn file)."""
-    for directory, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _sync(Path(directory))
-
-
-def _sync(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -28,6 +28,7 @@ from pathlib import Path
 import qdrant_edge as qe
 
 from vecpipe import datadir
+from vecpipe.durable import fsync_path
 from vecpipe.errors import StoreError
 from vecpipe.store.edge import shard as edge_shard
 
@@ -180,7 +181,7 @@ def publish(shards_dir: Path, key: str, generation: Path) -> None:
         file.flush()
         os.fsync(file.fileno())
     os.replace(staged, pointer)
-    _fsync_dir(shards_dir)
+    fsync_path(shards_dir)
 
 
 def save_changes(live: Path, changed_points: int) -> None:
@@ -208,11 +209,3 @@ def load_changes(live: Path) -> int:
 
 def _is_generation(key: str, name: str) -> bool:
     return re.fullmatch(rf"{re.escape(key)}(@[0-9]+)?", name) is not None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

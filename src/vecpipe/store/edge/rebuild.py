@@ -60,6 +60,7 @@ class Mirror:
         self.points = 0  # in `ops`
         self.replayed = 0
         self.copy: qe.EdgeShard | None = None
+        self.copy_dir: Path | None = None  # the copy's directory, once it is open
         self.following = False  # the copy is caught up: writes go straight to it
         self.published = False  # the copy is the live shard now
         self.failure: str | None = None
@@ -133,6 +134,17 @@ def flush(shard: qe.EdgeShard, mirror: Mirror | None) -> None:
         mirror.flush()
 
 
+def sync_wal(_live: qe.EdgeShard, live_dir: Path, mirror: Mirror | None) -> None:
+    """Every write made so far durable through the WALs (edge_shard.sync_wal): the live
+    shard's, open at `live_dir` (passed so the caller holds it open, and its directory in
+    place, until this returns), and its copy's where the copy takes the writes (or is live
+    already)."""
+    edge_shard.sync_wal(live_dir)
+    copy_dir = mirror.copy_dir if mirror is not None and mirror.copy is not None else None
+    if copy_dir is not None and mirror is not None and (mirror.published or mirror.failure is None):
+        edge_shard.sync_wal(copy_dir)
+
+
 def take_copy(
     shard: qe.EdgeShard, mirror: Mirror, source: Path, dest: Path, min_free_bytes: int
 ) -> None:
@@ -146,6 +158,7 @@ def take_copy(
 def open_copy(mirror: Mirror, dest: Path, dimension: int) -> None:
     _check(mirror)
     mirror.copy = edge_shard.open_shard(dest, dimension)
+    mirror.copy_dir = dest
 
 
 def replay(mirror: Mirror, max_points: int) -> bool:
@@ -229,6 +242,7 @@ def start_rewrite(mirror: Mirror, dest: Path, dimension: int) -> None:
     journaled for it (as for an optimize's copy)."""
     mirror.recording = True
     mirror.copy = edge_shard.open_shard(dest, dimension)
+    mirror.copy_dir = dest
 
 
 def copy_page(shard: qe.EdgeShard, mirror: Mirror, offset: Any, limit: int) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,7 +71,8 @@ class OpenSpace:
     handle: ShardHandle
     mirror: Mirror | None = None  # while an online optimize runs: its copy's journal
     writes: int = 0  # write calls queued so far (to the write thread, in order)
-    flushed: int = 0  # write calls a finished flush covers
+    flushed: int = 0  # write calls a finished flush (or WAL sync) covers
+    full_flush_at: float = field(default_factory=time.monotonic)  # the last Edge flush
     writes_in_flight: int = 0
     # points written, deleted or updated since the live shard was optimized (edge_maintenance)
     changed_points: int = 0

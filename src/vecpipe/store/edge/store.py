@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,9 @@ _INDEX_KINDS: dict[str, qe.KeywordIndexParams | qe.FloatIndexParams] = {
     "float": qe.FloatIndexParams(),
 }
 
+FULL_FLUSH_SECONDS = 30.0
+"""Edge's own flush at most this often under writes (`flush`): between them the WAL makes
+writes durable, and a load replays at most this long's writes (~45 µs a point at 384-d)."""
 MAX_TENANTS = 1_000_000
 """Tenants `tenants()` lists per space at most (Edge's facet needs a limit)."""
 
@@ -90,8 +94,10 @@ class EdgeStore(AsyncResource):
         optimize_after_points: int = 0,
         optimize_poll_seconds: float = 30.0,
         min_free_bytes: int = 0,
+        full_flush_seconds: float = FULL_FLUSH_SECONDS,
     ) -> None:
         self._data_dir = Path(data_dir)
+        self._full_flush_seconds = full_flush_seconds
         self._min_free_bytes = min_free_bytes  # an optimize's copy must leave this free
         self._shards_dir = self._data_dir / "shards"
         self._threads = EdgeThreads()
@@ -284,12 +290,15 @@ class EdgeStore(AsyncResource):
         await self._write(target, "set_payload", set_payload)
 
     async def flush(self, space: EmbeddingSpace) -> None:
-        """Group commit: one Edge flush covers every write made before it started.
+        """Group commit: one sync covers every write made before it started.
 
-        An Edge flush holds the GIL for 40-300 ms (fsync), even with nothing to write, so
-        a flush with no new writes is skipped and callers waiting for a flush in progress
-        share the next one. (Writes already survive a killed process through Edge's WAL;
-        the flush makes them survive an OS crash or power loss too.)
+        A sync is an fsync of the shard's WAL (`edge_shard.sync_wal`), which frees the GIL
+        while the disk works; Edge's own flush (WAL and every segment file) holds the GIL
+        for 40-300 ms, stalling searches and the loop, so it runs at most once per
+        `full_flush_seconds` of writes (bounding what a load replays from the WAL), and on
+        close. A sync with no new writes is skipped; callers waiting for a sync in progress
+        share the next one. (Writes survive a killed process through the WAL even unsynced;
+        the sync makes them survive an OS crash or power loss too.)
         """
         self._check_open()
         target = self._spaces.get(space.key)
@@ -299,10 +308,14 @@ class EdgeStore(AsyncResource):
         async with target.flush_lock:
             if target.flushed >= needed:
                 return
-            # Counted when queued: the write thread runs jobs in order, so this flush covers
+            # Counted when queued: the write thread runs jobs in order, so this sync covers
             # every write queued before it, finished yet or not (another loop's, say).
             covered = target.writes
-            await self._call(target, "flush", edge_rebuild.flush, target.mirror)
+            if time.monotonic() - target.full_flush_at >= self._full_flush_seconds:
+                await self._call(target, "flush", edge_rebuild.flush, target.mirror)
+                target.full_flush_at = time.monotonic()
+            else:
+                await self._call(target, "flush", edge_rebuild.sync_wal, target.path, target.mirror)
             target.flushed = max(target.flushed, covered)
 
     async def __aenter__(self) -> EdgeStore:
