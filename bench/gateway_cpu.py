@@ -71,6 +71,7 @@ def _count_flushes() -> None:
 async def _run(
     gateway: GatewayProcess, config: gm.WorkerConfig, texts: list[str], spy_path: Path | None
 ) -> dict[str, Any]:
+    from vecpipe.heap import freeze_long_lived
     from vecpipe.models import Record
     from vecpipe.resources import open_resources
     from vecpipe.settings import Settings
@@ -85,6 +86,7 @@ async def _run(
             worker_concurrency=config.concurrency,
         )
         async with open_resources(settings) as resources:
+            freeze_long_lived()  # as `vecpipe worker` does once its resources are open
             pipeline = resources.pipeline
             await pipeline.set_ai_config("gw", {"primary": gm._provider(gateway.url, config)})
             worker = worker_for(resources, settings=settings)

@@ -113,6 +113,7 @@ def seed_pattern(base_url: str, texts: list[str]) -> float:
 async def _worker_run(
     gateway: GatewayProcess, config: WorkerConfig, texts: list[str]
 ) -> dict[str, Any]:
+    from vecpipe.heap import freeze_long_lived
     from vecpipe.models import Record
     from vecpipe.resources import open_resources
     from vecpipe.settings import Settings
@@ -127,6 +128,7 @@ async def _worker_run(
             worker_concurrency=config.concurrency,
         )
         async with open_resources(settings) as resources:
+            freeze_long_lived()  # as `vecpipe worker` does once its resources are open
             pipeline = resources.pipeline
             await pipeline.set_ai_config("gw", {"primary": _provider(gateway.url, config)})
             timer = await _timed_parts(resources)

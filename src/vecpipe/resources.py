@@ -23,6 +23,7 @@ from vecpipe.core.ingest import Ingestor
 from vecpipe.core.pipeline import Pipeline
 from vecpipe.core.reindex import Reindexes, ReindexRunner
 from vecpipe.db.engine import Database, open_database
+from vecpipe.heap import freeze_long_lived
 from vecpipe.providers.base import EmbeddingProvider
 from vecpipe.providers.kind import ProviderConfig, ProviderContext
 from vecpipe.providers.manager import ProviderFactory, ProviderManager
@@ -113,9 +114,11 @@ async def open_pipeline(settings: Settings | None = None) -> AsyncIterator[Pipel
 
 
 async def warm_up(resources: Resources) -> None:
-    """Load the default model before reporting ready, so the first request is not slow."""
+    """Load the default model before reporting ready, so the first request is not slow;
+    then freeze what the process keeps out of the garbage collector's sight (heap.py)."""
     async with resources.providers.lease(None):
         pass
+    freeze_long_lived()
 
 
 def uses_data_dir(settings: Settings) -> bool:

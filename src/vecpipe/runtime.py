@@ -31,6 +31,7 @@ import uvicorn
 from vecpipe import datadir
 from vecpipe.api.app import create_app
 from vecpipe.errors import ConfigError
+from vecpipe.heap import freeze_long_lived
 from vecpipe.resources import check_data_dir_free, open_resources, warm_up
 from vecpipe.settings import Settings, check_data_dir
 from vecpipe.worker.background import ShutdownClock, in_process_worker, stop_worker, worker_for
@@ -206,6 +207,7 @@ def run_worker(settings: Settings, *, once: bool = False) -> None:
 async def _worker_main(settings: Settings, *, once: bool) -> bool:
     """Run the worker; False when it ended by itself (a failure) rather than on a signal."""
     async with open_resources(settings) as resources:
+        freeze_long_lived()
         worker = worker_for(resources)
         if once:
             await worker.run_until_idle()

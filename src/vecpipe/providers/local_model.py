@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vecpipe.errors import ConfigError
+from vecpipe.heap import freeze_long_lived
 from vecpipe.models import EmbeddingSpace
 from vecpipe.providers.local_backend import DEFAULT_BACKEND, exported
 from vecpipe.providers.model_gate import ModelGate
@@ -174,6 +175,7 @@ def load_model(
         if loaded is None:
             name = canonical_model_name(model)
             loaded = _models[key] = _load(path, name, backend, cache_dir, threads)
+            freeze_long_lived()  # a model stays loaded: out of the collector's sight
         return loaded
 
 
