@@ -34,7 +34,7 @@ from bench import gateway_mode as gm
 from bench.common import quiet_environment
 from bench.gateway_process import GatewayProcess
 
-_FLUSHES = [0]
+_FLUSHES = {"flush": 0, "sync_wal": 0}  # Edge's own flushes, and WAL syncs (group commits)
 
 
 def main() -> None:
@@ -59,13 +59,14 @@ def main() -> None:
 def _count_flushes() -> None:
     from vecpipe.store.edge import rebuild
 
-    flush = rebuild.flush
+    for name in _FLUSHES:
+        real = getattr(rebuild, name)
 
-    def counted(*args: Any) -> None:
-        _FLUSHES[0] += 1
-        flush(*args)
+        def counted(*args: Any, real: Any = real, name: str = name) -> None:
+            _FLUSHES[name] += 1
+            real(*args)
 
-    setattr(rebuild, "flush", counted)  # noqa: B010 (a counting wrapper, for this run)
+        setattr(rebuild, name, counted)  # a counting wrapper, for this run
 
 
 async def _run(
@@ -98,11 +99,12 @@ async def _run(
                 if spy is not None:
                     await asyncio.sleep(1.0)  # attached before the window opens
                 records = [Record(id=f"r{i}", text=t) for i, t in enumerate(texts)]
-                threads, flushes = _thread_cpu(), _FLUSHES[0]
+                threads, flushes = _thread_cpu(), dict(_FLUSHES)
                 cpu, started = time.process_time(), time.perf_counter()
                 status = await gm._until_done(pipeline, await pipeline.submit_job("gw", records))
                 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-                by_thread, flushes = _per_record(threads, len(texts)), _FLUSHES[0] - flushes
+                by_thread = _per_record(threads, len(texts))
+                flushes = {name: n - flushes[name] for name, n in _FLUSHES.items()}
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
                     await asyncio.to_thread(spy.wait)
@@ -115,7 +117,8 @@ async def _run(
         "records_per_s": round(len(texts) / seconds, 1),
         "cpu_us_per_record": round(cpu / len(texts) * 1e6, 1),
         "cpu_us_per_record_by_thread": by_thread,
-        "edge_flushes": flushes,
+        "edge_flushes": flushes["flush"],
+        "wal_syncs": flushes["sync_wal"],
         "load_average": os.getloadavg()[0],
     }
 

@@ -6,6 +6,7 @@ loop or a search, however slow the disk (unlike Qdrant Edge's own flush, which h
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -20,11 +21,17 @@ def fsync_path(path: Path | str) -> None:
 
 
 def fsync_tree(root: Path) -> None:
-    """Every file under `root`, then each directory (before a rename makes the tree visible)."""
+    """Every file under `root`, then each directory (before a rename makes the tree visible).
+    A file or directory removed meanwhile is skipped."""
     for directory, _, files in os.walk(root):
         for name in files:
-            fsync_path(os.path.join(directory, name))
-        fsync_path(directory)
+            _fsync_if_there(os.path.join(directory, name))
+        _fsync_if_there(directory)
+
+
+def _fsync_if_there(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        fsync_path(path)
 
 
 def fsync_directory_files(directory: Path) -> None:

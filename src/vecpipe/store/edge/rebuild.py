@@ -99,7 +99,7 @@ class Mirror:
 
     def flush(self) -> None:
         if self.copy is not None and (self.published or self.failure is None):
-            self.copy.flush()
+            edge_shard.flush_shard(self.copy, self.copy_dir)
 
     def fail(self, reason: str) -> None:
         if self.failure is None:
@@ -128,8 +128,8 @@ def write(
         mirror.follow(op, weight)
 
 
-def flush(shard: qe.EdgeShard, mirror: Mirror | None) -> None:
-    shard.flush()
+def flush(shard: qe.EdgeShard, live_dir: Path, mirror: Mirror | None) -> None:
+    edge_shard.flush_shard(shard, live_dir)
     if mirror is not None:
         mirror.flush()
 
@@ -151,7 +151,7 @@ def take_copy(
     # The copy is dense (Edge's files are sparse): room for all of it, and the floor after.
     diskspace.check_room_for_copy(source, dest.parent, min_free_bytes)
     mirror.recording = True
-    shard.flush()
+    edge_shard.flush_shard(shard, source)
     shutil.copytree(source, dest)  # sendfile: the GIL is free while the bytes move
 
 

@@ -69,8 +69,8 @@ BATCH_SIZE = 256
 """Points per upsert call, ids per retrieve or delete call: keeps each GIL hold short."""
 
 _INDEX_KINDS: dict[str, qe.KeywordIndexParams | qe.FloatIndexParams] = {
-    "keyword": qe.KeywordIndexParams(),
-    "float": qe.FloatIndexParams(),
+    "keyword": qe.KeywordIndexParams(on_disk=True),  # as shard.py's own indexes
+    "float": qe.FloatIndexParams(on_disk=True),
 }
 
 FULL_FLUSH_SECONDS = 30.0
@@ -312,7 +312,7 @@ class EdgeStore(AsyncResource):
             # every write queued before it, finished yet or not (another loop's, say).
             covered = target.writes
             if time.monotonic() - target.full_flush_at >= self._full_flush_seconds:
-                await self._call(target, "flush", edge_rebuild.flush, target.mirror)
+                await self._call(target, "flush", edge_rebuild.flush, target.path, target.mirror)
                 target.full_flush_at = time.monotonic()
             else:
                 await self._call(target, "flush", edge_rebuild.sync_wal, target.path, target.mirror)
@@ -354,7 +354,9 @@ class EdgeStore(AsyncResource):
                     await target.handle.wait_idle()
                     try:
                         shard = target.handle.shard
-                        await self._run("close", target.space, edge_shard.close_shard, shard)
+                        await self._run(
+                            "close", target.space, edge_shard.close_shard, shard, target.path
+                        )
                         await self._run(
                             "close",
                             target.space,
