@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -348,6 +349,40 @@ asyncio.run(main())
     assert await child.wait() == -9
     async with EdgeStore(tmp_path / "data") as store:
         assert await store.count(SPACE, "t1") == 6
+
+
+async def test_new_shards_keep_vectors_graph_and_payload_indexes_on_disk(
+    store: EdgeStore, tmp_path: Path
+) -> None:
+    """Loading an optimized copy holds the GIL: memory-mapped parts load in a fraction of
+    the time in-memory ones take (shard.py)."""
+    await store.ensure_space(SPACE)
+    config = json.loads((shard_dir(tmp_path / "data") / "edge_config.json").read_text())
+    assert config["vectors"][""]["on_disk"] is True
+    assert config["hnsw_config"]["on_disk"] is True
+    await store.aclose()
+    with raw_shard(tmp_path / "data") as shard:
+        schema = shard.info().payload_schema
+    assert schema and all(index.params.on_disk for index in schema.values())
+
+
+async def test_an_edge_flush_fsyncs_the_shard_files_first(
+    store: EdgeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that Edge's flush, which holds the GIL, finds the dirty pages written already."""
+    events: list[str] = []
+    monkeypatch.setattr(edge_shard, "fsync_tree", lambda path: events.append(f"fsync {path}"))
+    await store.ensure_space(SPACE)
+    target = store._spaces[SPACE.key]
+    real_flush = qe.EdgeShard.flush
+
+    def flush(shard: qe.EdgeShard) -> None:
+        events.append("edge flush")
+        real_flush(shard)
+
+    monkeypatch.setattr(qe.EdgeShard, "flush", flush)
+    edge_shard.flush_shard(target.handle.shard, target.path)
+    assert events == [f"fsync {target.path}", "edge flush"]
 
 
 async def test_a_cancelled_caller_does_not_orphan_an_open_shard(store: EdgeStore) -> None:
