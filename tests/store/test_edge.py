@@ -363,7 +363,7 @@ async def test_new_shards_keep_vectors_graph_and_payload_indexes_on_disk(
     await store.aclose()
     with raw_shard(tmp_path / "data") as shard:
         schema = shard.info().payload_schema
-    assert schema and all(index.params.on_disk for index in schema.values())
+    assert schema and all(getattr(index.params, "on_disk", False) for index in schema.values())
 
 
 async def test_an_edge_flush_fsyncs_the_shard_files_first(
