@@ -52,8 +52,10 @@ T = TypeVar("T")
 
 OPEN_RESERVE_BYTES = 16 * MIB
 """Free space needed to open a space not opened yet (or the floor, when that is lower): an
-Edge load replays the writes its WAL holds beyond the last flush (a few store calls, ~1-11 MiB
-each) and rewrites small journals (~30 KiB measured)."""
+Edge load replays the writes its WAL holds beyond the last flush and rewrites small journals
+(~30 KiB measured). After a clean close that is nothing; after a kill, up to
+`FULL_FLUSH_SECONDS` of writes (~77 MiB at full ingest speed, 384-d), which the floor (128 MiB
+by default) kept free when they were written: this reserve is for the usual case."""
 
 
 OpenCost = Callable[[EmbeddingSpace], int]

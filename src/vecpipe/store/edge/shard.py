@@ -13,15 +13,16 @@ took 10, 16, 12, 30, 19 s per run, growing with the shard; with up to 8 segments
 2.6 ms vs 3.0 ms, limit 10 with a tenant filter). Hence the optimizer settings below.
 `prevent_unoptimized` stays off: with it, fresh writes would be invisible until optimized.
 
-Optimized segments keep their vectors, HNSW graph and payload indexes on disk (memory-mapped,
-served from the page cache), not in memory, because loading a shard holds the GIL, and an
+Optimized segments keep their HNSW graph and payload indexes on disk (memory-mapped, served
+from the page cache), the vectors in memory, because loading a shard holds the GIL, and an
 online optimize loads its copy in this process (rebuild.py). Measured at 100k points (384-d,
-2 chunks a record, 4 payload indexes, one optimize): a load took 236-277 ms in memory, 142-153
-ms with the payload indexes on disk, 65-72 ms with everything on disk (the engine populated
-the in-memory vectors and built the indexes' maps while holding the GIL: 450 ms of stalled
-event loop per optimize under ingest). Store-only queries on the hot page cache, same data:
-p50 2.6 -> 2.95 ms, p99 6.2 -> 7.3 ms. A shard made before loads with this config, which
-Edge saves: its next optimize writes segments on disk; its payload indexes stay in memory.
+2 chunks a record, 4 payload indexes, one optimize), a load took 236-277 ms all in memory,
+158-185 ms so, 65-72 ms with the vectors on disk too (the engine populates in-memory vectors
+while holding the GIL). Vectors on disk made searches slower, though: HTTP search p99 idle
+49-59 ms in five runs against 34-39 ms with them in memory (the search_latency scenario),
+for no gain under ingest, so they stay in memory. A shard made before loads with this config,
+which Edge saves: its next optimize writes its graph on disk; its payload indexes stay in
+memory.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ _PAYLOAD_INDEXES: dict[str, qe.KeywordIndexParams | qe.IntegerIndexParams | qe.F
     CHUNK_INDEX: qe.IntegerIndexParams(lookup=True, range=True, on_disk=True),
     EXPIRES_AT: qe.FloatIndexParams(on_disk=True),
 }
-"""On disk (memory-mapped), as the vectors and the HNSW graph are (`shard_config`): see the
-module's docstring. Shards made before keep the in-memory indexes they were made with."""
+"""On disk (memory-mapped), as the HNSW graph is (`shard_config`): see the module's
+docstring. Shards made before keep the in-memory indexes they were made with."""
 
 
 def shard_config(dimension: int, keyword: bool = True) -> qe.EdgeConfig:
@@ -77,7 +78,7 @@ def shard_config(dimension: int, keyword: bool = True) -> qe.EdgeConfig:
     before it existed are loaded without one (Edge refuses a config they do not match)."""
     sparse = {SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}
     return qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine, on_disk=True),
+        vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
         sparse_vectors=sparse if keyword else None,
         hnsw_config=qe.HnswIndexConfig(
             m=16, ef_construct=100, full_scan_threshold=INDEXING_THRESHOLD_KB, on_disk=True
