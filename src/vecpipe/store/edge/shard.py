@@ -229,14 +229,6 @@ def count(shard: qe.EdgeShard, flt: qe.Filter | None) -> int:
     return shard.count(qe.CountRequest(exact=True, filter=flt))
 
 
-def ensure_keyword_index(shard: qe.EdgeShard, path: str) -> bool:
-    """Create a keyword index on a payload path unless it has one; whether it created it."""
-    if path in shard.info().payload_schema:
-        return False
-    shard.update(qe.UpdateOperation.create_field_index(path, qe.KeywordIndexParams(on_disk=True)))
-    return True
-
-
 def facet_counts(shard: qe.EdgeShard, key: str, flt: qe.Filter, limit: int) -> dict[str, int]:
     """Points per value of a keyword field, exact (the `limit` most frequent values)."""
     request = qe.FacetRequest(key, limit=limit, exact=True, filter=flt)
