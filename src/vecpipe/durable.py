@@ -48,8 +48,5 @@ def fsync_directory_files(directory: Path) -> None:
             break
         for name in names:
             synced.add(name)
-            try:
-                fsync_path(directory / name)
-            except (FileNotFoundError, IsADirectoryError):
-                continue
+            _fsync_if_there(str(directory / name))
     fsync_path(directory)

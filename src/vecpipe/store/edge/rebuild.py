@@ -98,8 +98,17 @@ class Mirror:
         return self.following
 
     def flush(self) -> None:
-        if self.copy is not None and (self.published or self.failure is None):
+        if self.copy is not None and self._takes_writes():
             edge_shard.flush_shard(self.copy, self.copy_dir)
+
+    def sync_wal(self) -> None:
+        if self.copy_dir is not None and self.copy is not None and self._takes_writes():
+            edge_shard.sync_wal(self.copy_dir)
+
+    def _takes_writes(self) -> bool:
+        """The copy gets the live shard's writes (or is the live shard): what they wrote to
+        it must be durable with them."""
+        return self.published or self.failure is None
 
     def fail(self, reason: str) -> None:
         if self.failure is None:
@@ -140,9 +149,8 @@ def sync_wal(_live: qe.EdgeShard, live_dir: Path, mirror: Mirror | None) -> None
     place, until this returns), and its copy's where the copy takes the writes (or is live
     already)."""
     edge_shard.sync_wal(live_dir)
-    copy_dir = mirror.copy_dir if mirror is not None and mirror.copy is not None else None
-    if copy_dir is not None and mirror is not None and (mirror.published or mirror.failure is None):
-        edge_shard.sync_wal(copy_dir)
+    if mirror is not None:
+        mirror.sync_wal()
 
 
 def take_copy(
