@@ -89,3 +89,13 @@ async def test_search_records_passes_the_penalty_on() -> None:
         backend.query, backend.chunk_zero, "t", 2, later_chunk_penalty=0.2
     )
     assert [(r.id, round(r.score, 6)) for r in results] == [("short", 0.85), ("long", 0.7)]
+
+
+async def test_a_single_chunk_record_needs_no_chunk_zero_fetch() -> None:
+    single = ChunkHit(
+        0.9, {"tenant_id": "t", "record_id": "s", "chunk_index": 0, "chunk_text": "whole"}
+    )
+    backend = FakeBackend([single])
+    [result] = await search_records(backend.query, backend.chunk_zero, "t", 1)
+    assert (result.text, result.chunk) == ("whole", "whole")
+    assert backend.chunk_zero_calls == []

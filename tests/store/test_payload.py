@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vecpipe.models import ChunkPoint
-from vecpipe.store.payload import chunk_payload, metadata_payload, stored_record
+from vecpipe.store.payload import chunk_payload, full_text, metadata_payload, stored_record
 
 
 def _point(index: int) -> ChunkPoint:
@@ -17,6 +17,21 @@ def test_only_chunk_zero_carries_the_full_text() -> None:
     assert second["chunk_text"] == "chunk 1"
     record = stored_record(first)
     assert (record.text, record.metadata, record.chunk_count) == ("full text", {"k": 1}, 2)
+
+
+def test_a_record_of_one_chunk_stores_its_text_once() -> None:
+    whole = ChunkPoint("t", "r", 0, 1, "all of it", "all of it", "h", {}, [1.0])
+    payload = chunk_payload(whole)
+    assert "text" not in payload  # Edge converts every payload value: half the text's cost
+    assert stored_record(payload).text == "all of it"
+    assert full_text(payload) == "all of it"
+    trimmed = ChunkPoint("t", "r", 0, 1, "all of it", " all of it ", "h", {}, [1.0])
+    assert stored_record(chunk_payload(trimmed)).text == " all of it "  # the text as sent
+
+
+def test_a_later_chunk_does_not_carry_the_text() -> None:
+    assert full_text(chunk_payload(_point(1))) is None
+    assert full_text(chunk_payload(_point(0))) == "full text"
 
 
 def test_a_metadata_update_replaces_the_metadata_and_version() -> None:

@@ -7,7 +7,6 @@ async with vecpipe.open_pipeline(settings) as pipeline:     # resources.open_pip
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -343,7 +342,7 @@ def message_for(op: Op, job_id: str | None = None) -> bytes:
         message = UpsertMessage(tenant_id=op.tenant_id, record=op.record, job_id=job_id)
     else:
         message = DeleteMessage(tenant_id=op.tenant_id, record_id=op.record_id, job_id=job_id)
-    return json.dumps(message.model_dump(mode="json"), separators=(",", ":")).encode()
+    return message.model_dump_json().encode()  # compact, UTF-8: pydantic-core's serializer
 
 
 def new_version() -> int:

@@ -23,7 +23,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from vecpipe.models import SearchHit
-from vecpipe.store.payload import CHUNK_INDEX, CHUNK_TEXT, METADATA, RECORD_ID, TEXT, belongs_to
+from vecpipe.store.payload import (
+    CHUNK_INDEX,
+    CHUNK_TEXT,
+    METADATA,
+    RECORD_ID,
+    belongs_to,
+    full_text,
+)
 
 OVERFETCH = 4
 MAX_FETCH = 4096
@@ -72,7 +79,7 @@ async def search_records(
         query_chunks, tenant_id, offset + limit, engine_order, later_chunk_penalty
     )
     best = best[offset:]
-    missing = [hit.record_id for hit in best if TEXT not in hit.payload]
+    missing = [hit.record_id for hit in best if full_text(hit.payload) is None]
     chunk_zeros = await fetch_chunk_zero(missing) if missing else {}
     return [_search_hit(hit, chunk_zeros.get(hit.record_id), mode) for hit in best]
 
@@ -120,8 +127,9 @@ def _penalised(hit: ChunkHit, penalty: float) -> ChunkHit:
 
 def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None, mode: str) -> SearchHit:
     chunk_text = str(best.payload.get(CHUNK_TEXT, ""))
-    source = best.payload if TEXT in best.payload else chunk_zero
-    text = str(source[TEXT]) if source is not None and TEXT in source else chunk_text
+    text = full_text(best.payload)
+    if text is None:
+        text = (full_text(chunk_zero) if chunk_zero is not None else None) or chunk_text
     return SearchHit(
         id=best.record_id,
         score=best.score,

@@ -9,7 +9,8 @@ Nothing here imports a Qdrant library. One point per chunk of a record (ids: poi
     content_hash  hash of the record text: unchanged text is not re-embedded
     metadata      the record's JSON metadata (conditions on `metadata.<path>`: conditions.py)
     chunk_text    the text of this chunk
-    text          the full record text, on chunk 0 only
+    text          the full record text, on chunk 0 only, and only where it differs from
+                  chunk_text (a record of one chunk holding all its text stores it once)
     version       the record version written; writes only replace points of an older version
     expires_at    seconds since the epoch past which the record is invisible (absent: never)
 
@@ -53,9 +54,19 @@ def chunk_payload(point: ChunkPoint) -> dict[str, Any]:
     }
     if point.expires_at is not None:
         payload[EXPIRES_AT] = point.expires_at
-    if point.chunk_index == 0:
+    if point.chunk_index == 0 and (point.chunk_count > 1 or point.record_text != point.chunk_text):
         payload[TEXT] = point.record_text
     return payload
+
+
+def full_text(payload: Mapping[str, Any]) -> str | None:
+    """The record's text from one of its chunks' payload; None when that chunk does not
+    carry it (a later chunk: read chunk 0)."""
+    if TEXT in payload:
+        return str(payload[TEXT])
+    if int(payload.get(CHUNK_INDEX, 0)) == 0:
+        return str(payload.get(CHUNK_TEXT, ""))  # a record of one chunk: its chunk is its text
+    return None
 
 
 def metadata_payload(metadata: Mapping[str, Any], version: int) -> dict[str, Any]:
@@ -74,7 +85,7 @@ def stored_record(payload: Mapping[str, Any]) -> StoredRecord:
     return StoredRecord(
         tenant_id=str(payload[TENANT_ID]),
         record_id=str(payload[RECORD_ID]),
-        text=str(payload.get(TEXT, payload.get(CHUNK_TEXT, ""))),
+        text=full_text(payload) or "",
         metadata=dict(payload.get(METADATA) or {}),
         content_hash=str(payload.get(CONTENT_HASH, "")),
         chunk_count=int(payload.get(CHUNK_COUNT, 1)),
