@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 
 from vecpipe.core.embed_cache import EmbeddingCache
@@ -88,3 +90,21 @@ async def test_a_failed_or_cancelled_call_leaves_its_texts_to_the_waiters() -> N
     assert await fourth == [[5.0, 1.0]]
     assert rescue.texts == ["other"]
     assert third.cancelled()
+
+
+async def test_a_hit_returns_the_float32_of_what_was_embedded() -> None:
+    async def embed(texts: Sequence[str]) -> list[list[float]]:
+        return [[0.1, -2.5] for _ in texts]  # 0.1 is not a float32
+
+    cache = EmbeddingCache(10)
+    assert await cache.embed(SPACE, ["a"], embed) == [[0.1, -2.5]]  # a miss: as embedded
+    assert await cache.embed(SPACE, ["a"], embed) == [[float(np.float32(0.1)), -2.5]]
+
+
+async def test_a_value_beyond_float32_is_cached_as_infinite() -> None:
+    async def embed(texts: Sequence[str]) -> list[list[float]]:
+        return [[1e300, 1.0] for _ in texts]
+
+    cache = EmbeddingCache(10)
+    await cache.embed(SPACE, ["a"], embed)
+    assert await cache.embed(SPACE, ["a"], embed) == [[math.inf, 1.0]]

@@ -51,7 +51,11 @@ def _with_first(embedding: object) -> bytes:
         (_with_first([True, False]), "numbers"),
         (_with_first(None), "numbers"),
         (_body({"index": 0, "embedding": []}, {"index": 1, "embedding": []}), "dimension"),
-        (b'{"data": [{"index": 0, "embedding": [Infinity, 1]}, 3]}', "NaN or infinite"),
+        (
+            b'{"data": [{"index": 0, "embedding": [Infinity, 1]},'
+            b' {"index": 1, "embedding": [1, 1]}]}',
+            "NaN or infinite",
+        ),
         (_with_first(_b64([float("inf"), 1.0])), "NaN or infinite"),
         (_with_first(_b64([float("nan"), 1.0])), "NaN or infinite"),
     ],

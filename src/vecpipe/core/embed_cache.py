@@ -2,7 +2,7 @@
 
 Identical chunk text in one space is embedded once, across records and tenants, and across
 concurrent calls: a text another call is embedding right now is waited for, not embedded
-again (two requests sharing texts used to both miss). Vectors are kept as float32 arrays
+again (two requests sharing texts used to both miss). Vectors are kept as packed float32
 (1.5 KiB for 384 dimensions, against ~12 KiB as a list of Python floats); models and
 gateways produce float32, so nothing is lost.
 """
@@ -10,6 +10,7 @@ gateways produce float32, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -25,7 +26,7 @@ Key = tuple[str, str]  # (space key, content hash)
 class EmbeddingCache:
     def __init__(self, max_items: int = 50_000) -> None:
         self.max_items = max_items
-        self._items: OrderedDict[Key, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[Key, bytes] = OrderedDict()
         self._pending: dict[Key, asyncio.Future[list[float] | None]] = {}
         self.hits = 0
         self.misses = 0
@@ -82,13 +83,21 @@ class EmbeddingCache:
 
     def _get(self, key: tuple[str, str]) -> list[float]:
         self._items.move_to_end(key)
-        vector: list[float] = self._items[key].tolist()
+        vector: list[float] = np.frombuffer(self._items[key], dtype=np.float32).tolist()
         return vector
 
     def _put(self, key: tuple[str, str], vector: list[float]) -> None:
         if self.max_items <= 0:
             return
-        self._items[key] = np.asarray(vector, dtype=np.float32)
+        self._items[key] = _packed(vector)
         self._items.move_to_end(key)
         while len(self._items) > self.max_items:
             self._items.popitem(last=False)
+
+
+def _packed(vector: list[float]) -> bytes:
+    """float32 bytes; struct packs a list of floats in a third of numpy's time."""
+    try:
+        return struct.pack(f"{len(vector)}f", *vector)
+    except OverflowError:  # beyond float32 (a gateway sent float64): numpy makes it inf
+        return np.asarray(vector, dtype=np.float32).tobytes()

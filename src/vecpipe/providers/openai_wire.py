@@ -31,7 +31,7 @@ def decode_embeddings(content: bytes, count: int, dimension: int | None) -> list
         raise ValueError("no 'data' list")
     if len(data) != count:
         raise ValueError(f"{len(data)} embeddings for {count} inputs")
-    vectors: list[list[float] | None] = [None] * count
+    vectors: list[np.ndarray | None] = [None] * count
     for item in data:
         index = item.get("index") if isinstance(item, dict) else None
         if not isinstance(index, int) or not 0 <= index < count or vectors[index] is not None:
@@ -42,10 +42,13 @@ def decode_embeddings(content: bytes, count: int, dimension: int | None) -> list
     wrong = next((len(v) for v in checked if len(v) != expected), None)
     if wrong is not None or expected == 0:
         raise ValueError(f"a vector of dimension {wrong}, expected {expected}")
-    return checked
+    matrix = np.vstack(checked)  # one finiteness check and one conversion for the batch
+    if not np.isfinite(matrix).all():
+        raise ValueError("an embedding holds NaN or infinite values")
+    return cast(list[list[float]], matrix.tolist())
 
 
-def _decode_vector(raw: object) -> list[float]:
+def _decode_vector(raw: object) -> np.ndarray:
     if isinstance(raw, str):
         try:
             buffer = base64.b64decode(raw, validate=True)
@@ -53,16 +56,12 @@ def _decode_vector(raw: object) -> list[float]:
             raise ValueError("an embedding is not valid base64") from None
         if len(buffer) % 4:
             raise ValueError("a base64 embedding is not a whole number of float32 values")
-        array = np.frombuffer(buffer, dtype="<f4")
-    elif isinstance(raw, list) and all(
+        return np.frombuffer(buffer, dtype="<f4")
+    if isinstance(raw, list) and all(
         isinstance(x, int | float) and not isinstance(x, bool) for x in raw
     ):
-        array = np.asarray(raw, dtype=np.float64)
-    else:
-        raise ValueError("an embedding is neither base64 nor a list of numbers")
-    if not np.isfinite(array).all():
-        raise ValueError("an embedding holds NaN or infinite values")
-    return cast(list[float], array.tolist())
+        return np.asarray(raw, dtype=np.float64)
+    raise ValueError("an embedding is neither base64 nor a list of numbers")
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
