@@ -8,7 +8,9 @@ vector, texts of gateway_mode's corpus) to a new shard on a temp dir, in batches
 prints the process CPU per point of each call the store's write thread makes:
 `qe.Point` (the payload's conversion into Edge's values), the BM25 document vector, building
 the UpdateOperation, and `EdgeShard.update`, each timed apart, medians over the rounds.
-Each of them holds the GIL throughout (bench/README.md).
+Then, whether Edge's update and BM25 calls let Python run beside them: how fast a pure-Python
+loop runs while another thread makes one of these calls over and over, as a fraction of
+its speed alone (1.0: the call frees the GIL; at or under 0.5: it holds it).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,7 @@ def main() -> None:
     medians = {name: round(statistics.median(values), 1) for name, values in runs.items()}
     medians["total"] = round(sum(medians.values()), 1)
     print({"us_per_point": medians, "points": args.points, "rounds": args.rounds}, flush=True)
+    print({"python_speed_beside": _beside_calls(rows)}, flush=True)
 
 
 def _rows(count: int) -> list[Row]:
@@ -97,6 +101,54 @@ def _points(batch: list[Row], documents: list[qe.SparseVector]) -> list[qe.Point
         qe.Point(pid, {sparse.DENSE_VECTOR: vector, sparse.SPARSE_VECTOR: document}, payload)
         for (pid, vector, payload), document in zip(batch, documents, strict=True)
     ]
+
+
+def _beside_calls(rows: list[Row], seconds: float = 1.0) -> dict[str, float]:
+    """A pure-Python loop's speed while another thread calls Edge, over its speed alone."""
+    where = compile_filter(not_newer_than(1))
+    batch = rows[:100]
+    documents = [sparse.document(str(row[2][CHUNK_TEXT])) for row in batch]
+    text = str(batch[0][2][CHUNK_TEXT])
+    alone = _spin(seconds)
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="bench-edge-gil-") as tmp:
+        shard = edge_shard.open_shard(Path(tmp) / "shard", gm.DIMENSION)
+        try:
+            # built once: building holds the GIL in Python, which would hide what update does
+            op = qe.UpdateOperation.upsert_points(_points(batch, documents), where)
+            calls: dict[str, Callable[[], object]] = {
+                "update": lambda: shard.update(op),  # the same 100 points, replaced each time
+                "bm25": lambda: sparse.document(text),
+                "sleep": lambda: time.sleep(0.0001),  # a call that frees it, for scale
+            }
+            for name, call in calls.items():
+                found[name] = round(_spin_beside(call, seconds) / alone, 2)
+        finally:
+            edge_shard.close_shard(shard)
+    return found
+
+
+def _spin_beside(call: Callable[[], object], seconds: float) -> int:
+    stop = threading.Event()
+
+    def repeat() -> None:
+        while not stop.is_set():
+            call()
+
+    thread = threading.Thread(target=repeat, name="bench-edge-caller")
+    thread.start()
+    try:
+        return _spin(seconds)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _spin(seconds: float) -> int:
+    count, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        count += 1
+    return count
 
 
 if __name__ == "__main__":
