@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Iterator
 
 import pytest
 
 from vecpipe import resources
-from vecpipe.heap import freeze_long_lived
+from vecpipe.heap import YOUNG_COLLECTION_EVERY, freeze_long_lived
+
+
+@pytest.fixture(autouse=True)
+def _thresholds_restored() -> Iterator[None]:
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
 
 
 class Node:
@@ -28,6 +36,14 @@ def test_garbage_is_collected_first_and_what_lives_is_frozen() -> None:
     assert gone() is None  # collected, not frozen for the life of the process
     assert gc.get_freeze_count() > frozen_before
     assert kept.other is not None
+
+
+def test_the_young_generation_is_collected_less_often_the_older_ones_as_before() -> None:
+    gc.set_threshold(700, 11, 12)
+    freeze_long_lived()
+    assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, 11, 12)
+    freeze_long_lived()  # again, after another model load: the same
+    assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, 11, 12)
 
 
 class _Lease:
