@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -11,7 +13,9 @@ import httpx
 import pytest
 
 from tests.support.corpus import english_paragraphs
+from tests.support.processes import wait_until_async
 from tests.support.server import ServeProcess
+from vecpipe.runtime import bind_listeners
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +107,24 @@ def test_queue_job_survives_sigkill(tmp_path: Path) -> None:
         for i in range(500):
             got = client.get(f"/v1/tenants/docs/records/q{i}")
             assert got.status_code == 200 and got.json()["text"] == texts[i]
+
+
+async def test_served_connections_send_without_waiting_for_acks() -> None:
+    """asyncio sets TCP_NODELAY only on connections of proto-IPPROTO_TCP listeners (a bare
+    socket.socket() has proto 0, and its responses then wait ~40 ms for delayed ACKs)."""
+    [listener] = bind_listeners("127.0.0.1", 0)
+    nodelay: list[int] = []
+
+    async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(accepted, sock=listener)
+    async with server:
+        _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        await wait_until_async(lambda: nodelay, 5, "the connection accepted")
+        writer.close()
+        await writer.wait_closed()
+    assert nodelay == [1]

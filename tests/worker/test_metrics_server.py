@@ -24,6 +24,7 @@ from vecpipe.errors import ConfigError
 from vecpipe.models import Record
 from vecpipe.resources import Resources, open_resources
 from vecpipe.settings import Settings
+from vecpipe.worker import metrics_server
 from vecpipe.worker.metrics_server import serve_worker_metrics
 
 METRICS_TOKEN = "worker metrics test token"
@@ -137,3 +138,11 @@ async def test_worker_process_serves_its_own_metrics_until_sigterm(tmp_path: Pat
     assert "Traceback" not in worker.log(), worker.log()
     async with open_resources(settings) as resources:
         assert await resources.queue.depth() == 0
+
+
+def test_accepted_connections_send_without_waiting_for_acks() -> None:
+    listener = metrics_server._listen("127.0.0.1", 0)
+    with listener, socket.create_connection(listener.getsockname()[:2]):
+        accepted, _ = listener.accept()
+        with accepted:  # Nagle off: a response's second write is not held for an ACK
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
