@@ -3,15 +3,19 @@ B is intact, late messages of A are dropped, and a repeat (after a kill) finishe
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.store.contract import record_points
 from tests.support.app import FAKE_DIMENSION, FakeFactory, make_settings
 from vecpipe.core.ingest import Op
 from vecpipe.core.offboard import offboard_tenant
 from vecpipe.core.pipeline import message_for
-from vecpipe.core.reindex import space_dict
+from vecpipe.core.reindex import ReindexRunner, space_dict
 from vecpipe.db.tokens import hash_token
 from vecpipe.models import EmbeddingSpace, Record
 from vecpipe.providers.config import AIConfig
@@ -170,3 +174,37 @@ async def test_a_late_message_of_an_offboarded_tenant_is_dropped(tmp_path: Path)
         await pipeline.submit_job(A, upserts=[Record(id="fresh", text="fresh text")])
         await worker_for(resources).run_until_idle()
         assert await pipeline.count_records(A) == 1
+
+
+async def test_offboarding_waits_for_the_page_a_migration_is_copying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page the migration runner took before the offboarding forgot the migration lands
+    first, then goes with the rest: written after the deletion, it brought A's records back."""
+    copying, release = asyncio.Event(), asyncio.Event()
+    copy_page = ReindexRunner._copy_page
+
+    async def held(self: ReindexRunner, tenant_id: str, *args: Any) -> None:
+        if tenant_id == A:
+            copying.set()
+            await release.wait()
+        await copy_page(self, tenant_id, *args)
+
+    monkeypatch.setattr(ReindexRunner, "_copy_page", held)
+    settings = settings_for(tmp_path)
+    async with open_resources(settings, provider_factory=FakeFactory()) as resources:
+        marks = await populate(resources, A)
+        await start_migration(resources, A)
+        assert resources.pipeline.reindexes is not None
+        resources.pipeline.reindexes.started.set()  # wake the runner now
+        await asyncio.wait_for(copying.wait(), 10)
+        offboarding = asyncio.create_task(
+            offboard_tenant(resources.pipeline, resources.database, A)
+        )
+        await asyncio.sleep(0.3)
+        assert not offboarding.done()  # the migration is forgotten; the page is awaited
+        release.set()
+        removed = await asyncio.wait_for(offboarding, 30)
+        assert removed["records"] >= 20
+        assert await reachable(resources, A) == NOTHING
+    assert scan(settings.data_dir, marks.strings) == []

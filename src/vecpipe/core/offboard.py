@@ -3,7 +3,10 @@
 Order matters, and every step is idempotent, so a crash anywhere is cured by calling again:
 
 1. A tombstone (db/tombstones.py): from now on the worker drops the tenant's messages.
-2. Its migration row, so a reindex in progress stops copying into its target space.
+2. Its migration row, so a reindex in progress stops copying; a page of its records the
+   migration runner of this process is copying is waited for (`Reindexes.settled`): it
+   would otherwise write them back after step 4 (a runner in another process stops at its
+   next page, and step 6 removes what its last one wrote).
 3. Its waiting messages and dead letters (both queue backends).
 4. Its points in every space the store holds (`store.spaces()`: a reindex's target space
    and spaces of configs it had before included).
@@ -46,6 +49,8 @@ async def offboard_tenant(pipeline: Pipeline, database: Database, tenant_id: str
     await database.tombstones.begin(tenant_id)
     migration = await database.reindexes.get(tenant_id)
     await database.reindexes.forget(tenant_id)
+    if pipeline.reindexes is not None:
+        await pipeline.reindexes.settled(tenant_id)
     purged = await pipeline.queue.purge_tenant(tenant_id)
     records, points, touched = await delete_tenant_points(pipeline.store, tenant_id)
     tokens = await database.tokens.delete_tenant(tenant_id)

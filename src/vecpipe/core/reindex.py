@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,6 +72,31 @@ class Reindexes:
         self.configs = configs
         self.store = store
         self.started = asyncio.Event()  # set on each start: wakes the runner
+        self._copying: Counter[str] = Counter()  # pages the runner is copying, per tenant
+        self._copied = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def copying(self, tenant_id: str) -> AsyncIterator[None]:
+        """Held by the runner over one page: its check that the migration still runs, and
+        the writes of the page. Counted first, so that `settled` after the row is gone
+        waits for a page that checked before."""
+        self._copying[tenant_id] += 1
+        try:
+            yield
+        finally:
+            self._copying[tenant_id] -= 1
+            if not self._copying[tenant_id]:
+                del self._copying[tenant_id]
+                async with self._copied:
+                    self._copied.notify_all()
+
+    async def settled(self, tenant_id: str) -> None:
+        """Wait for the page of the tenant's records the runner of this process is copying,
+        if any. Called once the tenant's migration row is gone (offboarding), it returns when
+        nothing more of the tenant will be written by a migration here: a page that checked
+        before the row went lands first; every later page sees it gone."""
+        async with self._copied:
+            await self._copied.wait_for(lambda: tenant_id not in self._copying)
 
     async def active_config(self, tenant_id: str) -> AIConfig:
         """The config reads use: the old one while a migration runs, else the stored one."""
@@ -236,10 +262,13 @@ class ReindexRunner(AsyncResource):
         cursor: str | None = None
         done = 0
         while True:
-            if self._stopping or not await self._still_running(row):
-                return False
-            page, cursor = await store.scroll_records(old, row.tenant_id, cursor, self.page_size)
-            await self._copy_page(row.tenant_id, chain, old, page)
+            async with self.reindexes.copying(row.tenant_id):  # offboarding waits for it
+                if self._stopping or not await self._still_running(row):
+                    return False
+                page, cursor = await store.scroll_records(
+                    old, row.tenant_id, cursor, self.page_size
+                )
+                await self._copy_page(row.tenant_id, chain, old, page)
             done += sum(record.chunk_count for record in page)
             await repo.progress(row.tenant_id, done)
             if cursor is None:
