@@ -27,11 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator
 
 from vecpipe.db.tombstones import TombstoneRepo
 from vecpipe.errors import TenantOffboarding
+from vecpipe.in_flight import InFlight
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +52,18 @@ class WriteGate:
 
     def __init__(self) -> None:
         self._closed: set[str] = set()
-        self._in_flight: Counter[str] = Counter()
-        self._changed = asyncio.Condition()
+        self._in_flight = InFlight()
 
     @contextlib.asynccontextmanager
     async def write(self, tenant_id: str, tombstones: TombstoneRepo) -> AsyncIterator[None]:
         """Hold while writing for the tenant; TenantOffboarding (409) when it may not be."""
-        self._in_flight[tenant_id] += 1  # first: an offboarding that closes now waits for us
-        try:
+        async with self._in_flight.hold(tenant_id):  # first: an offboarding closing now waits
             if tenant_id in self._closed:
                 raise refusal(tenant_id)
             tombstone = await tombstones.get(tenant_id)
             if tombstone is not None and tombstone.state == "deleting":
                 raise refusal(tenant_id)
             yield
-        finally:
-            self._in_flight[tenant_id] -= 1
-            if not self._in_flight[tenant_id]:
-                del self._in_flight[tenant_id]
-                async with self._changed:
-                    self._changed.notify_all()
 
     def check_open(self, tenant_id: str) -> None:
         """Refuse now if an offboarding of the tenant started here meanwhile: a long write
@@ -80,7 +72,7 @@ class WriteGate:
             raise refusal(tenant_id)
 
     def in_flight(self, tenant_id: str) -> int:
-        return self._in_flight[tenant_id]
+        return self._in_flight.count(tenant_id)
 
     @contextlib.asynccontextmanager
     async def offboarding(
@@ -89,19 +81,15 @@ class WriteGate:
         """Refuse the tenant's writes from now on, and wait for those in flight to end."""
         self._closed.add(tenant_id)
         try:
-            async with self._changed:
-                try:
-                    await asyncio.wait_for(
-                        self._changed.wait_for(lambda: not self._in_flight[tenant_id]),
-                        drain_seconds,
-                    )
-                except TimeoutError:  # the offboarding's second pass removes what lands
-                    log.warning(
-                        "offboarding %s: %d writes still in flight after %.0f s",
-                        tenant_id,
-                        self._in_flight[tenant_id],
-                        drain_seconds,
-                    )
+            try:
+                await asyncio.wait_for(self._in_flight.idle(tenant_id), drain_seconds)
+            except TimeoutError:  # the offboarding's second pass removes what lands
+                log.warning(
+                    "offboarding %s: %d writes still in flight after %.0f s",
+                    tenant_id,
+                    self._in_flight.count(tenant_id),
+                    drain_seconds,
+                )
             yield
         finally:
             self._closed.discard(tenant_id)

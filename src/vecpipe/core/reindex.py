@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from vecpipe.core.ai_config import AIConfigService
 from vecpipe.core.ingest import Ingestor, Op
 from vecpipe.db.reindex_repo import Reindex, ReindexRepo
 from vecpipe.errors import ValidationError, VecpipeError
+from vecpipe.in_flight import InFlight
 from vecpipe.lifecycle import AsyncResource
 from vecpipe.models import EmbeddingSpace, Record, StoredRecord
 from vecpipe.providers.chain import ProviderChain
@@ -72,31 +73,20 @@ class Reindexes:
         self.configs = configs
         self.store = store
         self.started = asyncio.Event()  # set on each start: wakes the runner
-        self._copying: Counter[str] = Counter()  # pages the runner is copying, per tenant
-        self._copied = asyncio.Condition()
+        self._copying = InFlight()  # pages the runner is copying, per tenant
 
-    @contextlib.asynccontextmanager
-    async def copying(self, tenant_id: str) -> AsyncIterator[None]:
+    def copying(self, tenant_id: str) -> AbstractAsyncContextManager[None]:
         """Held by the runner over one page: its check that the migration still runs, and
         the writes of the page. Counted first, so that `settled` after the row is gone
         waits for a page that checked before."""
-        self._copying[tenant_id] += 1
-        try:
-            yield
-        finally:
-            self._copying[tenant_id] -= 1
-            if not self._copying[tenant_id]:
-                del self._copying[tenant_id]
-                async with self._copied:
-                    self._copied.notify_all()
+        return self._copying.hold(tenant_id)
 
     async def settled(self, tenant_id: str) -> None:
         """Wait for the page of the tenant's records the runner of this process is copying,
         if any. Called once the tenant's migration row is gone (offboarding), it returns when
         nothing more of the tenant will be written by a migration here: a page that checked
         before the row went lands first; every later page sees it gone."""
-        async with self._copied:
-            await self._copied.wait_for(lambda: tenant_id not in self._copying)
+        await self._copying.idle(tenant_id)
 
     async def active_config(self, tenant_id: str) -> AIConfig:
         """The config reads use: the old one while a migration runs, else the stored one."""
