@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,7 +74,7 @@ class Reindexes:
         self.started = asyncio.Event()  # set on each start: wakes the runner
         self._copying = InFlight()  # pages the runner is copying, per tenant
 
-    def copying(self, tenant_id: str) -> AbstractAsyncContextManager[None]:
+    def copying(self, tenant_id: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Held by the runner over one page: its check that the migration still runs, and
         the writes of the page. Counted first, so that `settled` after the row is gone
         waits for a page that checked before."""

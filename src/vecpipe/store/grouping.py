@@ -128,12 +128,12 @@ def _penalised(hit: ChunkHit, penalty: float) -> ChunkHit:
 def _search_hit(best: ChunkHit, chunk_zero: Mapping[str, Any] | None, mode: str) -> SearchHit:
     chunk_text = str(best.payload.get(CHUNK_TEXT, ""))
     text = full_text(best.payload)
-    if text is None:
-        text = (full_text(chunk_zero) if chunk_zero is not None else None) or chunk_text
+    if text is None and chunk_zero is not None:
+        text = full_text(chunk_zero)
     return SearchHit(
         id=best.record_id,
         score=best.score,
-        text=text,
+        text=chunk_text if text is None else text,  # no chunk 0 stored: this chunk's text
         metadata=dict(best.payload.get(METADATA) or {}),
         chunk=chunk_text,
         chunk_index=best.chunk_index,
